@@ -1,0 +1,183 @@
+"""NumPy ``.npy`` files, written exactly as ``np.save`` writes them and parsed without ``eval``.
+
+DLIO's npy generator calls ``np.save`` on one array shaped ``(d1, d2, num_samples)``. Writing goes
+through ``numpy.lib.format``'s header writer, so our files are byte-identical to ``np.save``'s. Parsing
+is on the read hot path: the header is looked up in a small cache (datasets repeat a handful of
+shapes), parsed with ``ast.literal_eval`` only on a miss, and the data is a zero-copy view.
+
+Example:
+    >>> import numpy as np
+    >>> x = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    >>> raw = npy_header(x.shape, x.dtype) + x.tobytes()
+    >>> bool((parse(raw) == x).all())
+    True
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import struct
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.lib import format as npformat
+
+from dlio_core.formats.base import FormatError, FunctionFormat, where
+
+if TYPE_CHECKING:
+    from dlio_core.storage import Storage
+
+__all__ = ["FORMAT", "npy_header", "parse", "parse_at", "write_file", "file_size"]
+
+_MAGIC = b"\x93NUMPY"
+_PRE = struct.Struct("<6sBBH")  # magic, major, minor, v1 header length
+_U32 = struct.Struct("<I")
+# header bytes -> (dtype, shape, element count, fortran_order, data bytes)
+_HeaderInfo = tuple[np.dtype, tuple[int, ...], int, bool, int]
+_CACHE: dict[bytes, _HeaderInfo] = {}
+_CACHE_MAX = 4096
+
+
+def byte_view(buffer: Any) -> memoryview:
+    """A flat unsigned-byte memoryview of any C-contiguous buffer (no copy)."""
+    mv = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    return mv
+
+
+def npy_header(shape: tuple[int, ...], dtype: Any) -> bytes:
+    """The header ``np.save`` writes for a C-ordered array (magic, version, padded dict).
+
+    Example:
+        >>> len(npy_header((64, 64, 1), np.uint8))
+        128
+    """
+    d = {"descr": npformat.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+         "shape": tuple(int(s) for s in shape)}
+    bio = io.BytesIO()
+    try:
+        npformat.write_array_header_1_0(bio, d)
+    except ValueError:  # header longer than 65535 bytes: np.save moves to version 2.0 too
+        bio = io.BytesIO()
+        npformat.write_array_header_2_0(bio, d)
+    return bio.getvalue()
+
+
+def _parse_header(key: bytes, major: int, path: str | None) -> _HeaderInfo:
+    text_bytes = key[4:] if major == 1 else key[6:]  # after version and length fields
+    try:
+        text = text_bytes.decode("utf8" if major >= 3 else "latin1")
+        with warnings.catch_warnings():  # corrupt headers may hold bad escapes; the error says enough
+            warnings.simplefilter("ignore")
+            d = ast.literal_eval(text)
+    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError) as e:
+        raise FormatError(f"{where(path)}: corrupt npy header ({e.__class__.__name__})") from None
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise FormatError(f"{where(path)}: npy header is not a descr/fortran_order/shape dict: {text.strip()!r}")
+    shape, fortran = d["shape"], d["fortran_order"]
+    if (not isinstance(shape, tuple) or not all(isinstance(s, int) and s >= 0 for s in shape)
+            or not isinstance(fortran, bool)):
+        raise FormatError(f"{where(path)}: bad shape or fortran_order in npy header: {text.strip()!r}")
+    try:
+        dtype = npformat.descr_to_dtype(d["descr"])
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{where(path)}: unknown dtype {d['descr']!r} in npy header ({e})") from None
+    if dtype.hasobject:
+        raise FormatError(f"{where(path)}: npy holds Python objects (pickled); only plain arrays are read")
+    count = 1
+    for s in shape:
+        count *= s
+    return dtype, shape, count, fortran, count * dtype.itemsize
+
+
+def parse_at(mv: memoryview, off: int, end: int, path: str | None = None) -> np.ndarray:
+    """The array stored as npy in ``mv[off:end]``, as a view of ``mv``.
+
+    Example:
+        >>> raw = memoryview(b"junk" + npy_header((3,), np.uint8) + b"abc")
+        >>> parse_at(raw, 4, len(raw)).tobytes()
+        b'abc'
+    """
+    try:
+        magic, major, _minor, hlen = _PRE.unpack_from(mv, off)
+    except struct.error:
+        raise FormatError(f"{where(path)}: truncated npy (no room for the header)") from None
+    if magic != _MAGIC:
+        raise FormatError(f"{where(path)}: not an npy array (bad magic {bytes(magic)!r})")
+    if major == 1:
+        hend = off + 10 + hlen
+    elif major in (2, 3):
+        if off + 12 > end:
+            raise FormatError(f"{where(path)}: truncated npy header")
+        hend = off + 12 + _U32.unpack_from(mv, off + 8)[0]
+    else:
+        raise FormatError(f"{where(path)}: unsupported npy version {major}.{_minor}")
+    if hend > end:
+        raise FormatError(f"{where(path)}: truncated npy header ({end - off} of {hend - off} bytes)")
+    key = bytes(mv[off + 6:hend])
+    info = _CACHE.get(key)
+    if info is None:
+        info = _parse_header(key, major, path)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = info
+    dtype, shape, count, fortran, nbytes = info
+    if hend + nbytes > end:
+        raise FormatError(f"{where(path)}: truncated npy data: {end - hend} of {nbytes} bytes "
+                          f"for shape {shape} {dtype}")
+    arr = np.frombuffer(mv, dtype=dtype, count=count, offset=hend)
+    if fortran:
+        return arr.reshape(shape[::-1]).T
+    return arr.reshape(shape)
+
+
+def parse(buffer: Any, path: str | None = None) -> np.ndarray:
+    """The array in a whole ``.npy`` file held in ``buffer`` (bytes, memoryview, uint8 array).
+
+    Example:
+        >>> parse(npy_header((2,), np.int16) + b"\\x01\\x00\\x02\\x00").tolist()
+        [1, 2]
+    """
+    mv = byte_view(buffer)
+    return parse_at(mv, 0, mv.nbytes, path)
+
+
+def file_size(shape: tuple[int, ...], dtype: Any, *, compression: str | None = "none") -> int:
+    """Exact size of the file ``write_file`` writes for an array of this shape and dtype.
+
+    Example:
+        >>> file_size((64, 64, 1), "uint8")
+        4224
+    """
+    n = np.dtype(dtype).itemsize
+    for s in shape:
+        n *= int(s)
+    return len(npy_header(shape, dtype)) + n
+
+
+def raw_bytes(x: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array, without copying."""
+    return memoryview(x.reshape(-1).view(np.uint8))
+
+
+def write_file(storage: Storage, path: str, x: np.ndarray, *, compression: str | None = "none") -> int:
+    """Write ``x`` as ``np.save`` would, atomically; return the bytes written.
+
+    DLIO ignores ``dataset.compression`` for npy; so do we (callers warn once per dataset).
+
+    Example:
+        >>> import tempfile; from dlio_core.storage import open_storage
+        >>> st = open_storage(tempfile.mkdtemp())
+        >>> write_file(st, "a.npy", np.zeros((4, 4, 2), np.uint8))
+        160
+        >>> np.load(st.path("a.npy")).shape
+        (4, 4, 2)
+    """
+    x = np.ascontiguousarray(x)
+    return storage.write_atomic(path, [npy_header(x.shape, x.dtype), raw_bytes(x)])
+
+
+FORMAT = FunctionFormat("npy", "npy", write_file, parse, file_size)

@@ -1,0 +1,325 @@
+"""Dataset generation with DLIO's names, layout and file sizes, in parallel, reproducibly.
+
+What matches DLIO (``data_generator/data_generator.py`` and the npz/npy generators at HEAD):
+
+* names ``{file_prefix}_{i:0Nd}_of_{N}.{format}`` (N = file count of the split, padded to its digits)
+  under ``{data_folder}/train`` and ``/valid``; with ``num_subfolders_* > 1`` file ``i`` goes to
+  subfolder ``i % num_subfolders``, named with ``len(str(num_subfolders))`` digits;
+* shapes: a sample is ``d x d`` with ``d = int(sqrt(record_length_bytes))``, or ``record_dims``; a file
+  holds ``(*sample_shape, num_samples_per_file)`` of ``record_element_type``; with
+  ``record_length_bytes_stdev > 0`` both dims of file ``g`` are ``max(int(v), 1)`` of
+  ``v[2g], v[2g+1]`` where ``v = normal(d, stdev / 2 / sqrt(record_length_bytes), 2 * total)`` after
+  ``np.random.seed(10)``, ``g`` counting train files then valid files. Sizes therefore equal DLIO's
+  for the same config, on any number of ranks;
+* rank ``r`` of ``world`` writes global files ``r, r + world, ...``.
+
+What differs, on purpose: content is seeded per file (``PCG64(SeedSequence([10, split, index]))``
+raw bits, incompressible) instead of DLIO's unseeded generator, so a rerun is byte-identical whatever
+the rank and thread counts; files appear atomically; ``compression: zip`` really deflates npz members
+(DLIO means to, never does); a manifest of names and sizes is written for runs to use instead of
+listing.
+
+Example:
+    >>> import tempfile
+    >>> from types import SimpleNamespace as NS
+    >>> ds = NS(data_folder=tempfile.mkdtemp(), format="npz", num_files_train=4, num_files_eval=0,
+    ...         num_samples_per_file=1, record_length_bytes=4096, record_length_bytes_stdev=0,
+    ...         num_subfolders_train=2, num_subfolders_eval=0, file_prefix="img", compression="none",
+    ...         record_dims=(), record_element_type="uint8")
+    >>> cfg = NS(dataset=ds, to_dict=lambda: {"dataset": vars(ds)})
+    >>> m = generate_dataset(cfg, progress=False)
+    >>> m.train[:2]
+    (('train/0/img_0_of_4.npz', 4594), ('train/1/img_1_of_4.npz', 4594))
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dlio_core.formats import Format, get_format
+from dlio_core.manifest import (
+    MANIFEST_NAME,
+    DatasetError,
+    Manifest,
+    dataset_files,
+    dataset_storage,
+    load_manifest,
+    scan_manifest,
+    write_manifest,
+)
+from dlio_core.progress import Progress
+
+__all__ = ["generate_dataset", "DatasetPlan", "sample_array", "file_name", "dlio_dims",
+           "Manifest", "DatasetError", "MANIFEST_NAME", "dataset_files", "dataset_storage", "load_manifest",
+           "write_manifest", "scan_manifest"]
+
+DIMS_SEED = 10      # DLIO: np.random.seed(10) right before get_dimension()
+CONTENT_SEED = 10   # ours: file contents come from SeedSequence([CONTENT_SEED, split_id, index])
+SPLITS = ("train", "valid")
+
+
+def _name(v: Any) -> str:
+    return str(getattr(v, "value", v)).lower()
+
+
+def file_name(prefix: str, index: int, count: int, extension: str) -> str:
+    """DLIO's file name: the index zero-padded to the digits of the count.
+
+    Example:
+        >>> file_name("img", 7, 16, "npz"), file_name("img", 7, 168, "npz")
+        ('img_07_of_16.npz', 'img_007_of_168.npz')
+    """
+    return f"{prefix}_{index:0{len(str(count))}d}_of_{count}.{extension}"
+
+
+def dlio_dims(record_length_bytes: float, record_length_bytes_stdev: float, total_files: int) -> np.ndarray | None:
+    """DLIO's per-file dims, ``(2 * total_files,)`` int64, or None when the stdev is 0 (all ``d``).
+
+    Draws from a private ``RandomState(10)``: the same stream as DLIO's ``np.random.seed(10)`` +
+    ``np.random.normal``, without touching the global generator.
+
+    Example:
+        >>> dlio_dims(146600628, 68341808, 2).tolist()
+        [15865, 14125, 7745, 12083]
+    """
+    d = int(math.sqrt(record_length_bytes))
+    sd = record_length_bytes_stdev / 2.0 / math.sqrt(record_length_bytes) if record_length_bytes > 0 else 0.0
+    if not sd > 0:
+        return None
+    v = np.random.RandomState(DIMS_SEED).normal(d, sd, 2 * total_files)
+    return np.maximum(v.astype(np.int64), 1)  # astype truncates toward zero, as int() does
+
+
+def sample_array(shape: tuple[int, ...], dtype: Any, key: tuple[int, ...]) -> np.ndarray:
+    """Incompressible content for one file, a pure function of ``key``.
+
+    Integer types take raw PCG64 output (fast, releases the GIL); floats are uniform in [0, 1) as
+    DLIO's ``gen_random_tensor`` makes them (no NaNs); bools are random bits.
+
+    Example:
+        >>> a = sample_array((4, 4, 1), "uint8", (10, 0, 3))
+        >>> a.shape, bool((a == sample_array((4, 4, 1), "uint8", (10, 0, 3))).all())
+        ((4, 4, 1), True)
+    """
+    dt = np.dtype(dtype)
+    bitgen = np.random.PCG64(np.random.SeedSequence(list(key)))
+    count = 1
+    for s in shape:
+        count *= int(s)
+    if dt.kind == "f":
+        g = np.random.Generator(bitgen)
+        src = np.float32 if dt.itemsize <= 4 else np.float64
+        return g.random(size=count, dtype=src).astype(dt, copy=False).reshape(shape)
+    nbytes = count * dt.itemsize
+    raw = bitgen.random_raw((nbytes + 7) // 8).view(np.uint8)[:nbytes]
+    if dt.kind == "b":
+        return (raw & 1).view(np.bool_).reshape(shape)
+    return raw.view(dt).reshape(shape)
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """Every file of a dataset: name, shape, dtype and expected size, without touching storage.
+
+    Global file index ``g`` counts train files, then valid files (DLIO's order).
+    """
+
+    format: str
+    extension: str
+    file_prefix: str
+    num_files: tuple[int, int]         # train, valid
+    num_subfolders: tuple[int, int]    # train, valid
+    samples_per_file: int
+    dtype: np.dtype
+    sample_shape: tuple[int, ...] | None   # record_dims, or (d, d) when every file is alike
+    dims: np.ndarray | None                # per-file dims when drawn (stdev > 0)
+    compression: str
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> DatasetPlan:
+        """The plan for ``cfg.dataset`` (raises ``DatasetError`` for combinations DLIO rejects)."""
+        ds = cfg.dataset
+        fmt = get_format(ds.format)
+        n_train, n_valid = int(ds.num_files_train), max(int(ds.num_files_eval), 0)
+        total = n_train + n_valid
+        record_dims = tuple(int(v) for v in (getattr(ds, "record_dims", None) or ()))
+        stdev = float(getattr(ds, "record_length_bytes_stdev", 0) or 0)
+        length = float(ds.record_length_bytes)
+        dims = None
+        if record_dims:
+            if stdev > 0:
+                raise DatasetError("dataset.record_dims and dataset.record_length_bytes_stdev are both set; "
+                                   "DLIO rejects this (drop one of them)")
+            shape: tuple[int, ...] | None = record_dims
+        else:
+            dims = dlio_dims(length, stdev, total)
+            d = int(math.sqrt(length))
+            shape = None if dims is not None else (d, d)
+        return cls(format=fmt.name, extension=fmt.extension, file_prefix=str(ds.file_prefix),
+                   num_files=(n_train, n_valid),
+                   num_subfolders=(int(ds.num_subfolders_train or 0), int(ds.num_subfolders_eval or 0)),
+                   samples_per_file=int(ds.num_samples_per_file),
+                   dtype=np.dtype(getattr(ds, "record_element_type", None) or "uint8"),
+                   sample_shape=shape, dims=dims,
+                   compression=_effective_compression(fmt.name, getattr(ds, "compression", "none")))
+
+    @property
+    def total(self) -> int:
+        """Files in both splits."""
+        return self.num_files[0] + self.num_files[1]
+
+    def locate(self, g: int) -> tuple[int, int]:
+        """``(split_id, index_in_split)`` of global file ``g`` (split 0 = train, 1 = valid)."""
+        return (0, g) if g < self.num_files[0] else (1, g - self.num_files[0])
+
+    def relpath(self, split_id: int, index: int) -> str:
+        """Path of a file relative to the data folder, e.g. ``train/1/img_07_of_16.npz``.
+
+        Example:
+            >>> from types import SimpleNamespace as NS
+            >>> p = DatasetPlan("npz", "npz", "img", (16, 0), (2, 0), 1, np.dtype("u1"), (8, 8), None, "none")
+            >>> p.relpath(0, 7)
+            'train/1/img_07_of_16.npz'
+        """
+        n, subs = self.num_files[split_id], self.num_subfolders[split_id]
+        name = file_name(self.file_prefix, index, n, self.extension)
+        if subs > 1:
+            return f"{SPLITS[split_id]}/{index % subs:0{len(str(subs))}d}/{name}"
+        return f"{SPLITS[split_id]}/{name}"
+
+    def shape(self, g: int) -> tuple[int, ...]:
+        """The array shape of global file ``g``: ``(*sample_shape, samples_per_file)``."""
+        if self.dims is not None:
+            return (int(self.dims[2 * g]), int(self.dims[2 * g + 1]), self.samples_per_file)
+        assert self.sample_shape is not None
+        return (*self.sample_shape, self.samples_per_file)
+
+    def directories(self) -> list[str]:
+        """Folders DLIO creates: ``train``, ``valid`` and the numbered subfolders."""
+        out = []
+        for sid, split in enumerate(SPLITS):
+            out.append(split)
+            subs = self.num_subfolders[sid]
+            if subs > 1:
+                out += [f"{split}/{k:0{len(str(subs))}d}" for k in range(subs)]
+        return out
+
+    def expected_size(self, fmt: Format, g: int) -> int | None:
+        """Exact bytes of file ``g``, or None when compression makes it data-dependent."""
+        return fmt.file_size(self.shape(g), self.dtype, compression=self.compression)
+
+    def manifest(self, sizes: list[int], dataset: Any) -> Manifest:
+        """The manifest for per-file ``sizes`` (indexed by global file, -1 when unknown)."""
+        lists: list[list[tuple[str, int]]] = [[], []]
+        for g in range(self.total):
+            sid, i = self.locate(g)
+            lists[sid].append((self.relpath(sid, i), int(sizes[g])))
+        by_name = [tuple(sorted(fl, key=lambda f: (posixpath.basename(f[0]), f[0]))) for fl in lists]
+        return Manifest(format=self.format, train=by_name[0], valid=by_name[1], dataset=dataset)
+
+
+def _effective_compression(fmt: str, compression: Any) -> str:
+    """What compression actually applies; values DLIO ignores for this format are warned about."""
+    c = _name(compression if compression is not None else "none")
+    if c in ("none", ""):
+        return "none"
+    if fmt == "npz" and c == "zip":
+        return "zip"
+    warnings.warn(f"dataset.compression={c} has no effect on {fmt} files (as in DLIO); writing them "
+                  f"uncompressed", stacklevel=3)
+    return "none"
+
+
+def _default_threads() -> int:
+    return min(8, (os.cpu_count() or 1) * 2)
+
+
+def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | None = None,
+                     progress: bool = True) -> Manifest:
+    """Write this rank's share of the dataset described by ``cfg.dataset``; return the manifest.
+
+    Rank ``r`` writes global files ``r, r + world, ...`` with ``threads`` writer threads (default
+    ``min(8, 2 * cpus)``). Rank 0 also writes ``{data_folder}/dl-driver-manifest.json``: every size is
+    known in advance from the shapes, so it needs nothing from the other ranks (callers still barrier
+    before reading). Compressed files are the exception: their sizes depend on the data, so with
+    ``world > 1`` no manifest is written (sizes are -1 in the returned one); call
+    ``write_manifest(storage, scan_manifest(cfg, storage))`` after the barrier if one is wanted.
+    """
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in a world of {world}")
+    nthreads = _default_threads() if threads is None else int(threads)
+    if nthreads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    plan = DatasetPlan.from_config(cfg)
+    fmt = get_format(plan.format)
+    storage = dataset_storage(cfg)
+    for d in plan.directories():  # every rank: makedirs is idempotent and spares us a barrier
+        storage.makedirs(d)
+
+    size_of: dict[tuple[int, ...], int | None] = {}  # shapes repeat: one header build per shape
+    expected = []
+    for g in range(plan.total):
+        shape = plan.shape(g)
+        if shape not in size_of:
+            size_of[shape] = fmt.file_size(shape, plan.dtype, compression=plan.compression)
+        expected.append(size_of[shape])
+    sizes = [-1 if s is None else s for s in expected]
+    mine = range(rank, plan.total, world)
+    bar = Progress(len(mine), f"generating {plan.format} in {storage.url}", enabled=progress)
+
+    def write_one(g: int) -> tuple[int, int]:
+        sid, i = plan.locate(g)
+        rel = plan.relpath(sid, i)
+        x = sample_array(plan.shape(g), plan.dtype, (CONTENT_SEED, sid, i))
+        n = fmt.write_file(storage, rel, x, compression=plan.compression)
+        if expected[g] is not None and n != expected[g]:
+            raise DatasetError(f"{rel}: wrote {n} bytes, expected {expected[g]} (dl-driver bug: please report)")
+        return g, n
+
+    try:
+        for g, n in _run(write_one, mine, nthreads):
+            sizes[g] = n
+            bar.update(1, n)
+    finally:
+        bar.close()
+
+    dataset_section = cfg.to_dict()["dataset"] if hasattr(cfg, "to_dict") else {}
+    manifest = plan.manifest(sizes, dataset_section)
+    if rank == 0 and min(sizes, default=0) >= 0:
+        write_manifest(storage, manifest)
+    return manifest
+
+
+def _run(fn: Any, items: range, nthreads: int) -> Iterator[tuple[int, int]]:
+    """``fn`` over ``items`` on ``nthreads`` threads, at most ``2 * nthreads`` in flight (memory stays
+    bounded for million-file datasets); results in completion order; the first error cancels the rest."""
+    if nthreads == 1:
+        for g in items:
+            yield fn(g)
+        return
+    with ThreadPoolExecutor(nthreads, thread_name_prefix="dl-driver-gen") as ex:
+        pending: set[Future[tuple[int, int]]] = set()
+        try:
+            for g in items:
+                pending.add(ex.submit(fn, g))
+                if len(pending) >= 2 * nthreads:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        yield f.result()
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    yield f.result()
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise

@@ -1,0 +1,113 @@
+"""The output folder and the run log.
+
+The folder is ``output.folder``, else hydra's ``hydra.run.dir``, else DLIO's default
+``hydra_log/{model.name}/{YYYY-MM-DD}-{HH-MM-SS}``. It receives ``dlio.log`` (console lines, all ranks,
+each prefixed with its rank when there is more than one), the resolved config with secrets redacted
+and the overrides (``.hydra/config.yaml`` and ``.hydra/overrides.yaml``, or ``hydra.output_subdir``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+from typing import Any, Iterable
+
+import yaml
+
+from .report.host import timestamp
+
+__all__ = ["resolve_output_folder", "RunLog", "write_config_copies", "redact_override"]
+
+# Overrides whose key names a secret are saved and logged with the value hidden.
+_SECRET_KEY = re.compile(r"(secret|password|passwd|token|connection_string|account_key|credential|sas)", re.I)
+
+
+def resolve_output_folder(cfg: Any) -> str:
+    """Where this run's files go (see module docstring)."""
+    folder = getattr(cfg.output, "folder", None)
+    if folder:
+        return str(folder)
+    return os.path.join("hydra_log", str(cfg.model.name), time.strftime("%Y-%m-%d-%H-%M-%S"))
+
+
+def redact_override(text: str) -> str:
+    """``++workload.storage.storage_options.secret_access_key=abc`` -> ``...=***``."""
+    key, sep, _ = text.partition("=")
+    if sep and _SECRET_KEY.search(key):
+        return f"{key}=***"
+    return text
+
+
+def write_config_copies(folder: str, cfg: Any, overrides: Iterable[str], subdir: str = ".hydra") -> None:
+    """Save the resolved config (secrets redacted) and the overrides, as hydra lays them out."""
+    path = os.path.join(folder, subdir)
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.yaml"), "w", encoding="utf-8") as fh:
+        yaml.safe_dump({"workload": cfg.to_dict(redact=True)}, fh, sort_keys=False)
+    with open(os.path.join(path, "overrides.yaml"), "w", encoding="utf-8") as fh:
+        yaml.safe_dump([redact_override(o) for o in overrides], fh, sort_keys=False)
+
+
+class RunLog:
+    """Console and ``dlio.log`` lines in DLIO's style: ``[OUTPUT] <timestamp> <message>``.
+
+    Only rank 0 prints to the console (as DLIO); every rank appends to the log file.
+    """
+
+    def __init__(self, rank: int = 0, world: int = 1, quiet: bool = False) -> None:
+        self.rank = rank
+        self.world = world
+        self.quiet = quiet
+        self._file = None
+        self._pending: list[str] = []
+
+    def open_file(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        for line in self._pending:
+            self._file.write(line + "\n")
+        self._pending.clear()
+        self._file.flush()
+
+    def _emit(self, level: str, message: str, console: bool) -> None:
+        prefix = f"[{level}] {timestamp()} "
+        if self.world > 1:
+            prefix += f"[rank {self.rank}] "
+        lines = [prefix + part for part in message.splitlines() or [""]]
+        if console and self.rank == 0 and not self.quiet:
+            stream = sys.stderr if level in ("WARNING", "ERROR") else sys.stdout
+            print("\n".join(lines), file=stream, flush=True)
+        if self._file is not None:
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+        else:
+            self._pending.extend(lines)
+
+    def output(self, message: str) -> None:
+        self._emit("OUTPUT", message, console=True)
+
+    def info(self, message: str) -> None:
+        self._emit("INFO", message, console=logging.getLogger("dl_driver").isEnabledFor(logging.INFO))
+
+    def warning(self, message: str) -> None:
+        self._emit("WARNING", message, console=True)
+
+    def error(self, message: str) -> None:
+        self._emit("ERROR", message, console=True)
+
+    def metric_block(self, lines: list[str]) -> None:
+        """The ``[METRIC]`` block, printed verbatim (no timestamps inside, as DLIO prints it)."""
+        text = "\n".join(lines)
+        if self.rank == 0 and not self.quiet:
+            print(text, flush=True)
+        if self._file is not None:
+            self._file.write(text + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

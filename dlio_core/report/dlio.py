@@ -1,0 +1,200 @@
+"""DLIO-compatible result files: ``summary.json``, ``{rank}_per_epoch_stats.json``,
+``{rank}_output.json`` and the ``[METRIC]`` console block; plus our ``report.json``.
+
+Same keys, types and meanings as DLIO HEAD, computed without its bugs (README, "Differences from
+DLIO"): the measured step window is the same in numerator and denominator, MB/s comes from bytes
+actually read (MiB, as MLPerf's reportgen assumes), evaluation is aggregated across ranks like
+training (AU averaged, samples/s summed), and nothing is trimmed from the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any, Sequence
+
+from ..metrics import mean_std
+from .host import host_info, timestamp
+
+__all__ = ["write_all", "metric_block"]
+
+MIB = 2**20
+
+
+def _json_dump(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=4)
+    os.replace(tmp, path)
+
+
+def _epoch_figures(cfg: Any, epochs: Sequence[Any], phase: str) -> list[dict]:
+    """This rank's per-epoch window figures for ``phase`` ("train" or "eval")."""
+    out = []
+    for rec in epochs:
+        record = rec.train if phase == "train" else rec.eval
+        if record is None or record.steps == 0:
+            continue
+        w = record.window(cfg.output.exclude_start_steps, cfg.output.exclude_end_steps)
+        out.append({"epoch": rec.epoch, "au": w.au_percentage, "au_nb": w.au_without_barrier_percentage,
+                    "throughput": w.throughput_samples_per_s, "io_bps": w.io_bytes_per_s,
+                    "bytes": w.bytes_read, "sample_bytes": w.sample_bytes, "full_window": w.full_window})
+    return out
+
+
+def _aggregate(per_rank: list[list[dict]]) -> dict[str, list[float]]:
+    """Across ranks, epoch by epoch: AU averaged, throughput and bytes/s summed (DLIO's rule)."""
+    n = min((len(r) for r in per_rank), default=0)
+    agg: dict[str, list[float]] = {"au": [], "au_nb": [], "throughput": [], "io_bps": []}
+    for i in range(n):
+        rows = [r[i] for r in per_rank]
+        agg["au"].append(sum(x["au"] for x in rows) / len(rows))
+        agg["au_nb"].append(sum(x["au_nb"] for x in rows) / len(rows))
+        agg["throughput"].append(sum(x["throughput"] for x in rows))
+        agg["io_bps"].append(sum(x["io_bps"] for x in rows))
+    return agg
+
+
+def _phase_metrics(prefix: str, agg: dict[str, list[float]], au_target: float) -> dict[str, Any]:
+    au_mean, au_std = mean_std(agg["au"])
+    thr_mean, thr_std = mean_std(agg["throughput"])
+    io_mean, io_std = mean_std(agg["io_bps"])
+    return {
+        f"{prefix}_au_percentage": agg["au"],
+        f"{prefix}_au_mean_percentage": au_mean,
+        f"{prefix}_au_meet_expectation": "success" if au_mean >= au_target * 100 else "fail",
+        f"{prefix}_au_stdev_percentage": au_std,
+        f"{prefix}_throughput_samples_per_second": agg["throughput"],
+        f"{prefix}_throughput_mean_samples_per_second": thr_mean,
+        f"{prefix}_throughput_stdev_samples_per_second": thr_std,
+        f"{prefix}_io_mean_MB_per_second": io_mean / MIB,
+        f"{prefix}_io_stdev_MB_per_second": io_std / MIB,
+    }
+
+
+def metric_block(world: int, metric: dict[str, Any]) -> list[str]:
+    """DLIO's ``[METRIC]`` console block for ``summary["metric"]``."""
+    bar = "[METRIC] =========================================================="
+    lines = ["Averaged metric over all epochs", bar, f"[METRIC] Number of Simulated Accelerators: {world} "]
+    if "train_au_mean_percentage" in metric:
+        m = metric
+        lines += [
+            f"[METRIC] Training Accelerator Utilization [AU] (%): {m['train_au_mean_percentage']:.4f} ({m['train_au_stdev_percentage']:.4f})",
+            f"[METRIC] Training Throughput (samples/second): {m['train_throughput_mean_samples_per_second']:.4f} ({m['train_throughput_stdev_samples_per_second']:.4f})",
+            f"[METRIC] Training I/O Throughput (MB/second): {m['train_io_mean_MB_per_second']:.4f} ({m['train_io_stdev_MB_per_second']:.4f})",
+            f"[METRIC] train_au_meet_expectation: {m['train_au_meet_expectation']}",
+        ]
+    if "eval_au_mean_percentage" in metric:
+        m = metric
+        lines += [
+            f"[METRIC] Eval Accelerator Utilization [AU] (%): {m['eval_au_mean_percentage']:.4f} ({m['eval_au_stdev_percentage']:.4f})",
+            f"[METRIC] Eval Throughput (samples/second): {m['eval_throughput_mean_samples_per_second']:.6f} ({m['eval_throughput_stdev_samples_per_second']:.6f})",
+            f"[METRIC] Eval Throughput (MB/second): {m['eval_io_mean_MB_per_second']:.6f} ({m['eval_io_stdev_MB_per_second']:.6f})",
+            f"[METRIC] eval_au_meet_expectation: {m['eval_au_meet_expectation']}",
+        ]
+    lines.append(bar)
+    return lines
+
+
+def _per_epoch_stats(epochs: Sequence[Any]) -> dict[str, Any]:
+    stats: dict[str, Any] = {}
+    for rec in epochs:
+        if rec.train.steps == 0:
+            continue
+        duration = f"{rec.train.end[-1] - rec.train.start[0]:.2f}"
+        entry = {"start": rec.train_start, "end": rec.train_end, "duration": duration,
+                 "block1": {"start": rec.train_start, "end": rec.train_end, "duration": duration}}
+        if rec.eval is not None and rec.eval.steps:
+            entry["eval"] = {"start": rec.eval_start, "end": rec.eval_end,
+                             "duration": f"{rec.eval.end[-1] - rec.eval.start[0]:.2f}"}
+        stats[str(rec.epoch)] = entry
+    return stats
+
+
+def _rank_output(cfg: Any, epochs: Sequence[Any], host: dict, potential_caching: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "host_memory_GB": host["host_memory_GB"], "host_cpu_count": host["host_cpu_count"],
+        "host_processor_name": host["host_processor_name"], "potential_caching": potential_caching,
+        "host_cpuinfo": host["host_cpuinfo"], "host_meminfo": host["host_meminfo"],
+    }
+    ex_s, ex_e = cfg.output.exclude_start_steps, cfg.output.exclude_end_steps
+    for rec in epochs:
+        phases = {"block1": rec.train}
+        if rec.eval is not None:
+            phases["eval"] = rec.eval
+        entry: dict[str, Any] = {k: {} for k in ("load", "proc", "compute", "au", "throughput")}
+        for key, record in phases.items():
+            w = record.window(ex_s, ex_e)
+            entry["load"][key] = list(record.wait)
+            entry["proc"][key] = record.proc()
+            entry["compute"][key] = list(record.compute)
+            entry["au"][key] = w.au_percentage
+            entry["throughput"][key] = w.throughput_samples_per_s
+        entry["start"], entry["end"] = rec.train_start, rec.eval_end or rec.train_end
+        out[str(rec.epoch)] = entry
+    out["hostname"] = socket.gethostname()
+    return out
+
+
+def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any], start_ts: str, *,
+              train_files: Sequence[tuple[str, int]], eval_files: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """Write every rank's files and, on rank 0, ``summary.json``, ``report.json`` and the ``[METRIC]`` block.
+
+    Collective: every rank must call it. Returns the summary on rank 0 and ``{}`` elsewhere.
+    """
+    from .extended import build_report
+
+    host = host_info()
+    hosts = dist.allgather((dist.hostname, host["host_memory_GB"], host["host_cpu_count"]))
+    per_host = {name: (mem, cpus) for name, mem, cpus in hosts}
+    num_hosts = len(per_host)
+    dataset_bytes = sum(size for _, size in train_files)
+    data_per_host_gb = dataset_bytes / max(1, num_hosts) / 2**30
+    caching = [1 if data_per_host_gb <= mem else 0 for mem, _ in per_host.values()]
+    my_caching = 1 if data_per_host_gb <= host["host_memory_GB"] else 0
+
+    train_rows = _epoch_figures(cfg, epochs, "train")
+    eval_rows = _epoch_figures(cfg, epochs, "eval")
+    gathered = dist.gather((train_rows, eval_rows, [rec.train for rec in epochs]))
+    os.makedirs(folder, exist_ok=True)
+    _json_dump(os.path.join(folder, f"{dist.rank}_per_epoch_stats.json"), _per_epoch_stats(epochs))
+    _json_dump(os.path.join(folder, f"{dist.rank}_output.json"), _rank_output(cfg, epochs, host, my_caching))
+    if not dist.is_root:
+        return {}
+
+    metric: dict[str, Any] = {}
+    train_agg = _aggregate([g[0] for g in gathered])
+    eval_agg = _aggregate([g[1] for g in gathered])
+    if train_agg["au"]:
+        metric.update(_phase_metrics("train", train_agg, cfg.metric.au))
+    if eval_agg["au"]:
+        metric.update(_phase_metrics("eval", eval_agg, cfg.metric.au))
+    summary = {
+        "start": start_ts,
+        "end": timestamp(),
+        "num_accelerators": dist.world,
+        "num_hosts": num_hosts,
+        "hostname": dist.hostname,
+        "metric": metric,
+        "num_files_train": cfg.dataset.num_files_train,
+        "num_files_eval": cfg.dataset.num_files_eval,
+        "num_samples_per_file": cfg.dataset.num_samples_per_file,
+        "host_cpu_count": [int(c) for _, c in per_host.values()],
+        "host_processor_name": host["host_processor_name"],
+        "potential_caching": caching,
+        "host_cpuinfo": host["host_cpuinfo"],
+        "host_meminfo": host["host_meminfo"],
+        "host_memory_GB": [float(m) for m, _ in per_host.values()],
+        "data_size_per_host_GB": data_per_host_gb,
+        "epochs": len(train_agg["au"]),
+    }
+    _json_dump(os.path.join(folder, "summary.json"), summary)
+    report = build_report(cfg, dist, summary, gathered, train_agg, eval_agg, dataset_bytes)
+    _json_dump(os.path.join(folder, "report.json"), report)
+    if any(caching):
+        log.warning(f"The dataset ({data_per_host_gb:.4f} GiB per host) is smaller than host memory; "
+                    "reads after the first epoch may be served from the page cache")
+    log.output(f"Saved outputs in {folder}")
+    log.metric_block(metric_block(dist.world, metric))
+    return summary

@@ -1,0 +1,99 @@
+"""``report.json``: everything DLIO's files have no place for.
+
+Per-stage latency distributions (wait, io, decode, compute, barrier: mean, p50, p95, p99, max),
+bytes actually read and the read amplification against the samples' own bytes, AU with and without
+barrier time, and provenance (versions, host, storage URI, the exact command). Every figure carries
+its unit in its name.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from typing import Any, Sequence
+
+from ..metrics import STAGES, mean_std, stage_summary
+from ..output import redact_override
+
+__all__ = ["build_report", "provenance"]
+
+
+def _version(module: str) -> str | None:
+    mod = sys.modules.get(module)
+    return getattr(mod, "__version__", None) if mod is not None else None
+
+
+def provenance(cfg: Any) -> dict[str, Any]:
+    """Versions of dl-driver, Python and any framework this process imported; host; storage; command."""
+    from importlib import metadata
+
+    try:
+        ours = metadata.version("dl-driver")
+    except metadata.PackageNotFoundError:
+        ours = "source"
+    frameworks = {name: _version(name) for name in ("numpy", "torch", "tensorflow", "jax", "nvidia.dali", "h5py")}
+    return {
+        "dl_driver_version": ours,
+        "python_version": platform.python_version(),
+        "frameworks": {k: v for k, v in frameworks.items() if v is not None},
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "storage_uri": str(cfg.dataset.data_folder),
+        "storage_type": str(getattr(cfg.storage.storage_type, "value", cfg.storage.storage_type)),
+        "workload": cfg.source,
+        "overrides": [redact_override(o) for o in cfg.overrides],
+        "command": [redact_override(a) for a in sys.argv],
+    }
+
+
+def _phase_block(records: Sequence[Any], rows: Sequence[Sequence[dict]], agg: dict[str, list[float]]) -> dict[str, Any]:
+    stages = {name: [] for name in STAGES}
+    for rec in records:
+        for name, values in rec.stage_lists().items():
+            stages[name].extend(values)
+    flat = [r for rank_rows in rows for r in rank_rows]
+    bytes_read = sum(r["bytes"] for r in flat)
+    sample_bytes = sum(r["sample_bytes"] for r in flat)
+    au_nb_mean, au_nb_std = mean_std(agg["au_nb"])
+    return {
+        "stages": {name: stage_summary(values) for name, values in stages.items()},
+        "bytes_read_in_windows": bytes_read,
+        "sample_bytes_in_windows": sample_bytes,
+        "read_amplification": (bytes_read / sample_bytes) if sample_bytes else None,
+        "au_percentage": agg["au"],
+        "au_without_barrier_percentage": agg["au_nb"],
+        "au_without_barrier_mean_percentage": au_nb_mean,
+        "au_without_barrier_stdev_percentage": au_nb_std,
+        "throughput_samples_per_s": agg["throughput"],
+        "io_bytes_per_s": agg["io_bps"],
+        "measured_window_complete": all(r["full_window"] for r in flat) if flat else False,
+    }
+
+
+def build_report(cfg: Any, dist: Any, summary: dict, gathered: Sequence[Any], train_agg: dict,
+                 eval_agg: dict, dataset_bytes: int) -> dict[str, Any]:
+    """Assemble ``report.json`` on rank 0 from every rank's gathered records."""
+    train_records = [rec for g in gathered for rec in g[2]]
+    report: dict[str, Any] = {
+        "schema": "dl-driver/report/1",
+        "start": summary["start"],
+        "end": summary["end"],
+        "num_ranks": dist.world,
+        "num_hosts": summary["num_hosts"],
+        "data_loader": str(getattr(cfg.reader.data_loader, "value", cfg.reader.data_loader)),
+        "dataset_bytes": dataset_bytes,
+        "measured_window": {"exclude_start_steps": cfg.output.exclude_start_steps,
+                            "exclude_end_steps": cfg.output.exclude_end_steps},
+        "train": _phase_block(train_records, [g[0] for g in gathered], train_agg),
+        "provenance": provenance(cfg),
+        "warnings": list(cfg.warnings),
+    }
+    if eval_agg["au"]:
+        report["eval"] = {
+            "au_percentage": eval_agg["au"],
+            "throughput_samples_per_s": eval_agg["throughput"],
+            "io_bytes_per_s": eval_agg["io_bps"],
+        }
+    if any(summary["potential_caching"]):
+        report["warnings"].append("dataset fits in host memory: later epochs may be served from the page cache")
+    return report

@@ -1,0 +1,212 @@
+"""The training-loop emulation: epochs of steps (wait for a batch, compute, barrier), evaluation.
+
+Drives any Loader: an object whose ``epoch(plan, max_steps=None)`` yields batches carrying
+``num_samples``, ``bytes_read``, ``sample_bytes``, ``io_s``, ``decode_s`` and a ``release()``. The
+runner times what it sees itself: ``wait`` (blocked on the next batch: the data stall) and
+``compute``; the per-step barrier stands in for the gradient all-reduce, as in DLIO.
+
+Example (a tiny run on generated files; see ``dl-driver run`` for the whole flow):
+    >>> import tempfile
+    >>> from dlio_core.config import load_config
+    >>> from dlio_core.runner import run
+    >>> d = tempfile.mkdtemp()
+    >>> cfg = load_config("default", [f"++workload.dataset.data_folder={d}/data", "++workload.reader.data_loader=native",
+    ...     "++workload.workflow.generate_data=True", "++workload.train.epochs=1", "++workload.train.computation_time=0",
+    ...     "++workload.workflow.evaluation=False", f"++hydra.run.dir={d}/out"])
+    >>> result = run(cfg, quiet=True)
+    >>> result.summary["metric"]["train_throughput_samples_per_second"][0] > 0
+    True
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .dist import Dist, init as dist_init
+from .emulate import Compute
+from .loaders import make_loader
+from .metrics import PhaseRecord
+from .output import RunLog, resolve_output_folder, write_config_copies
+from .report.host import timestamp
+
+__all__ = ["run", "RunResult", "EpochRecord", "RunError"]
+
+
+class RunError(RuntimeError):
+    """A run cannot proceed; the message says why and how to fix it."""
+
+
+@dataclass
+class EpochRecord:
+    """One epoch on this rank: the training phase and, when it ran, the evaluation phase."""
+
+    epoch: int
+    train: PhaseRecord
+    train_start: str = ""
+    train_end: str = ""
+    eval: PhaseRecord | None = None
+    eval_start: str = ""
+    eval_end: str = ""
+
+
+@dataclass
+class RunResult:
+    """What a run leaves behind: the output folder, rank 0's summary, and this rank's records."""
+
+    output_folder: str
+    summary: dict = field(default_factory=dict)
+    epochs: list[EpochRecord] = field(default_factory=list)
+
+
+def _should_eval(cfg: Any, epoch: int) -> bool:
+    ev = cfg.evaluation
+    if not cfg.workflow.evaluation or cfg.dataset.num_files_eval <= 0:
+        return False
+    if epoch < ev.eval_after_epoch:
+        return False
+    return (epoch - ev.eval_after_epoch) % max(1, ev.epochs_between_evals) == 0
+
+
+def _plan(cfg: Any, dist: Dist, split: str, epoch: int, random_seed: int | None):
+    from .sampling import EpochPlan
+
+    files = cfg.dataset.num_files_train if split == "train" else cfg.dataset.num_files_eval
+    batch = cfg.reader.batch_size if split == "train" else cfg.reader.batch_size_eval
+    return EpochPlan(
+        num_files=files, samples_per_file=cfg.dataset.num_samples_per_file, batch_size=batch,
+        world=dist.world, rank=dist.rank, seed=cfg.train.seed, epoch=epoch,
+        file_shuffle=cfg.reader.file_shuffle, sample_shuffle=cfg.reader.sample_shuffle,
+        seed_change_epoch=cfg.train.seed_change_epoch, random_seed=random_seed,
+    )
+
+
+def _run_phase(loader: Any, plan: Any, steps: int, compute: Compute, dist: Dist | None, batch_size: int) -> PhaseRecord:
+    """Run ``steps`` steps; ``dist`` None means no per-step barrier (evaluation, as in DLIO)."""
+    rec = PhaseRecord(batch_size=batch_size)
+    perf = time.perf_counter
+    batches = loader.epoch(plan, max_steps=steps)
+    try:
+        for _ in range(steps):
+            t0 = perf()
+            batch = next(batches)
+            t1 = perf()
+            compute_s = compute.step()
+            batch.release()
+            t2 = perf()
+            if dist is not None:
+                dist.barrier()
+            t3 = perf()
+            rec.add_step(start=t0, wait=t1 - t0, compute=compute_s, barrier=t3 - t2, end=t3,
+                         samples=batch.num_samples, bytes_read=batch.bytes_read, io_s=batch.io_s,
+                         decode_s=batch.decode_s, sample_bytes=batch.sample_bytes)
+    finally:
+        batches.close()
+    return rec
+
+
+def _shared_files(cfg: Any, dist: Dist, storage: Any, split: str) -> list[tuple[str, int]]:
+    """Rank 0 lists (or reads the manifest) once and shares the result; errors reach every rank."""
+    from .generate import dataset_files
+
+    payload: Any
+    if dist.is_root:
+        try:
+            payload = dataset_files(cfg, storage, split)
+        except Exception as exc:  # shared so no rank hangs in bcast
+            payload = exc
+    else:
+        payload = None
+    payload = dist.bcast(payload)
+    if isinstance(payload, Exception):
+        raise payload
+    return payload
+
+
+def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog | None = None) -> RunResult:
+    """Run the workload ``cfg`` (a :class:`~dlio_core.config.RunConfig`) and write DLIO's result files."""
+    from .report import dlio as dlio_report
+    from .sampling import draw_random_seed
+    from .generate import dataset_storage
+
+    dist = dist or dist_init()
+    log = log or RunLog(dist.rank, dist.world, quiet=quiet)
+    folder = resolve_output_folder(cfg)
+    folder = dist.bcast(folder)  # one timestamped folder for all ranks
+    result = RunResult(output_folder=folder)
+    start_ts = timestamp()
+    if dist.is_root:
+        write_config_copies(folder, cfg, cfg.overrides, subdir=cfg.hydra.get("output_subdir") or ".hydra")
+    dist.barrier()
+    log.open_file(f"{folder}/{cfg.output.log_file}")
+    for message in cfg.warnings:
+        log.warning(message)
+    log.output(f"Running dl-driver with {dist.world} process(es): workload {cfg.source}")
+
+    if cfg.workflow.checkpoint:
+        raise RunError("workflow.checkpoint: True is not supported by this version; "
+                       "pass ++workload.workflow.checkpoint=False to run without checkpoints")
+    storage = dataset_storage(cfg)
+    if cfg.workflow.generate_data:
+        from .generate import generate_dataset
+
+        log.output(f"Generating dataset in {cfg.dataset.data_folder} ({cfg.dataset.format})")
+        generate_dataset(cfg, rank=dist.rank, world=dist.world, progress=not quiet)
+        dist.barrier()
+        log.output("Generation done")
+    if not cfg.workflow.train:
+        log.output("workflow.train is False: nothing more to do")
+        log.close()
+        return result
+
+    train_files = _shared_files(cfg, dist, storage, "train")
+    eval_files = _shared_files(cfg, dist, storage, "valid") if cfg.workflow.evaluation and cfg.dataset.num_files_eval > 0 else []
+    random_seed = dist.bcast(draw_random_seed() if dist.is_root else None)
+    train_loader = make_loader(cfg, storage, train_files, split="train", rank=dist.rank)
+    eval_loader = make_loader(cfg, storage, eval_files, split="valid", rank=dist.rank) if eval_files else None
+    rng = np.random.default_rng([cfg.train.seed, dist.rank])
+    train_compute = Compute(cfg.train.computation_time.sample, rng)
+    eval_compute = Compute(cfg.evaluation.eval_time.sample, rng)
+
+    first = _plan(cfg, dist, "train", 1, random_seed)
+    steps = first.steps
+    cap = cfg.train.total_training_steps
+    if cap > 0:
+        if cap > steps:
+            raise RunError(f"train.total_training_steps={cap} but the dataset holds only {steps} steps per epoch "
+                           f"for {dist.world} rank(s); lower it or add files (dataset.num_files_train)")
+        steps = cap
+    log.output(f"Max steps per epoch: {first.steps} = {cfg.dataset.num_samples_per_file} * "
+               f"{cfg.dataset.num_files_train} / {cfg.reader.batch_size} / {dist.world} (samples per file * num files / batch size / comm size)")
+    if steps == 0:
+        raise RunError(f"0 training steps: {cfg.dataset.num_files_train} files x {cfg.dataset.num_samples_per_file} samples "
+                       f"cannot fill one batch of {cfg.reader.batch_size} on each of {dist.world} rank(s)")
+    dist.barrier()
+    try:
+        for epoch in range(1, cfg.train.epochs + 1):
+            rec = EpochRecord(epoch=epoch, train=PhaseRecord(cfg.reader.batch_size))
+            result.epochs.append(rec)
+            log.output(f"Starting epoch {epoch}: {steps} steps expected")
+            rec.train_start = timestamp()
+            rec.train = _run_phase(train_loader, _plan(cfg, dist, "train", epoch, random_seed), steps,
+                                   train_compute, dist, cfg.reader.batch_size)
+            rec.train_end = timestamp()
+            dist.barrier()
+            log.output(f"Ending epoch {epoch} - {rec.train.steps} steps completed in "
+                       f"{rec.train.end[-1] - rec.train.start[0]:.2f} s")
+            if eval_loader is not None and _should_eval(cfg, epoch):
+                plan = _plan(cfg, dist, "valid", epoch, random_seed)
+                log.output(f"Starting eval - {plan.steps} steps expected")
+                rec.eval_start = timestamp()
+                rec.eval = _run_phase(eval_loader, plan, plan.steps, eval_compute, None, cfg.reader.batch_size_eval)
+                rec.eval_end = timestamp()
+                log.output(f"Ending eval - {rec.eval.steps} steps completed")
+                dist.barrier()
+    finally:
+        result.summary = dlio_report.write_all(cfg, dist, log, folder, result.epochs, start_ts,
+                                               train_files=train_files, eval_files=eval_files)
+        log.close()
+    return result

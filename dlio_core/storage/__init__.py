@@ -1,0 +1,37 @@
+"""Storage backends behind one protocol: local files today, object stores through fsspec later.
+
+Example:
+    >>> import tempfile
+    >>> from dlio_core.storage import open_storage
+    >>> st = open_storage(tempfile.mkdtemp())
+    >>> st.write_atomic("x.bin", b"abc"), st.size("x.bin")
+    (3, 3)
+"""
+
+from __future__ import annotations
+
+from dlio_core.storage.backend import (
+    BackendSpec,
+    Storage,
+    StorageError,
+    StorageNotFoundError,
+    open_storage,
+    redact_uri,
+    register_backend,
+    registered_schemes,
+    split_scheme,
+)
+from dlio_core.storage.local import LocalStorage
+
+__all__ = [
+    "BackendSpec",
+    "LocalStorage",
+    "Storage",
+    "StorageError",
+    "StorageNotFoundError",
+    "open_storage",
+    "redact_uri",
+    "register_backend",
+    "registered_schemes",
+    "split_scheme",
+]

@@ -1,0 +1,340 @@
+"""Local file system storage with plain os-level calls (the embedded default backend).
+
+Reads go straight into the caller's buffer with ``os.preadv`` (one host copy: the read itself);
+writes land under a hidden temporary name in the target directory and are renamed into place, so a
+reader never sees a partial file. Errors are ``StorageError``s that name the path.
+
+Example:
+    >>> import tempfile
+    >>> st = LocalStorage(tempfile.mkdtemp())
+    >>> st.write_atomic("a/b.bin", [b"ab", b"cd"])
+    4
+    >>> buf = bytearray(8)
+    >>> st.read_into("a/b.bin", buf), bytes(buf[:4])
+    (4, b'abcd')
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
+
+from dlio_core.storage.backend import Data, StorageError, StorageNotFoundError, split_scheme
+
+__all__ = ["LocalStorage"]
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_HAS_PREADV = hasattr(os, "preadv")
+# Linux moves at most 0x7ffff000 bytes per read/write call; larger requests come back short.
+_MAX_IO = 0x7FFFF000
+
+
+def _error(action: str, path: str, err: OSError) -> StorageError:
+    """A StorageError naming the path; FileNotFoundError stays recognisable as such."""
+    cls = StorageNotFoundError if isinstance(err, FileNotFoundError) else StorageError
+    return cls(f"cannot {action} {path}: {err.strerror or err}")
+
+
+def _as_byte_view(data: Any) -> memoryview:
+    mv = memoryview(data)
+    if not mv.c_contiguous:
+        raise BufferError("buffer is not C-contiguous")
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")  # raises for non-contiguous buffers, which cannot be written in one call
+    return mv
+
+
+def _write_all(fd: int, parts: Sequence[memoryview]) -> int:
+    """Write every part with as few ``writev`` calls as the kernel allows; loop on short writes."""
+    total = 0
+    pending = [p for p in parts if p.nbytes]
+    while pending:
+        n = os.writev(fd, pending) if len(pending) > 1 else os.write(fd, pending[0])
+        total += n
+        while pending and n >= pending[0].nbytes:
+            n -= pending[0].nbytes
+            pending.pop(0)
+        if n:
+            pending[0] = pending[0][n:]
+    return total
+
+
+class LocalStorage:
+    """Files under a root directory.
+
+    Args:
+        root: a plain path (relative paths resolve against the current directory, once) or a
+            ``file://`` URI.
+        options: backend options; none apply to local files, so any given draw a warning.
+
+    Example:
+        >>> LocalStorage("file:///tmp").url
+        'file:///tmp'
+    """
+
+    def __init__(self, root: str, options: Mapping[str, Any] | None = None) -> None:
+        scheme, rest = split_scheme(root)
+        if scheme not in (None, "file", "local"):
+            raise StorageError(f"LocalStorage cannot open {scheme}:// URIs ({root})")
+        if scheme is not None and rest.startswith("localhost/"):
+            rest = rest[len("localhost"):]
+        self.root = os.path.abspath(rest or ".")
+        if options:
+            # Names only: values may be secrets.
+            warnings.warn(f"storage options {sorted(options)} have no effect on local storage ({self.url})",
+                          stacklevel=2)
+
+    # Pickling keeps the root only (it is all there is).
+    def __repr__(self) -> str:
+        return f"LocalStorage({self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalStorage) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(("LocalStorage", self.root))
+
+    @property
+    def url(self) -> str:
+        """The root as a ``file://`` URI."""
+        return "file://" + self.root
+
+    def join(self, *parts: str) -> str:
+        """``"/"``-joined parts, empty parts dropped (no I/O).
+
+        Example:
+            >>> LocalStorage("/tmp").join("train", "", "0", "a.npz")
+            'train/0/a.npz'
+        """
+        joined = "/".join(s for s in (p.strip("/") for p in parts) if s)
+        return "/" + joined if parts and parts[0].startswith("/") else joined
+
+    def path(self, path: str) -> str:
+        """The absolute OS path for ``path`` (relative to the root, absolute, or ``file://``).
+
+        Example:
+            >>> LocalStorage("/tmp").path("a/b")
+            '/tmp/a/b'
+        """
+        scheme, rest = split_scheme(path)
+        if scheme is not None:
+            if scheme not in ("file", "local"):
+                raise StorageError(f"{path} is not a local path (storage root {self.url})")
+            return os.path.abspath(rest)
+        return path if os.path.isabs(path) else os.path.join(self.root, path)
+
+    def list_files(self, prefix: str = "", suffix: str = "") -> list[tuple[str, int]]:
+        """Sorted ``(relpath, size_bytes)`` of every file under ``prefix`` ending with ``suffix``.
+
+        One recursive ``os.scandir`` walk; a missing prefix gives ``[]``. Our own in-flight
+        temporary files (``.name.tmp-*``) are skipped.
+
+        Example:
+            >>> import tempfile; st = LocalStorage(tempfile.mkdtemp())
+            >>> _ = st.write_atomic("d/x.npz", b"1"); st.list_files("d", ".npz")
+            [('d/x.npz', 1)]
+        """
+        top = self.path(prefix) if prefix else self.root
+        out: list[tuple[str, int]] = []
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            try:
+                it = os.scandir(d)
+            except FileNotFoundError:
+                if d == top:
+                    return []
+                continue  # removed while we walked
+            except OSError as e:
+                raise _error("list", d, e) from e
+            with it:
+                for entry in it:
+                    name = entry.name
+                    try:
+                        if entry.is_dir():
+                            stack.append(entry.path)
+                            continue
+                        if not name.endswith(suffix) or (name.startswith(".") and ".tmp-" in name):
+                            continue
+                        size = entry.stat().st_size
+                    except FileNotFoundError:
+                        continue
+                    except OSError as e:
+                        raise _error("stat", entry.path, e) from e
+                    out.append((os.path.relpath(entry.path, self.root).replace(os.sep, "/"), size))
+        out.sort()
+        return out
+
+    def size(self, path: str) -> int:
+        """Size of one file in bytes."""
+        p = self.path(path)
+        try:
+            return os.stat(p).st_size
+        except OSError as e:
+            raise _error("stat", p, e) from e
+
+    def read_into(self, path: str, buffer: Any, offset: int = 0) -> int:
+        """Read from byte ``offset`` into the writable ``buffer`` until it is full or the file ends.
+
+        Returns the bytes read. Uses ``os.open`` + ``os.preadv`` and loops on short reads.
+        """
+        p = self.path(path)
+        try:
+            mv = _as_byte_view(buffer)
+        except (TypeError, ValueError, BufferError) as e:
+            raise StorageError(f"read_into {p}: the destination must be a C-contiguous buffer ({e})") from None
+        if mv.readonly:
+            raise StorageError(f"read_into {p}: the destination buffer is read-only")
+        want = mv.nbytes
+        try:
+            fd = os.open(p, os.O_RDONLY | _O_CLOEXEC)
+        except OSError as e:
+            raise _error("open", p, e) from e
+        got = 0
+        try:
+            while got < want:
+                chunk = mv[got:got + _MAX_IO] if want - got > _MAX_IO else mv[got:]
+                if _HAS_PREADV:
+                    n = os.preadv(fd, [chunk], offset + got)
+                else:  # pragma: no cover - platforms without preadv
+                    os.lseek(fd, offset + got, os.SEEK_SET)
+                    n = os.readv(fd, [chunk])
+                if n == 0:
+                    break
+                got += n
+        except OSError as e:
+            raise _error("read", p, e) from e
+        finally:
+            os.close(fd)
+        return got
+
+    def read(self, path: str) -> bytes:
+        """The whole file as bytes."""
+        p = self.path(path)
+        try:
+            with open(p, "rb", buffering=0) as f:
+                return f.read()
+        except OSError as e:
+            raise _error("read", p, e) from e
+
+    def _temp_name(self, p: str) -> str:
+        d, name = os.path.split(p)
+        return os.path.join(d, f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+    def _open_temp(self, p: str) -> tuple[int, str]:
+        """Create the hidden temporary file next to ``p``, making parent directories on demand."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
+        tmp = self._temp_name(p)
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileNotFoundError:
+            try:
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                return os.open(tmp, flags, 0o666), tmp
+            except OSError as e:
+                raise _error("create", p, e) from e
+        except OSError as e:
+            raise _error("create", p, e) from e
+
+    def _commit(self, tmp: str, p: str, fsync: bool) -> None:
+        os.replace(tmp, p)
+        if fsync:  # make the rename itself durable
+            dfd = os.open(os.path.dirname(p) or ".", os.O_RDONLY | _O_CLOEXEC)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def write_atomic(self, path: str, data: Data, *, fsync: bool = False) -> int:
+        """Write a buffer, or a sequence of buffers (one ``writev``), to a temporary name, then
+        ``os.replace`` it onto ``path``. Returns the bytes written; on error no file is left.
+        """
+        p = self.path(path)
+        if isinstance(data, (list, tuple)):
+            parts = [_as_byte_view(d) for d in data]
+        else:
+            parts = [_as_byte_view(data)]
+        fd, tmp = self._open_temp(p)
+        try:
+            try:
+                n = _write_all(fd, parts)
+                if fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._commit(tmp, p, fsync)
+        except BaseException as e:
+            _unlink_quietly(tmp)
+            if isinstance(e, OSError) and not isinstance(e, StorageError):
+                raise _error("write", p, e) from e
+            raise
+        return n
+
+    @contextmanager
+    def open_write(self, path: str, *, fsync: bool = False) -> Iterator[IO[bytes]]:
+        """A seekable binary file that becomes ``path`` when the block exits without error.
+
+        Example:
+            >>> import tempfile; st = LocalStorage(tempfile.mkdtemp())
+            >>> with st.open_write("x.bin") as f: _ = f.write(b"xyz")
+            >>> st.read("x.bin")
+            b'xyz'
+        """
+        p = self.path(path)
+        fd, tmp = self._open_temp(p)
+        try:
+            f = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        try:
+            with f:
+                yield f
+                f.flush()
+                if fsync:
+                    os.fsync(f.fileno())
+            self._commit(tmp, p, fsync)
+        except BaseException as e:
+            _unlink_quietly(tmp)
+            if isinstance(e, OSError) and not isinstance(e, StorageError):
+                raise _error("write", p, e) from e
+            raise
+
+    def makedirs(self, path: str) -> None:
+        """Create a directory and its parents (existing ones are fine)."""
+        p = self.path(path)
+        try:
+            os.makedirs(p, exist_ok=True)
+        except OSError as e:
+            raise _error("create directory", p, e) from e
+
+    def exists(self, path: str) -> bool:
+        """Whether the file or directory exists."""
+        return os.path.exists(self.path(path))
+
+    def delete(self, path: str, *, missing_ok: bool = False) -> None:
+        """Delete a file, or a whole directory tree."""
+        p = self.path(path)
+        try:
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p)
+            else:
+                os.unlink(p)
+        except FileNotFoundError as e:
+            if not missing_ok:
+                raise _error("delete", p, e) from e
+        except OSError as e:
+            raise _error("delete", p, e) from e
+
+
+def _unlink_quietly(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:  # already gone; the original error matters more
+        pass

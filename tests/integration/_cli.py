@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+BIN = Path(sys.executable).parent
+
+
+def dl_driver(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None, timeout: float = 300,
+              launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console script (as a user would) and capture its output."""
+    exe = shutil.which("dl-driver", path=str(BIN)) or "dl-driver"
+    cmd = [*(launcher or []), exe, *args]
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+
+
+def small_run_args(tmp_path: Path, *extra: str) -> list[str]:
+    """The default workload shrunk to a couple of seconds, with the native engine."""
+    return [
+        "default",
+        f"++workload.dataset.data_folder={tmp_path}/data",
+        "++workload.reader.data_loader=native",
+        "++workload.workflow.generate_data=True",
+        "++workload.train.epochs=2",
+        "++workload.train.computation_time=0.005",
+        "++workload.evaluation.eval_time=0.001",
+        f"++hydra.run.dir={tmp_path}/out",
+        *extra,
+    ]
