@@ -133,6 +133,7 @@ def _bad_input_types() -> tuple[type, ...]:
 
     types: list[type] = [ConfigError, _UsageError]
     for module, name in (("dlio_core.generate", "DatasetError"), ("dlio_core.formats", "FormatError"),
+                         ("dlio_core.engine", "ReadError"),
                          ("dlio_core.storage", "StorageError"), ("dlio_core.loaders", "LoaderUnavailable"),
                          ("dlio_core.runner", "RunError")):
         try:
@@ -166,9 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         bad_input = isinstance(exc, _bad_input_types())
-        print(f"dl-driver: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split()) or type(exc).__name__
         if not bad_input:
-            print("dl-driver: (run again with --debug for the traceback)", file=sys.stderr)
+            message = f"{type(exc).__name__}: {message} (--debug shows the traceback)"
+        print(f"dl-driver: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT if bad_input else EXIT_FAILURE
 
 

@@ -32,6 +32,7 @@ from .loaders import make_loader
 from .metrics import PhaseRecord
 from .output import RunLog, resolve_output_folder, write_config_copies
 from .report.host import timestamp
+from .report.access_order import AccessOrderLog
 
 __all__ = ["run", "RunResult", "EpochRecord", "RunError"]
 
@@ -84,9 +85,11 @@ def _plan(cfg: Any, dist: Dist, split: str, epoch: int, random_seed: int | None)
     )
 
 
-def _run_phase(loader: Any, plan: Any, steps: int, compute: Compute, dist: Dist | None, batch_size: int) -> PhaseRecord:
-    """Run ``steps`` steps; ``dist`` None means no per-step barrier (evaluation, as in DLIO)."""
-    rec = PhaseRecord(batch_size=batch_size)
+def _run_phase(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: Compute, dist: Dist | None) -> PhaseRecord:
+    """Run ``steps`` steps into ``rec`` (filled in place, so an interrupted phase keeps what it measured).
+
+    ``dist`` None means no per-step barrier (evaluation, as in DLIO).
+    """
     perf = time.perf_counter
     batches = loader.epoch(plan, max_steps=steps)
     try:
@@ -184,6 +187,7 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
     if steps == 0:
         raise RunError(f"0 training steps: {cfg.dataset.num_files_train} files x {cfg.dataset.num_samples_per_file} samples "
                        f"cannot fill one batch of {cfg.reader.batch_size} on each of {dist.world} rank(s)")
+    access_log = AccessOrderLog([rel for rel, _ in train_files]) if cfg.output.record_access_order else None
     dist.barrier()
     try:
         for epoch in range(1, cfg.train.epochs + 1):
@@ -191,9 +195,13 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
             result.epochs.append(rec)
             log.output(f"Starting epoch {epoch}: {steps} steps expected")
             rec.train_start = timestamp()
-            rec.train = _run_phase(train_loader, _plan(cfg, dist, "train", epoch, random_seed), steps,
-                                   train_compute, dist, cfg.reader.batch_size)
-            rec.train_end = timestamp()
+            plan = _plan(cfg, dist, "train", epoch, random_seed)
+            try:
+                _run_phase(rec.train, train_loader, plan, steps, train_compute, dist)
+            finally:
+                rec.train_end = timestamp()
+                if access_log is not None:
+                    access_log.add(epoch, plan, rec.train.steps)
             dist.barrier()
             log.output(f"Ending epoch {epoch} - {rec.train.steps} steps completed in "
                        f"{rec.train.end[-1] - rec.train.start[0]:.2f} s")
@@ -201,11 +209,16 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
                 plan = _plan(cfg, dist, "valid", epoch, random_seed)
                 log.output(f"Starting eval - {plan.steps} steps expected")
                 rec.eval_start = timestamp()
-                rec.eval = _run_phase(eval_loader, plan, plan.steps, eval_compute, None, cfg.reader.batch_size_eval)
-                rec.eval_end = timestamp()
+                rec.eval = PhaseRecord(cfg.reader.batch_size_eval)
+                try:
+                    _run_phase(rec.eval, eval_loader, plan, plan.steps, eval_compute, None)
+                finally:
+                    rec.eval_end = timestamp()
                 log.output(f"Ending eval - {rec.eval.steps} steps completed")
                 dist.barrier()
     finally:
+        if access_log is not None:
+            access_log.write(f"{folder}/{dist.rank}_access_order.json")
         result.summary = dlio_report.write_all(cfg, dist, log, folder, result.epochs, start_ts,
                                                train_files=train_files, eval_files=eval_files)
         log.close()

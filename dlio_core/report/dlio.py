@@ -195,6 +195,10 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
     if any(caching):
         log.warning(f"The dataset ({data_per_host_gb:.4f} GiB per host) is smaller than host memory; "
                     "reads after the first epoch may be served from the page cache")
+    amplification = report["train"]["read_amplification"]
+    if amplification is not None and amplification > 1.05:
+        log.warning(f"read amplification {amplification:.1f}x: whole files were read for single samples "
+                    f"({cfg.dataset.num_samples_per_file} samples per {cfg.dataset.format} file); see report.json")
     log.output(f"Saved outputs in {folder}")
     log.metric_block(metric_block(dist.world, metric))
     return summary

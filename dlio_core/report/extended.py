@@ -8,12 +8,14 @@ its unit in its name.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from typing import Any, Sequence
 
 from ..metrics import STAGES, mean_std, stage_summary
 from ..output import redact_override
+from .host import host_memory_bytes, proc_dict
 
 __all__ = ["build_report", "provenance"]
 
@@ -38,6 +40,10 @@ def provenance(cfg: Any) -> dict[str, Any]:
         "frameworks": {k: v for k, v in frameworks.items() if v is not None},
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "hostname": platform.node(),
+        "cpu_model": proc_dict("/proc/cpuinfo").get("model name", platform.processor()),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": host_memory_bytes(),
         "storage_uri": str(cfg.dataset.data_folder),
         "storage_type": str(getattr(cfg.storage.storage_type, "value", cfg.storage.storage_type)),
         "workload": cfg.source,

@@ -115,3 +115,14 @@ def test_query_prints_one_value(run_cli):
 def test_workloads_lists_bundled(run_cli):
     names = run_cli("workloads").stdout.split()
     assert {"default", "unet3d_h100", "resnet50_h100", "cosmoflow_h100", "llama3_70b", "dlrm_b200"} <= set(names)
+
+
+@pytest.mark.parametrize("sample_shuffle, low, high", [("off", 1.0, 1.1), ("seed", 2.0, 4.2)])
+def test_multi_sample_npz_reports_read_amplification(tmp_path, run_cli, sample_shuffle, low, high):
+    res = run_cli("run", *small_run_args(tmp_path, "++workload.dataset.num_samples_per_file=4",
+                                         "++workload.dataset.num_files_train=16", "++workload.workflow.evaluation=False",
+                                         f"++workload.reader.sample_shuffle={sample_shuffle}"))
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert low <= report["train"]["read_amplification"] <= high
+    assert ("read amplification" in res.stderr) == (sample_shuffle == "seed")
