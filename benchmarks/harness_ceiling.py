@@ -1,25 +1,37 @@
-"""How close the native engine gets to the raw-read ceiling of the same files.
+"""How close the native engine gets to the raw-read ceiling of the same files, side by side.
 
-For each dataset ((a) 4,096 npz files of 4 KiB, (b) 64 npz files of 16 MiB) it measures, in the same
-process tree and with the same thread count:
+For each dataset ((a) 4,096 npz files of 4 KiB, (b) 64 npz files of 16 MiB; one sample per file)
+it measures, in this one process and with the same thread count, interleaved run by run:
 
-- the ceiling: ``threads`` threads, each reading its share of the files with ``os.open`` +
-  ``os.readv`` into one reused buffer (no allocation, no parsing);
-- the engine: ``dl-driver``'s runner with ``reader.data_loader: native`` and ``computation_time: 0``,
-  reporting DLIO's training throughput (samples/s over the measured window);
+- **ceiling**: ``threads`` threads released together, each reading its share of the files with
+  ``os.open`` + ``os.readv`` into one reused buffer + ``os.close`` (sizes known: no stat, no
+  allocation, no parsing);
+- **engine**: what a user sees from a run: ``dlio_core.runner.run(cfg, quiet=True)`` with
+  ``reader.data_loader: native``, ``computation_time: 0``, ``batch_size`` 4 and ``read_threads`` =
+  the ceiling's thread count, reporting DLIO's training throughput (samples/s over the measured window);
+- **engine, loader only**: ``NativeLoader.epoch`` drained by a bare loop (no runner), which separates the
+  engine's own cost from the runner's per-step cost;
+- for context: a plain ``np.load(path)["x"]`` loop (one thread), and, when torch is installed, a torch
+  ``DataLoader`` with 2 workers (``np.load`` per item, ``batch_size`` 4, persistent workers, timed per epoch
+  after the first so worker start-up is not counted).
 
-both as the best of ``--repeat`` runs with the page cache warm, and prints engine / ceiling.
-It also reports the epoch-planning time and memory for ``dlrm_b200`` and ``resnet50_h100`` on one
-rank, and the ``import dlio_core`` time.
+Every figure is the best of ``--repeat`` runs with the page cache warm, printed as samples/s and as a
+ratio to the best ceiling; the median of the run-by-run ratios (each run against the ceiling measured
+just before it) is printed too, because on a shared VM the best ceiling and the best engine run may
+come from different moments. The script also reports the epoch-planning time and traced memory for
+``dlrm_b200`` and ``resnet50_h100`` on one rank, and the import time of ``dlio_core`` alone and of the
+modules a run needs (each in a fresh interpreter, best of 5).
 
-Run: ``.venv/bin/python benchmarks/harness_ceiling.py [--threads 2] [--repeat 5] [--dir /tmp/x]``
+Run: ``.venv/bin/python benchmarks/harness_ceiling.py [--threads 2] [--repeat 5] [--dir /tmp/x] [--json out.json]``
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +42,8 @@ import tracemalloc
 # Allow running from a source checkout without an install.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
+
 from dlio_core.config import load_config  # noqa: E402
 from dlio_core.generate import dataset_files, generate_dataset  # noqa: E402
 from dlio_core.runner import run  # noqa: E402
@@ -39,6 +53,15 @@ DATASETS = {
     "a_4096x4KiB": {"num_files_train": 4096, "record_length_bytes": 4096},
     "b_64x16MiB": {"num_files_train": 64, "record_length_bytes": 16 * 2**20},
 }
+LABELS = {
+    "engine": "engine (dl-driver run, native)",
+    "loader_only": "engine (NativeLoader alone, no runner)",
+    "np_load_loop": "np.load loop (1 thread)",
+    "torch_dataloader_2_workers": "torch DataLoader (2 workers)",
+}
+# What the modules of one `dl-driver run` of the native engine over npz import.
+RUN_MODULES = ("dlio_core.cli, dlio_core.config, dlio_core.runner, dlio_core.engine, dlio_core.formats.npz, "
+               "dlio_core.sampling, dlio_core.storage, dlio_core.report.dlio, dlio_core.generate")
 
 
 def _overrides(folder: str, spec: dict, threads: int, batch: int, out: str) -> list[str]:
@@ -49,89 +72,233 @@ def _overrides(folder: str, spec: dict, threads: int, batch: int, out: str) -> l
         "++workload.dataset.num_files_eval=0",
         "++workload.dataset.num_subfolders_train=0",
         "++workload.dataset.num_subfolders_eval=0",
+        "++workload.dataset.num_samples_per_file=1",
         "++workload.reader.data_loader=native",
         f"++workload.reader.read_threads={threads}",
         f"++workload.reader.batch_size={batch}",
         "++workload.train.computation_time=0",
         "++workload.train.epochs=1",
         "++workload.workflow.evaluation=False",
+        "++workload.workflow.checkpoint=False",
         "++workload.workflow.profiling=False",
         f"++hydra.run.dir={out}",
     ]
 
 
+# -- the contestants ---------------------------------------------------------------------------------
 def raw_ceiling(paths: list[str], sizes: list[int], threads: int) -> float:
-    """Files per second read by ``threads`` threads, each ``readv`` into its own reused buffer."""
-    biggest = max(sizes)
+    """Samples (files) per second read by ``threads`` threads, each ``readv`` into its own reused buffer."""
+    start = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
 
-    def worker(share: list[str]) -> None:
-        buf = bytearray(biggest)
-        view = memoryview(buf)
-        for p in share:
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.readv(fd, [view])
-            finally:
-                os.close(fd)
+    def worker(share: list[tuple[str, int]]) -> None:
+        view = memoryview(bytearray(max(s for _, s in share)))
+        views = {s: [view[:s]] for s in {s for _, s in share}}
+        o_open, o_readv, o_close, flags = os.open, os.readv, os.close, os.O_RDONLY
+        start.wait()
+        try:
+            for p, s in share:
+                fd = o_open(p, flags)
+                try:
+                    if o_readv(fd, views[s]) != s:
+                        raise OSError(f"short read of {p}")
+                finally:
+                    o_close(fd)
+        except BaseException as exc:  # reported below: a failed ceiling must not look fast
+            errors.append(exc)
 
-    shares = [paths[i::threads] for i in range(threads)]
-    ts = [threading.Thread(target=worker, args=(s,)) for s in shares]
-    t0 = time.perf_counter()
+    pairs = list(zip(paths, sizes))
+    ts = [threading.Thread(target=worker, args=(pairs[i::threads],)) for i in range(threads)]
     for t in ts:
         t.start()
+    start.wait()
+    t0 = time.perf_counter()
     for t in ts:
         t.join()
-    return len(paths) / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return len(paths) / elapsed
 
 
-def engine_throughput(cfg) -> float:
+def engine_run(cfg) -> float:
+    """DLIO's training throughput of one run of the runner (what a user sees)."""
     result = run(cfg, quiet=True)
     return float(result.summary["metric"]["train_throughput_mean_samples_per_second"])
 
 
-def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, repeat: int) -> dict:
+def engine_loader_only(cfg, storage, files: list[tuple[str, int]]) -> float:
+    """Samples/s of ``NativeLoader.epoch`` drained by a bare loop (no runner, no compute, no metrics)."""
+    from dlio_core.loaders import make_loader
+    from dlio_core.runner import _plan
+    from dlio_core.dist import Dist
+
+    loader = make_loader(cfg, storage, files, split="train")
+    plan = _plan(cfg, Dist(), "train", 1, random_seed=1)
+    n = 0
+    t0 = time.perf_counter()
+    for batch in loader.epoch(plan):
+        n += batch.num_samples
+        batch.release()
+    return n / (time.perf_counter() - t0)
+
+
+def np_load_loop(paths: list[str]) -> float:
+    """Samples/s of the simplest loader: ``np.load(path)["x"]`` per file, one thread."""
+    t0 = time.perf_counter()
+    for p in paths:
+        with np.load(p) as z:
+            z["x"]
+    return len(paths) / (time.perf_counter() - t0)
+
+
+class _NpzFiles:
+    """A map-style dataset: item i is ``np.load(paths[i])["x"][..., 0]`` (one sample per file)."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        with np.load(self.paths[i]) as z:
+            return z["x"][..., 0]
+
+
+def torch_loader(paths: list[str], batch: int, workers: int, epochs: int) -> float | None:
+    """Best samples/s over ``epochs`` epochs of a persistent-worker torch DataLoader (first epoch not timed)."""
+    try:
+        import torch.utils.data as tud
+    except ImportError:
+        return None
+    dl = tud.DataLoader(_NpzFiles(paths), batch_size=batch, num_workers=workers, persistent_workers=True,
+                        drop_last=True, multiprocessing_context="fork")
+    best = 0.0
+    try:
+        for e in range(epochs + 1):
+            n = 0
+            t0 = time.perf_counter()
+            for b in dl:
+                n += len(b)
+            rate = n / (time.perf_counter() - t0)
+            if e:
+                best = max(best, rate)
+    finally:
+        del dl
+        gc.collect()
+    return best
+
+
+# -- one dataset -------------------------------------------------------------------------------------
+def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, repeat: int,
+                  baselines: bool) -> dict:
     folder = os.path.join(root, name)
     cfg = load_config("default", _overrides(folder, spec, threads, batch, os.path.join(root, "out", name)))
     storage = open_storage(folder)
     if not os.path.exists(os.path.join(folder, "dl-driver-manifest.json")):
         generate_dataset(cfg, progress=False)
     files = dataset_files(cfg, storage, "train")
-    paths = [storage.join(rel) for rel, _ in files]
+    paths = [storage.path(rel) for rel, _ in files]
     sizes = [size for _, size in files]
     raw_ceiling(paths, sizes, threads)  # warm the page cache
-    ceiling = max(raw_ceiling(paths, sizes, threads) for _ in range(repeat))
-    engine = max(engine_throughput(cfg) for _ in range(repeat))
-    return {"dataset": name, "files": len(files), "file_bytes": sizes[0], "threads": threads, "batch_size": batch,
-            "ceiling_samples_per_s": round(ceiling, 1), "engine_samples_per_s": round(engine, 1),
-            "ratio": round(engine / ceiling, 3)}
+    engine_run(cfg)  # and the code paths
+    runs: dict[str, list[float]] = {"ceiling": [], "engine": [], "loader_only": []}
+    if baselines:
+        runs["np_load_loop"] = []
+    for _ in range(repeat):  # interleaved, so drift in the machine hits every figure alike
+        runs["ceiling"].append(raw_ceiling(paths, sizes, threads))
+        runs["engine"].append(engine_run(cfg))
+        runs["loader_only"].append(engine_loader_only(cfg, storage, files))
+        if baselines:
+            runs["np_load_loop"].append(np_load_loop(paths))
+    if baselines:
+        tl = torch_loader(paths, batch, workers=2, epochs=repeat)
+        if tl is not None:
+            runs["torch_dataloader_2_workers"] = [tl]
+    ceiling = max(runs["ceiling"])
+    out = {"dataset": name, "files": len(files), "file_bytes": sizes[0], "threads": threads, "batch_size": batch,
+           "repeat": repeat}
+    for key, values in runs.items():
+        out[f"{key}_samples_per_s"] = round(max(values), 1)
+        if key != "ceiling":
+            out[f"{key}_ratio"] = round(max(values) / ceiling, 3)
+            if len(values) == repeat:  # each run against the ceiling measured just before it
+                paired = sorted(v / c for v, c in zip(values, runs["ceiling"]))
+                out[f"{key}_paired_ratio_median"] = round(paired[len(paired) // 2], 3)
+        out[f"{key}_runs_samples_per_s"] = [round(v, 1) for v in values]
+    return out
 
 
+# -- planning and import -----------------------------------------------------------------------------
 def plan_cost(workload: str, batches: int = 20) -> dict:
-    """Seconds and peak traced memory to plan one epoch on one rank and compute a few batches."""
-    from dlio_core.runner import _plan  # the runner's own planning step
+    """Seconds to plan one epoch on one rank and compute its first batches (untraced), and the peak
+    memory traced while doing it again."""
     from dlio_core.dist import Dist
+    from dlio_core.runner import _plan  # the runner's own planning step
 
     cfg = load_config(workload)
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    plan = _plan(cfg, Dist(), "train", 1, random_seed=12345)
-    for step in range(min(batches, plan.steps)):
-        plan.batch(step)
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return {"workload": workload, "steps_per_epoch": plan.steps, "plan_and_20_batches_s": round(seconds, 3),
-            "peak_traced_MiB": round(peak / 2**20, 2)}
 
+    def once():
+        plan = _plan(cfg, Dist(), "train", 1, random_seed=12345)
+        for step in range(min(batches, plan.steps)):
+            plan.batch(step)
+        return plan
 
-def import_time() -> float:
     best = float("inf")
     for _ in range(5):
-        out = subprocess.run([sys.executable, "-c", "import time; t=time.perf_counter(); import dlio_core.config, "
-                              "dlio_core.runner; print(time.perf_counter()-t)"], capture_output=True, text=True,
-                             check=True)
+        t0 = time.perf_counter()
+        plan = once()
+        best = min(best, time.perf_counter() - t0)
+    tracemalloc.start()
+    once()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"workload": workload, "steps_per_epoch": plan.steps, "samples_per_step": cfg.reader.batch_size,
+            f"plan_and_{batches}_batches_s": round(best, 4), "peak_traced_MiB": round(peak / 2**20, 2)}
+
+
+def import_time(modules: str) -> float:
+    """Best of 5 fresh interpreters: seconds to ``import`` ``modules`` (after the interpreter is up)."""
+    best = float("inf")
+    code = f"import time; t = time.perf_counter(); import {modules}; print(time.perf_counter() - t)"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), os.environ.get("PYTHONPATH")])))
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
         best = min(best, float(out.stdout.strip()))
     return best
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "platform": platform.platform()}
+
+
+def _measure(args, root: str, results: dict) -> None:
+    print(f"machine: {results['machine']['cpu']}, {results['machine']['cpus']} CPUs, "
+          f"Python {results['machine']['python']}", flush=True)
+    for name, spec in DATASETS.items():
+        if args.only and name != args.only:
+            continue
+        r = bench_dataset(name, spec, root, args.threads, args.batch, args.repeat, not args.no_baselines)
+        results["datasets"].append(r)
+        print(f"{name} ({r['files']:,} files of {r['file_bytes']:,} B, {args.threads} threads, batch {args.batch}, "
+              f"best of {args.repeat}): ceiling {r['ceiling_samples_per_s']:,.0f} samples/s", flush=True)
+        for key, label in LABELS.items():
+            if f"{key}_ratio" in r:
+                paired = r.get(f"{key}_paired_ratio_median")
+                print(f"  {name} {label}: {r[f'{key}_samples_per_s']:,.0f} samples/s, ratio {r[f'{key}_ratio']:.3f}"
+                      + ("" if paired is None else f" (run by run: median {paired:.3f})"), flush=True)
 
 
 def main(argv=None) -> int:
@@ -139,25 +306,38 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--dir", default=None, help="where to generate the datasets (default: a temp dir)")
+    ap.add_argument("--dir", default=None, help="where to generate the datasets (default: a temp dir, reused "
+                    "when it already holds them)")
     ap.add_argument("--only", choices=sorted(DATASETS), default=None)
+    ap.add_argument("--no-baselines", action="store_true", help="skip the np.load loop and torch DataLoader")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--spinners", type=int, default=0,
+                    help="diagnostic: run this many lowest-priority busy loops (other processes) meanwhile, so "
+                    "idle vCPUs never halt and cross-thread wake-ups cost what they do on a busy or bare-metal "
+                    "host; it takes CPU from every contestant, the ceiling included (see RESULTS.md)")
     args = ap.parse_args(argv)
-    root = args.dir or tempfile.mkdtemp(prefix="dl-driver-bench-")
-    results = {"datasets": [], "planning": [], "import_dlio_core_s": None}
-    for name, spec in DATASETS.items():
-        if args.only and name != args.only:
-            continue
-        r = bench_dataset(name, spec, root, args.threads, args.batch, args.repeat)
-        results["datasets"].append(r)
-        print(f"{name}: engine {r['engine_samples_per_s']} samples/s, ceiling {r['ceiling_samples_per_s']} "
-              f"files/s -> ratio {r['ratio']}", flush=True)
+    root = args.dir or os.path.join(tempfile.gettempdir(), "dl-driver-bench")
+    results: dict = {"machine": machine(), "spinners": args.spinners, "datasets": [], "planning": [], "import_s": {}}
+    spinners = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
+                for _ in range(args.spinners)]
+    try:
+        _measure(args, root, results)
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
     for workload in ("dlrm_b200", "resnet50_h100"):
         r = plan_cost(workload)
         results["planning"].append(r)
-        print(f"plan {workload}: {r['plan_and_20_batches_s']} s, peak {r['peak_traced_MiB']} MiB", flush=True)
-    results["import_dlio_core_s"] = round(import_time(), 3)
-    print(f"import dlio_core (config + runner): {results['import_dlio_core_s']} s")
-    print(json.dumps(results, indent=2))
+        print(f"plan {workload} (1 rank, {r['steps_per_epoch']:,} steps): {r['plan_and_20_batches_s'] * 1e3:.2f} ms "
+              f"for the plan and 20 batches, peak {r['peak_traced_MiB']} MiB traced", flush=True)
+    for label, modules in (("dlio_core", "dlio_core"), ("run_modules", RUN_MODULES)):
+        results["import_s"][label] = round(import_time(modules), 3)
+    print(f"import dlio_core: {results['import_s']['dlio_core']} s; the modules a native npz run needs: "
+          f"{results['import_s']['run_modules']} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
     return 0
 
 

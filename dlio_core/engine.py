@@ -1,15 +1,27 @@
 """The framework-free batch reader ("native" loader).
 
 ``read_threads`` threads each build whole batches (as DataLoader workers do in DLIO's PyTorch path),
-so the number of steps never depends on the thread count. At most ``max(prefetch_size,
-read_threads)`` batches are read ahead of the consumer; a thread may start step ``k`` only while
-``k < next_to_consume + in_flight``, which bounds memory and cannot deadlock (the step the consumer
-waits for is always allowed to start).
+so the number of steps never depends on the thread count. Thread ``t`` of ``T`` builds steps
+``t, t + T, t + 2T, ...`` and hands them over on its own queue, so the consumer takes step ``k`` from
+queue ``k % T`` and batches arrive in plan order without sorting. At most ``max(prefetch_size,
+read_threads)`` batches are read ahead of the consumer: step ``k >= in_flight`` starts only after the
+consumer has taken step ``k - in_flight``, which hands the thread a credit. Queues and credits are
+C-level ``SimpleQueue``s: a blocked consumer or reader sleeps in the kernel without the GIL (no spinning,
+no Python-level condition variable per batch).
 
-Each sample of a whole-file format (npz, npy) is one ``open`` + ``readv`` into a reused buffer
-(the thread's own scratch buffer, or a pooled one when the consumer keeps the samples) followed by
-``Format.parse``, which returns a view. Bytes actually read, I/O seconds and decode seconds are
-summed per batch; nothing is formatted or logged per sample.
+Each file of a whole-file format (npz, npy) is read whole, once per batch that touches it, into a
+reused buffer: the thread's own scratch buffer for that file size (kept across epochs), or a pooled
+one when the consumer keeps the samples. Plain local files are read by the engine itself with
+``os.open`` + ``os.preadv`` + ``os.close`` (the size comes from the manifest: no ``stat``); any other
+storage through ``storage.read_into``. Every file is still parsed and validated (a real loader decodes
+what it reads); with reused buffers the format's per-thread ``parser()`` re-checks the header bytes
+and hands back the view it built last time instead of building a new array. Bytes actually read,
+I/O seconds and decode seconds are summed per batch; nothing is formatted or logged per sample.
+Read errors surface in the consumer as ``ReadError`` naming the file, corrupt files as the format's
+``FormatError`` naming the file, in step order, after which the threads are stopped.
+
+Planning a step (``plan.batch``) happens before a reader waits for its credit: it is no I/O, and it
+overlaps the consumer's wake-up. Where the time goes, and why, is in ``benchmarks/RESULTS.md``.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -31,9 +43,11 @@ Example:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -89,8 +103,103 @@ class _BufferPool:
             self._free.extend(bufs)
 
 
+def _local_storage_class() -> type:
+    from dlio_core.storage.local import LocalStorage
+
+    return LocalStorage
+
+
+# A batch of files up to this many bytes in all is read back to back into one scratch array, then
+# parsed (see NativeLoader._read_batch); above it, one file at a time into one buffer.
+BURST_MAX_BYTES = 4 << 20
+# What the direct local read does in one os.preadv call; larger files go through storage.read_into.
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_DIRECT_MAX = 0x7FFFF000 if hasattr(os, "preadv") else -1
+
+
 def _round_up(n: int, align: int = 4096) -> int:
     return max(align, (n + align - 1) // align * align)
+
+
+class _Scratch:
+    """One reader thread's reused buffers (when the consumer does not keep samples) and parser.
+
+    Two backing arrays, each only ever grown: ``batch`` holds a whole batch of small files side by
+    side (read back to back, then parsed: see ``_read_batch``), ``single`` one large file at a time.
+    A view (in a one-element list, as ``os.preadv`` takes it) is cached per place and size, so files
+    of the same size land in the same memory (no allocation, no page faults after the first) and the
+    parser recognises the buffer. Growing drops the old views and the parser's references to them.
+    """
+
+    __slots__ = ("fmt", "batch", "single", "views", "sets", "parse")
+    _MAX_VIEWS = 4096
+
+    def __init__(self, fmt: Any) -> None:
+        self.fmt = fmt
+        self.batch = np.empty(0, dtype=np.uint8)
+        self.single = np.empty(0, dtype=np.uint8)
+        self.views: dict[tuple[int, int], list[memoryview]] = {}  # (offset, size); offset -1: single
+        self.sets: dict[tuple[int, ...], list[list[memoryview]]] = {}  # a batch's sizes -> its views
+        self.parse = self._new_parser()
+
+    def _new_parser(self) -> Any:
+        make = getattr(self.fmt, "parser", None)
+        return make() if make is not None else self.fmt.parse
+
+    def _reset(self) -> None:
+        self.views = {}
+        self.sets = {}
+        self.parse = self._new_parser()
+
+    def batch_views(self, sizes: list[int]) -> list[list[memoryview]]:
+        """Side-by-side views for one batch's files (offsets 64-byte aligned); the same list for the
+        same sizes (most datasets have one size: one entry)."""
+        key = tuple(sizes)
+        out = self.sets.get(key)
+        if out is not None:
+            return out
+        offsets, end = [], 0
+        for size in sizes:
+            offsets.append(end)
+            end += (size + 63) & ~63
+        if end > self.batch.nbytes:
+            self.batch = np.empty(_round_up(end), dtype=np.uint8)
+            self._reset()
+        elif len(self.views) >= self._MAX_VIEWS or len(self.sets) >= self._MAX_VIEWS:
+            self._reset()
+        views = self.views
+        out = []
+        for off, size in zip(offsets, sizes):
+            v = views.get((off, size))
+            if v is None:
+                v = views[(off, size)] = [memoryview(self.batch)[off:off + size]]
+            out.append(v)
+        self.sets[key] = out
+        return out
+
+    def single_view(self, size: int) -> list[memoryview]:
+        """A view for one large file (key offset -1)."""
+        v = self.views.get((-1, size))
+        if v is None:
+            if size > self.single.nbytes:
+                self.single = np.empty(_round_up(size), dtype=np.uint8)
+                self._reset()
+            elif len(self.views) >= self._MAX_VIEWS:
+                self._reset()
+            v = self.views[(-1, size)] = [memoryview(self.single)[:size]]
+        return v
+
+
+class _Failed:
+    """What a reader thread hands over instead of a batch when building it raised."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_STOP = object()  # a credit that tells a reader thread to stop
 
 
 class NativeLoader:
@@ -118,149 +227,278 @@ class NativeLoader:
         self.storage = storage
         self.fmt = fmt
         self.files = list(files)
+        # Plain local files are read with os.open + os.preadv + os.close right here, not through
+        # storage.read_into (a method call and buffer checks per file; 5-8% of a 4 KiB file's cost).
+        # Exactly LocalStorage: subclasses (DirectStorage's O_DIRECT) keep their own read_into.
+        self._direct = type(storage) is _local_storage_class()
+        if self._direct:
+            self.files = [storage.path(p) for p in self.files]  # absolute OS paths (also in messages)
         self.sizes = None if sizes is None else np.asarray(sizes, dtype=np.int64)
+        self._size_list: list[int] | None = None if self.sizes is None else self.sizes.tolist()
         self.read_threads = max(1, int(read_threads))
         self.in_flight = max(int(prefetch_size), self.read_threads)
         self.keep_samples = keep_samples
         self.preprocess_s = None if preprocess_s is None or getattr(preprocess_s, "is_zero", False) else preprocess_s
         self._seed = seed
         self._pool = _BufferPool()
+        # Reader threads' scratch buffers, kept between epochs (a new epoch's threads take them back),
+        # so a file size seen before costs no allocation and no page faults.
+        self._scratches: list[_Scratch] = []
+        self._scratch_lock = threading.Lock()
 
     # -- one epoch -------------------------------------------------------------------------------
     def epoch(self, plan: Any, *, max_steps: int | None = None) -> Iterator[Batch]:
-        """Yield the plan's batches in step order, reading ahead on ``read_threads`` threads."""
+        """Yield the plan's batches in step order, reading ahead on ``read_threads`` threads.
+
+        Closing the generator early (or an error) stops and joins the threads and returns the
+        buffers of batches read ahead but never consumed.
+        """
         steps = plan.steps if max_steps is None else min(plan.steps, max_steps)
         if steps <= 0:
             return
-        state = _EpochState(steps, self.in_flight)
+        nthreads = min(self.read_threads, steps)
+        in_flight = self.in_flight
+        state = _EpochState(nthreads)
         threads = [
-            threading.Thread(target=self._worker, args=(plan, state, t), name=f"dl-driver-reader-{t}", daemon=True)
-            for t in range(min(self.read_threads, steps))
+            threading.Thread(target=self._worker, args=(plan, state, t, steps), name=f"dl-driver-reader-{t}",
+                             daemon=True)
+            for t in range(nthreads)
         ]
         for t in threads:
             t.start()
+        outs, credits = state.outs, state.credits
         try:
             for step in range(steps):
-                batch = state.take(step)
-                yield batch
+                item = outs[step % nthreads].get()
+                if type(item) is _Failed:
+                    raise item.exc
+                grant = step + in_flight  # the consumer has moved on: one more step may start
+                if grant < steps:
+                    credits[grant % nthreads].put(None)
+                yield item
         finally:
-            state.stop()
+            state.stopped = True
+            for q in credits:
+                q.put(_STOP)
             for t in threads:
                 t.join()
+            for q in outs:  # batches read ahead and never consumed
+                while not q.empty():
+                    item = q.get()
+                    if type(item) is Batch:
+                        item.release()
 
-    def _worker(self, plan: Any, state: "_EpochState", index: int) -> None:
+    def _worker(self, plan: Any, state: "_EpochState", index: int, steps: int) -> None:
+        nthreads, in_flight = len(state.outs), self.in_flight
+        out, credit = state.outs[index], state.credits[index]
         rng = np.random.default_rng([self._seed, index])
-        scratch = np.empty(0, dtype=np.uint8)
-        while True:
-            step = state.next_step()
-            if step is None:
-                return
-            try:
-                files, samples = plan.batch(step)
-                batch, scratch = self._read_batch(step, files, samples, scratch, rng)
-            except BaseException as exc:  # handed to the consumer, which re-raises it
-                state.fail(exc)
-                return
-            state.put(step, batch)
+        whole = getattr(self.fmt, "whole_file", True)
+        scratch = None
+        if whole and not self.keep_samples:
+            with self._scratch_lock:
+                scratch = self._scratches.pop() if self._scratches else _Scratch(self.fmt)
+        try:
+            for step in range(index, steps, nthreads):
+                try:  # planning is no I/O: done before waiting for the credit, while the consumer wakes
+                    files, samples = plan.batch(step)
+                except BaseException as exc:
+                    out.put(_Failed(exc))
+                    return
+                if step >= in_flight and credit.get() is _STOP:
+                    return
+                if state.stopped:
+                    return
+                try:
+                    if whole:
+                        batch = self._read_batch(step, files, samples, scratch, rng)
+                    else:
+                        batch = self._read_batch_ranged(step, files, samples, rng)
+                except BaseException as exc:  # handed to the consumer, which re-raises it
+                    out.put(_Failed(exc))
+                    return
+                out.put(batch)
+        finally:
+            if scratch is not None:
+                with self._scratch_lock:
+                    self._scratches.append(scratch)
 
-    def _read_batch(self, step, files, samples, scratch, rng):
-        storage, fmt, paths, sizes = self.storage, self.fmt, self.files, self.sizes
-        keep = self.keep_samples
+    def _read_batch(self, step: int, files: np.ndarray, samples: np.ndarray, scratch: _Scratch | None,
+                    rng: np.random.Generator) -> Batch:
+        """Whole-file formats: each run of a batch's samples in one file is one whole-file read.
+
+        A batch's files are read back to back (one tight loop of system calls), then parsed; the
+        reader thus holds the GIL in one block per batch rather than between every two system
+        calls, which is what lets two reader threads share it (with short Python spells between
+        system calls, each thread's return from a call finds the GIL taken by the other thread, and
+        sleeps). Batches bigger than ``BURST_MAX_BYTES`` without ``keep_samples`` are read one
+        file at a time into one scratch buffer instead: their copies dwarf the Python.
+        """
+        fl = files.tolist()
+        paths, sizes, storage = self.files, self._size_list, self.storage
+        reads: list[int] = []  # file of each read
+        which: list[int] = []  # read of each sample
+        last = -1
+        for f in fl:
+            if f != last:
+                reads.append(f)
+                last = f
+            which.append(len(reads) - 1)
+        rsizes = [sizes[f] for f in reads] if sizes is not None else [storage.size(paths[f]) for f in reads]
+        keep = scratch is None
+        if keep:
+            get_buffer = self._pool.get
+            owned = [get_buffer(n) for n in rsizes]
+            bufs = [[memoryview(b)[:n]] for b, n in zip(owned, rsizes)]
+            parse = self.fmt.parse
+        elif sum(rsizes) <= BURST_MAX_BYTES:
+            bufs = scratch.batch_views(rsizes)
+            parse = scratch.parse
+        else:
+            return self._read_batch_large(step, fl, samples.tolist(), reads, which, rsizes, scratch, rng)
+        perf = time.perf_counter
+        t0 = perf()
+        got = self._read_files([paths[f] for f in reads], bufs, rsizes)
+        t1 = perf()
+        arrays = []
+        nbytes = 0
+        for f, n, size, b in zip(reads, got, rsizes, bufs):
+            if n != size:
+                raise ReadError(f"{paths[f]}: read {n} bytes, expected {size} (file changed or truncated?)")
+            arrays.append(parse(b[0], paths[f]))
+            nbytes += n
+        t2 = perf()
+        sample_bytes = 0
+        views: list[np.ndarray] | None = [] if keep else None
+        prev = None
+        per_file = each = 0
+        for s, r in zip(samples.tolist(), which):
+            x = arrays[r]
+            if x is not prev:
+                prev = x
+                per_file = x.shape[-1] if x.ndim else 0
+                each = x.nbytes // per_file if per_file else 0
+            if not 0 <= s < per_file:
+                raise ReadError(f"{paths[reads[r]]}: sample {s} asked for, but the file holds {per_file} "
+                                "(dataset.num_samples_per_file does not match the files?)")
+            sample_bytes += each
+            if keep:
+                views.append(x[..., s])
+        decode_s = t2 - t1
+        if self.preprocess_s is not None:
+            decode_s += self._preprocess(len(fl), rng)
+        batch = Batch(step, len(fl), nbytes, sample_bytes, t1 - t0, decode_s, views)
+        if keep:
+            batch._release = lambda: self._pool.put(owned)
+        return batch
+
+    def _read_files(self, paths: list[str], bufs: list[list[memoryview]], sizes: list[int]) -> list[int]:
+        """Read each whole file into its buffer, back to back; bytes read per file."""
+        got: list[int] = []
+        path = ""
+        try:
+            if self._direct and max(sizes) <= _DIRECT_MAX:
+                os_open, os_preadv, os_close, flags = os.open, os.preadv, os.close, _O_RDONLY
+                for path, b in zip(paths, bufs):  # the tight loop: system calls, next to no Python
+                    fd = os_open(path, flags)
+                    try:
+                        got.append(os_preadv(fd, b, 0))
+                    finally:
+                        os_close(fd)
+                for i, (n, size) in enumerate(zip(got, sizes)):
+                    if n != size and n:  # a short read (signals, odd file systems): finish it
+                        path = paths[i]
+                        got[i] = n + self.storage.read_into(path, bufs[i][0][n:], n)
+            else:
+                read_into = self.storage.read_into
+                for path, b in zip(paths, bufs):
+                    got.append(read_into(path, b[0]))
+        except OSError as exc:
+            raise ReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return got
+
+    def _read_batch_large(self, step: int, fl: list[int], sl: list[int], reads: list[int], which: list[int],
+                          rsizes: list[int], scratch: _Scratch, rng: np.random.Generator) -> Batch:
+        """Large files without kept samples: one at a time through one reused scratch buffer."""
+        paths = self.files
         perf = time.perf_counter
         io_s = decode_s = 0.0
         nbytes = sample_bytes = 0
-        views: list[np.ndarray] | None = [] if keep else None
-        owned: list[np.ndarray] = []
-        cached_file = -1
-        x = None
-        for f, s in zip(files.tolist(), samples.tolist()):
-            if f != cached_file:  # a batch reads each file it touches once
-                path = paths[f]
-                size = int(sizes[f]) if sizes is not None else storage.size(path)
-                if keep:
-                    buf = self._pool.get(size)
-                    owned.append(buf)
-                else:
-                    if scratch.nbytes < size:
-                        scratch = np.empty(_round_up(size), dtype=np.uint8)
-                    buf = scratch
-                t0 = perf()
-                try:
-                    n = storage.read_into(path, buf[:size])
-                except OSError as exc:
-                    raise ReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
-                t1 = perf()
-                if n != size:
-                    raise ReadError(f"{path}: read {n} bytes, expected {size} (file changed or truncated?)")
-                x = fmt.parse(buf[:size], path)
-                io_s += t1 - t0
-                decode_s += perf() - t1
-                nbytes += n
-                cached_file = f
-            sample = x[..., s]
-            sample_bytes += sample.nbytes
-            if keep:
-                views.append(sample)
-        if self.preprocess_s is not None:
+        figures = []
+        for f, size in zip(reads, rsizes):
+            b = scratch.single_view(size)
             t0 = perf()
-            for d in np.atleast_1d(self.preprocess_s.sample(rng, len(files))):
-                time.sleep(float(d))
-            decode_s += perf() - t0
-        batch = Batch(step, len(files), nbytes, sample_bytes, io_s, decode_s, views)
-        if keep:
-            batch._release = lambda: self._pool.put(owned)
-        return batch, scratch
+            (n,) = self._read_files([paths[f]], [b], [size])
+            t1 = perf()
+            if n != size:
+                raise ReadError(f"{paths[f]}: read {n} bytes, expected {size} (file changed or truncated?)")
+            x = scratch.parse(b[0], paths[f])
+            decode_s += perf() - t1
+            io_s += t1 - t0
+            nbytes += n
+            per_file = x.shape[-1] if x.ndim else 0
+            figures.append((per_file, x.nbytes // per_file if per_file else 0))
+        for s, r in zip(sl, which):
+            per_file, each = figures[r]
+            if not 0 <= s < per_file:
+                raise ReadError(f"{paths[reads[r]]}: sample {s} asked for, but the file holds {per_file} "
+                                "(dataset.num_samples_per_file does not match the files?)")
+            sample_bytes += each
+        if self.preprocess_s is not None:
+            decode_s += self._preprocess(len(fl), rng)
+        return Batch(step, len(fl), nbytes, sample_bytes, io_s, decode_s, None)
+
+    def _preprocess(self, n: int, rng: np.random.Generator) -> float:
+        """DLIO's per-sample ``preprocess_time`` (a sleep), counted as decode time."""
+        if self.preprocess_s is None:
+            return 0.0
+        t0 = time.perf_counter()
+        for d in np.atleast_1d(self.preprocess_s.sample(rng, n)):
+            time.sleep(float(d))
+        return time.perf_counter() - t0
+
+    def _read_batch_ranged(self, step, files, samples, rng) -> Batch:
+        """Formats read by ranges (``whole_file = False``): one reader per file the batch touches.
+
+        ``fmt.open_reader(storage, path, size)`` returns a reader whose ``read(indices, keep)`` returns
+        ``(bytes_read, sample_bytes, samples_or_None, io_s, decode_s)`` for those samples of the file.
+        """
+        files_l, samples_l = files.tolist(), samples.tolist()
+        groups: dict[int, list[int]] = {}
+        for f, s in zip(files_l, samples_l):
+            groups.setdefault(f, []).append(s)
+        nbytes = sample_bytes = 0
+        io_s = decode_s = 0.0
+        by_file: dict[int, list[np.ndarray]] = {}
+        for f, indices in groups.items():
+            path = self.files[f]
+            size = int(self.sizes[f]) if self.sizes is not None else self.storage.size(path)
+            reader = self.fmt.open_reader(self.storage, path, size)
+            try:
+                n, sb, views, t_io, t_dec = reader.read(indices, self.keep_samples)
+            except OSError as exc:
+                raise ReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            finally:
+                reader.close()
+            nbytes += n
+            sample_bytes += sb
+            io_s += t_io
+            decode_s += t_dec
+            if views is not None:
+                by_file[f] = list(views)
+        decode_s += self._preprocess(len(files_l), rng)
+        kept = None
+        if self.keep_samples:  # back into batch order
+            kept = [by_file[f].pop(0) for f in files_l]
+        return Batch(step, len(files_l), nbytes, sample_bytes, io_s, decode_s, kept)
 
 
 class _EpochState:
-    """Step hand-out and in-order delivery between reader threads and the consumer."""
+    """Hand-over between one epoch's reader threads and its consumer: per thread, a queue of built
+    batches (in that thread's step order) and a queue of credits (permissions to start a step)."""
 
-    def __init__(self, steps: int, in_flight: int) -> None:
-        self.steps = steps
-        self.in_flight = in_flight
-        self.cond = threading.Condition()
-        self.next = 0
-        self.consumed = 0
-        self.ready: dict[int, Batch] = {}
-        self.error: BaseException | None = None
+    __slots__ = ("outs", "credits", "stopped")
+
+    def __init__(self, nthreads: int) -> None:
+        self.outs: list[SimpleQueue] = [SimpleQueue() for _ in range(nthreads)]
+        self.credits: list[SimpleQueue] = [SimpleQueue() for _ in range(nthreads)]
         self.stopped = False
-
-    def next_step(self) -> int | None:
-        with self.cond:
-            while not self.stopped and self.next < self.steps and self.next >= self.consumed + self.in_flight:
-                self.cond.wait()
-            if self.stopped or self.next >= self.steps:
-                return None
-            step = self.next
-            self.next += 1
-            return step
-
-    def put(self, step: int, batch: Batch) -> None:
-        with self.cond:
-            self.ready[step] = batch
-            self.cond.notify_all()
-
-    def fail(self, exc: BaseException) -> None:
-        with self.cond:
-            if self.error is None:
-                self.error = exc
-            self.cond.notify_all()
-
-    def take(self, step: int) -> Batch:
-        with self.cond:
-            while step not in self.ready and self.error is None:
-                self.cond.wait()
-            if step not in self.ready:
-                raise self.error  # type: ignore[misc]
-            batch = self.ready.pop(step)
-            self.consumed = step + 1
-            self.cond.notify_all()
-            return batch
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
-            for batch in self.ready.values():
-                batch.release()
-            self.ready.clear()
-            self.cond.notify_all()

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from dlio_core.formats import Format, get_format
+from dlio_core.formats import Format, format_for, get_format
 from dlio_core.manifest import (
     MANIFEST_NAME,
     DatasetError,
@@ -234,6 +234,11 @@ def _effective_compression(fmt: str, compression: Any) -> str:
         return "none"
     if fmt == "npz" and c == "zip":
         return "zip"
+    if fmt == "hdf5":
+        if c in ("gzip", "lzf"):
+            return c
+        raise DatasetError(f"dataset.compression={c} is not an HDF5 filter (DLIO's hdf5 writer fails on it too); "
+                           f"use gzip, lzf or none")
     warnings.warn(f"dataset.compression={c} has no effect on {fmt} files (as in DLIO); writing them "
                   f"uncompressed", stacklevel=3)
     return "none"
@@ -260,7 +265,7 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     if nthreads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     plan = DatasetPlan.from_config(cfg)
-    fmt = get_format(plan.format)
+    fmt = format_for(cfg.dataset)  # bound to the section's options (hdf5 layout, chunking, ...)
     storage = dataset_storage(cfg)
     for d in plan.directories():  # every rank: makedirs is idempotent and spares us a barrier
         storage.makedirs(d)

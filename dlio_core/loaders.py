@@ -36,11 +36,11 @@ class LoaderSpec:
 
 LOADERS = MappingProxyType({
     "native": LoaderSpec("dlio_core.loaders:native_loader"),
-    "pytorch": LoaderSpec(None, "torch", "torch"),
-    "tensorflow": LoaderSpec(None, "tensorflow", "tf"),
-    "jax": LoaderSpec(None, "jax", "jax"),
-    "dali": LoaderSpec(None, "nvidia.dali", "dali"),
-    "native_dali": LoaderSpec(None, "nvidia.dali", "dali"),
+    "pytorch": LoaderSpec("dlio_torch.loader:make_loader", "torch", "torch"),
+    "tensorflow": LoaderSpec("dlio_tf:tf_loader", "tensorflow", "tf"),
+    "jax": LoaderSpec("dlio_jax.loader:jax_loader", "jax", "jax"),
+    "dali": LoaderSpec("dlio_jax.dali.loader:dali_loader", "nvidia.dali", "dali"),
+    "native_dali": LoaderSpec("dlio_jax.dali.loader:native_dali_loader", "nvidia.dali", "dali"),
     "synthetic": LoaderSpec(None),
     "custom": LoaderSpec(None),
 })
@@ -76,11 +76,11 @@ def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, spl
 def native_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> Any:
     """The framework-free engine (:class:`~dlio_core.engine.NativeLoader`)."""
     from .engine import NativeLoader
-    from .formats import get_format
+    from .formats import format_for
 
     return NativeLoader(
         storage,
-        get_format(str(getattr(cfg.dataset.format, "value", cfg.dataset.format))),
+        format_for(cfg.dataset),
         [storage.join(rel) for rel, _ in files],
         sizes=[size for _, size in files],
         read_threads=cfg.reader.read_threads,

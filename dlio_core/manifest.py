@@ -145,33 +145,58 @@ def write_manifest(storage: Storage, manifest: Manifest) -> None:
 
 
 def dataset_storage(cfg: Any) -> Storage:
-    """The storage rooted at the configured data folder.
+    """The storage rooted at the configured data folder, from DLIO's ``storage`` section.
 
-    A URI ``data_folder`` is used as is; a plain path joins ``storage.storage_root`` (DLIO's local
-    storage does ``os.path.join(root, data_folder)``); ``storage_type: s3`` with a plain path means
-    ``s3://{storage_root}/{data_folder}``.
+    * ``dataset.data_folder`` that is a URI (``s3://``, ``az://``, ``gs://``, ``direct://``, ``file://``)
+      is used as is, with ``storage.storage_options``;
+    * otherwise it is joined under ``storage.storage_root``: ``local_fs``/``parallel_fs`` ->
+      ``{root}/{folder}`` on local disk (``direct://`` when ``reader.odirect`` is true), ``s3``/``s3dlio``
+      -> ``s3://{root}/{folder}`` (the root is the bucket), ``adls_gen2`` -> ``az://{root}/{folder}``
+      (the root is the container).
+
+    Credentials may also come from the environment (``AWS_*``, ``AZURE_STORAGE_*``); see the backends.
 
     Example:
         >>> from types import SimpleNamespace as NS
         >>> cfg = NS(dataset=NS(data_folder="/tmp/data/"), storage=NS(storage_type="local_fs", storage_root="./"))
         >>> dataset_storage(cfg).url
         'file:///tmp/data'
+        >>> cfg = NS(dataset=NS(data_folder="unet3d/"), storage=NS(storage_type="s3", storage_root="bkt",
+        ...          storage_options={"endpoint_url": "http://127.0.0.1:9000"}))
+        >>> dataset_storage(cfg).url
+        's3://bkt/unet3d'
     """
+    from dlio_core.config.frozen import thaw
+
     folder = str(cfg.dataset.data_folder)
     folder = folder.rstrip("/") or folder
     st = getattr(cfg, "storage", None)
     stype = _name(getattr(st, "storage_type", "local_fs") or "local_fs")
     root = str(getattr(st, "storage_root", "") or "")
-    options = dict(getattr(st, "storage_options", None) or {})
-    if split_scheme(folder)[0] is not None:
-        return open_storage(folder, options or None)
+    options = thaw(getattr(st, "storage_options", None) or {}) or None
+    odirect = bool(getattr(getattr(cfg, "reader", None), "odirect", False))
+    scheme = split_scheme(folder)[0]
+    if scheme is not None:
+        if odirect and scheme in ("file", "local"):
+            return open_storage("direct://" + split_scheme(folder)[1])
+        return open_storage(folder, options if scheme not in ("file", "local", "direct") else None)
     if stype in ("local_fs", "parallel_fs"):
         # DLIO's storage_options only mean something to object stores; not passed to local files.
-        return open_storage(os.path.join(root, folder) if root else folder)
-    if stype == "s3":
-        return open_storage(f"s3://{root.strip('/')}/{folder.strip('/')}".rstrip("/"), options or None)
-    raise StorageError(f"storage.storage_type '{stype}' is not supported by this build of dl-driver "
-                       f"(use local_fs, or a data_folder URI)")
+        path = os.path.join(root, folder) if root else folder
+        return open_storage("direct://" + os.path.abspath(path)) if odirect else open_storage(path)
+    rel = folder[2:] if folder.startswith("./") else folder
+    bucket = root.strip("/")
+    if stype in ("s3", "s3dlio", "adls_gen2"):
+        if not bucket or bucket == ".":
+            what = "bucket" if stype != "adls_gen2" else "container"
+            raise StorageError(f"storage.storage_type is {stype} but storage.storage_root ({root!r}) names no "
+                               f"{what}: set storage.storage_root to the {what}, or give dataset.data_folder "
+                               f"as a full URI")
+        scheme = "az" if stype == "adls_gen2" else "s3"
+        uri = f"{scheme}://{bucket}/{rel.strip('/')}".rstrip("/")
+        return open_storage(uri, options)
+    raise StorageError(f"storage.storage_type '{stype}' is not supported by dl-driver: use local_fs, s3 (also for "
+                       f"AIStore's S3 endpoint) or adls_gen2, or give dataset.data_folder as a URI")
 
 
 def _by_basename(files: list[tuple[str, int]]) -> list[tuple[str, int]]:

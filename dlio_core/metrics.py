@@ -36,7 +36,7 @@ import numpy as np
 __all__ = ["PhaseRecord", "Window", "stage_summary", "STAGES"]
 
 # The per-step stages summarised in report.json (mean and percentiles).
-STAGES = ("wait", "io", "decode", "compute", "barrier")
+STAGES = ("wait", "io", "decode", "h2d", "compute", "barrier")
 
 
 @dataclass
@@ -71,16 +71,17 @@ class PhaseRecord:
     samples: list[int] = field(default_factory=list)
     bytes_read: list[int] = field(default_factory=list)
     sample_bytes: list[int] = field(default_factory=list)
-    io: list[float] = field(default_factory=list)
-    decode: list[float] = field(default_factory=list)
+    io: list[float | None] = field(default_factory=list)      # None: the loader cannot see this stage
+    decode: list[float | None] = field(default_factory=list)
+    h2d: list[float | None] = field(default_factory=list)     # None: no device copy (no GPU, or native runs)
 
     @property
     def steps(self) -> int:
         return len(self.start)
 
     def add_step(self, *, start: float, wait: float, compute: float, barrier: float, end: float,
-                 samples: int, bytes_read: int, io_s: float, decode_s: float,
-                 sample_bytes: int = 0, checkpoint_s: float = 0.0) -> None:
+                 samples: int, bytes_read: int, io_s: float | None, decode_s: float | None,
+                 sample_bytes: int = 0, checkpoint_s: float = 0.0, h2d_s: float | None = None) -> None:
         self.start.append(start)
         self.end.append(end)
         self.wait.append(wait)
@@ -92,6 +93,7 @@ class PhaseRecord:
         self.sample_bytes.append(sample_bytes)
         self.io.append(io_s)
         self.decode.append(decode_s)
+        self.h2d.append(h2d_s)
 
     def proc(self) -> list[float]:
         """DLIO's "proc" per step: wait + compute."""
@@ -137,15 +139,23 @@ class PhaseRecord:
 
     def stage_lists(self) -> dict[str, list[float]]:
         return {"wait": self.wait, "io": self.io, "decode": self.decode, "compute": self.compute,
-                "barrier": self.barrier}
+                "barrier": self.barrier, "h2d": self.h2d}
 
 
-def stage_summary(values: list[float] | np.ndarray) -> dict[str, float | int | None]:
+def stage_summary(values: list[float | None] | np.ndarray) -> dict[str, float | int | None]:
     """Mean and p50/p95/p99 of one stage's per-step seconds (``None`` when there are no steps).
+
+    Steps whose value is ``None`` (a loader that cannot see the stage, e.g. tf.data's own reader)
+    are left out and counted in ``not_measured_steps``; a stage never measured has ``count`` 0.
 
     >>> stage_summary([1.0, 2.0, 3.0, 4.0])["p50_s"]
     2.5
+    >>> stage_summary([None, None])["not_measured_steps"], stage_summary([None, None])["mean_s"]
+    (2, None)
     """
+    if not isinstance(values, np.ndarray) and any(v is None for v in values):
+        measured = [v for v in values if v is not None]
+        return {**stage_summary(measured), "not_measured_steps": len(values) - len(measured)}
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
         return {"count": 0, "mean_s": None, "p50_s": None, "p95_s": None, "p99_s": None, "max_s": None}

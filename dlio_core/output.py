@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from .config.frozen import redact_value
 from .report.host import timestamp
 
 __all__ = ["resolve_output_folder", "RunLog", "write_config_copies", "redact_override"]
@@ -35,10 +36,10 @@ def resolve_output_folder(cfg: Any) -> str:
 
 def redact_override(text: str) -> str:
     """``++workload.storage.storage_options.secret_access_key=abc`` -> ``...=***``."""
-    key, sep, _ = text.partition("=")
+    key, sep, value = text.partition("=")
     if sep and _SECRET_KEY.search(key):
         return f"{key}=***"
-    return text
+    return f"{key}={redact_value(value)}" if sep else text
 
 
 def write_config_copies(folder: str, cfg: Any, overrides: Iterable[str], subdir: str = ".hydra") -> None:

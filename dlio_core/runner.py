@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -61,6 +61,7 @@ class RunResult:
     output_folder: str
     summary: dict = field(default_factory=dict)
     epochs: list[EpochRecord] = field(default_factory=list)
+    checkpoints: list[Any] = field(default_factory=list)  # CheckpointRecord of every save and load
 
 
 def _should_eval(cfg: Any, epoch: int) -> bool:
@@ -85,10 +86,13 @@ def _plan(cfg: Any, dist: Dist, split: str, epoch: int, random_seed: int | None)
     )
 
 
-def _run_phase(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: Compute, dist: Dist | None) -> PhaseRecord:
+def _run_phase(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: Compute, dist: Dist | None,
+               after_step: Callable[[int], float] | None = None) -> PhaseRecord:
     """Run ``steps`` steps into ``rec`` (filled in place, so an interrupted phase keeps what it measured).
 
-    ``dist`` None means no per-step barrier (evaluation, as in DLIO).
+    ``dist`` None means no per-step barrier (evaluation, as in DLIO). ``after_step(step)`` runs after a
+    step's barrier (a step checkpoint) and returns the seconds it took, which the metrics keep out of
+    both compute and stall.
     """
     perf = time.perf_counter
     batches = loader.epoch(plan, max_steps=steps)
@@ -103,9 +107,11 @@ def _run_phase(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: Co
             if dist is not None:
                 dist.barrier()
             t3 = perf()
+            checkpoint_s = after_step(len(rec.start) + 1) if after_step is not None else 0.0
             rec.add_step(start=t0, wait=t1 - t0, compute=compute_s, barrier=t3 - t2, end=t3,
                          samples=batch.num_samples, bytes_read=batch.bytes_read, io_s=batch.io_s,
-                         decode_s=batch.decode_s, sample_bytes=batch.sample_bytes)
+                         decode_s=batch.decode_s, sample_bytes=batch.sample_bytes, checkpoint_s=checkpoint_s,
+                         h2d_s=getattr(batch, "h2d_s", None))
     finally:
         batches.close()
     return rec
@@ -149,9 +155,11 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
         log.warning(message)
     log.output(f"Running dl-driver with {dist.world} process(es): workload {cfg.source}")
 
+    checkpoints = None
     if cfg.workflow.checkpoint:
-        raise RunError("workflow.checkpoint: True is not supported by this version; "
-                       "pass ++workload.workflow.checkpoint=False to run without checkpoints")
+        from .checkpoint import CheckpointEngine
+
+        checkpoints = CheckpointEngine(cfg, dist, log=log, progress=not quiet)
     storage = dataset_storage(cfg)
     if cfg.workflow.generate_data:
         from .generate import generate_dataset
@@ -161,8 +169,17 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
         dist.barrier()
         log.output("Generation done")
     if not cfg.workflow.train:
-        log.output("workflow.train is False: nothing more to do")
-        log.close()
+        if checkpoints is None:
+            log.output("workflow.train is False: nothing more to do")
+            log.close()
+            return result
+        try:  # DLIO's checkpoint-only mode: the writes, then the reads
+            result.checkpoints.extend(checkpoints.run_checkpoint_only())
+        finally:
+            result.summary = dlio_report.write_all(cfg, dist, log, folder, result.epochs, start_ts, train_files=[],
+                                                   eval_files=[], checkpoints=checkpoints,
+                                                   checkpoint_records=result.checkpoints)
+            log.close()
         return result
 
     train_files = _shared_files(cfg, dist, storage, "train")
@@ -196,8 +213,16 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
             log.output(f"Starting epoch {epoch}: {steps} steps expected")
             rec.train_start = timestamp()
             plan = _plan(cfg, dist, "train", epoch, random_seed)
+            after_step = None
+            if checkpoints is not None and cfg.checkpoint.steps_between_checkpoints > 0:
+                def after_step(step: int, epoch: int = epoch) -> float:
+                    if not checkpoints.due_after_step(epoch, step):
+                        return 0.0
+                    t0 = time.perf_counter()
+                    result.checkpoints.append(checkpoints.save(epoch, step))
+                    return time.perf_counter() - t0  # this rank's wall time in the save, barriers included
             try:
-                _run_phase(rec.train, train_loader, plan, steps, train_compute, dist)
+                _run_phase(rec.train, train_loader, plan, steps, train_compute, dist, after_step)
             finally:
                 rec.train_end = timestamp()
                 if access_log is not None:
@@ -205,6 +230,8 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
             dist.barrier()
             log.output(f"Ending epoch {epoch} - {rec.train.steps} steps completed in "
                        f"{rec.train.end[-1] - rec.train.start[0]:.2f} s")
+            if checkpoints is not None and checkpoints.due_after_epoch(epoch):
+                result.checkpoints.append(checkpoints.save(epoch, checkpoints.epoch_end_step(steps)))
             if eval_loader is not None and _should_eval(cfg, epoch):
                 plan = _plan(cfg, dist, "valid", epoch, random_seed)
                 log.output(f"Starting eval - {plan.steps} steps expected")
@@ -220,6 +247,7 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
         if access_log is not None:
             access_log.write(f"{folder}/{dist.rank}_access_order.json")
         result.summary = dlio_report.write_all(cfg, dist, log, folder, result.epochs, start_ts,
-                                               train_files=train_files, eval_files=eval_files)
+                                               train_files=train_files, eval_files=eval_files,
+                                               checkpoints=checkpoints, checkpoint_records=result.checkpoints)
         log.close()
     return result

@@ -21,7 +21,7 @@ from .errors import ConfigError
 __all__ = [
     "ConfigEnum", "Framework", "DataLoader", "Format", "Shuffle", "Compression", "ReadType", "FileAccess",
     "DataLoaderSampler", "CheckpointType", "CheckpointMode", "StorageType", "Profiler", "DataType",
-    "ComputationDevice", "MultiprocessingContext",
+    "ComputationDevice", "MultiprocessingContext", "Hdf5Layout", "BatchContent",
 ]
 
 E = TypeVar("E", bound="ConfigEnum")
@@ -88,6 +88,18 @@ class Format(ConfigEnum):
     MMAP_INDEXED_BINARY = "mmap_indexed_binary"
     SYNTHETIC = "synthetic"
     PARQUET = "parquet"  # MLCommons fork (flux, dlrm_b200)
+
+
+class Hdf5Layout(ConfigEnum):
+    """``dataset.hdf5.layout`` (extension): which DLIO version's HDF5 files are written.
+
+    ``RECORDS_K`` (default): DLIO HEAD's ``records_0 .. records_{k-1}`` datasets
+    (``k = dataset.hdf5.num_dset_per_record``) plus ``labels``. ``RECORDS``: DLIO 2.0.0's single
+    ``records`` dataset plus ``labels``. Readers accept either, whatever this says.
+    """
+
+    RECORDS_K = "records_k"
+    RECORDS = "records"
 
 
 class Shuffle(ConfigEnum):
@@ -202,6 +214,19 @@ class ComputationDevice(ConfigEnum):
 
     CPU = "cpu"
     GPU = "gpu"
+
+
+class BatchContent(ConfigEnum):
+    """``reader.batch_content`` (extension): what a framework loader hands the model after reading a step.
+
+    ``CONSTANT`` (default, as DLIO): the files are read and timed, the bytes discarded, and a constant
+    tensor of ``reader.transformed_record_dims`` (else a square of ``dataset.record_length_bytes_resize``
+    bytes) is handed over, so the figures do not pay for moving large samples between processes.
+    ``SAMPLES``: the samples actually read.
+    """
+
+    CONSTANT = "constant"
+    SAMPLES = "samples"
 
 
 class MultiprocessingContext(ConfigEnum):

@@ -91,6 +91,8 @@ EXTENSIONS: dict[str, str] = {
     "output.record_access_order": "log the (file, sample) order each rank read",
     "reader.data_loader": "values native and jax",
     "framework": "value jax",
+    "reader.batch_content": "constant (DLIO's constant tensor, default) or samples: what a framework loader hands the model",
+    "dataset.hdf5.layout": "records_k (DLIO HEAD, default) or records (DLIO 2.0.0): the HDF5 layout generated",
 }
 
 

@@ -9,6 +9,10 @@ Extensions (dl-driver keys in DLIO's sections; DLIO ignores them):
 - ``train.computation_device``: ``cpu`` (default: emulate compute by sleeping) or ``gpu`` (a busy kernel).
 - ``output.record_access_order``: ``False`` (default); ``True`` logs the (file, sample) order each rank read.
 - ``reader.data_loader: native`` (dlio_core's engine) and ``jax``; ``framework: jax``.
+- ``reader.batch_content``: ``constant`` (default: DLIO's constant tensor after the real read) or ``samples``
+  (the data read); what the pytorch loader hands the model.
+- ``dataset.hdf5.layout``: ``records_k`` (default: DLIO HEAD's ``records_0..k-1``) or ``records`` (DLIO 2.0.0's
+  single dataset); which HDF5 layout generation writes (reading accepts both).
 
 >>> ReaderConfig(batch_size="8").batch_size
 8
@@ -26,8 +30,8 @@ from typing import Any, ClassVar
 
 from . import convert as cv
 from .enums import (
-    CheckpointMode, CheckpointType, Compression, ComputationDevice, DataLoader, DataLoaderSampler, DataType,
-    FileAccess, Format, MultiprocessingContext, Profiler, ReadType, Shuffle, StorageType,
+    BatchContent, CheckpointMode, CheckpointType, Compression, ComputationDevice, DataLoader, DataLoaderSampler, DataType,
+    FileAccess, Format, Hdf5Layout, MultiprocessingContext, Profiler, ReadType, Shuffle, StorageType,
 )
 from .errors import ConfigError
 from .frozen import FrozenMap
@@ -178,12 +182,20 @@ class WorkflowConfig(Section):
 
 @dataclass(frozen=True)
 class Hdf5Config(Section):
-    """``dataset.hdf5``: chunking, datasets per record, max shape (HEAD's hdf5 writer)."""
+    """``dataset.hdf5``: chunking, datasets per record, max shape (HEAD's hdf5 writer); ``layout`` (extension)."""
 
     _key: ClassVar[str] = "dataset.hdf5"
     chunk_dims: tuple[int, ...] = spec((), cv.int_tuple(min=1))
     num_dset_per_record: int = spec(1, cv.integer(min=1))
     max_shape: tuple[int | None, ...] = spec((), cv.int_tuple(min=1, allow_none_items=True))
+    layout: Hdf5Layout = spec(Hdf5Layout.RECORDS_K, _enum(Hdf5Layout),
+                              doc="records_k: DLIO HEAD's records_0..k-1; records: DLIO 2.0.0's single dataset")
+
+    def _validate(self) -> None:
+        if self.layout is Hdf5Layout.RECORDS and self.num_dset_per_record > 1:
+            raise ConfigError(f"dataset.hdf5.num_dset_per_record: {self.num_dset_per_record} needs "
+                              "dataset.hdf5.layout: records_k (DLIO 2.0.0's layout has one 'records' dataset)",
+                              key="dataset.hdf5.num_dset_per_record")
 
 
 @dataclass(frozen=True)
@@ -247,6 +259,8 @@ class ReaderConfig(Section):
     preprocess_time: TimeSpec = spec(TimeSpec(), _time(), time="plain")
     transformed_record_dims: tuple[int, ...] = spec((), cv.int_tuple(min=1))
     transformed_record_element_type: str = spec("uint8", cv.numpy_dtype())
+    batch_content: BatchContent = spec(BatchContent.CONSTANT, _enum(BatchContent),
+                                       doc="constant: DLIO's constant tensor after the real read; samples: the data read")
     data_loader_classname: str | None = spec(None, cv.optional(cv.text(nonempty=True)))
     reader_classname: str | None = spec(None, cv.optional(cv.text(nonempty=True)))
     data_loader_sampler: DataLoaderSampler | None = spec(None, cv.optional(_enum(DataLoaderSampler)))

@@ -19,6 +19,7 @@ import ast
 import io
 import struct
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from dlio_core.formats.base import FormatError, FunctionFormat, where
 if TYPE_CHECKING:
     from dlio_core.storage import Storage
 
-__all__ = ["FORMAT", "npy_header", "parse", "parse_at", "write_file", "file_size"]
+__all__ = ["FORMAT", "CachingFormat", "Parser", "npy_header", "parse", "parse_at", "write_file", "file_size"]
 
 _MAGIC = b"\x93NUMPY"
 _PRE = struct.Struct("<6sBBH")  # magic, major, minor, v1 header length
@@ -83,24 +84,20 @@ def _parse_header(key: bytes, major: int, path: str | None) -> _HeaderInfo:
         raise FormatError(f"{where(path)}: bad shape or fortran_order in npy header: {text.strip()!r}")
     try:
         dtype = npformat.descr_to_dtype(d["descr"])
-    except (TypeError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - numpy parses comma strings with ast: SyntaxError too
         raise FormatError(f"{where(path)}: unknown dtype {d['descr']!r} in npy header ({e})") from None
     if dtype.hasobject:
         raise FormatError(f"{where(path)}: npy holds Python objects (pickled); only plain arrays are read")
+    if dtype.itemsize == 0:  # numpy cannot view bytes as elements of no size
+        raise FormatError(f"{where(path)}: npy dtype {d['descr']!r} has elements of 0 bytes")
     count = 1
     for s in shape:
         count *= s
     return dtype, shape, count, fortran, count * dtype.itemsize
 
 
-def parse_at(mv: memoryview, off: int, end: int, path: str | None = None) -> np.ndarray:
-    """The array stored as npy in ``mv[off:end]``, as a view of ``mv``.
-
-    Example:
-        >>> raw = memoryview(b"junk" + npy_header((3,), np.uint8) + b"abc")
-        >>> parse_at(raw, 4, len(raw)).tobytes()
-        b'abc'
-    """
+def _header_at(mv: memoryview, off: int, end: int, path: str | None) -> tuple[int, _HeaderInfo]:
+    """Where the data of the npy at ``mv[off:end]`` starts, and what its header says (validated)."""
     try:
         magic, major, _minor, hlen = _PRE.unpack_from(mv, off)
     except struct.error:
@@ -124,14 +121,30 @@ def parse_at(mv: memoryview, off: int, end: int, path: str | None = None) -> np.
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.clear()
         _CACHE[key] = info
-    dtype, shape, count, fortran, nbytes = info
-    if hend + nbytes > end:
-        raise FormatError(f"{where(path)}: truncated npy data: {end - hend} of {nbytes} bytes "
-                          f"for shape {shape} {dtype}")
+    if hend + info[4] > end:
+        raise FormatError(f"{where(path)}: truncated npy data: {end - hend} of {info[4]} bytes "
+                          f"for shape {info[1]} {info[0]}")
+    return hend, info
+
+
+def _array(mv: memoryview, hend: int, info: _HeaderInfo) -> np.ndarray:
+    dtype, shape, count, fortran, _nbytes = info
     arr = np.frombuffer(mv, dtype=dtype, count=count, offset=hend)
     if fortran:
         return arr.reshape(shape[::-1]).T
     return arr.reshape(shape)
+
+
+def parse_at(mv: memoryview, off: int, end: int, path: str | None = None) -> np.ndarray:
+    """The array stored as npy in ``mv[off:end]``, as a view of ``mv``.
+
+    Example:
+        >>> raw = memoryview(b"junk" + npy_header((3,), np.uint8) + b"abc")
+        >>> parse_at(raw, 4, len(raw)).tobytes()
+        b'abc'
+    """
+    hend, info = _header_at(mv, off, end, path)
+    return _array(mv, hend, info)
 
 
 def parse(buffer: Any, path: str | None = None) -> np.ndarray:
@@ -143,6 +156,52 @@ def parse(buffer: Any, path: str | None = None) -> np.ndarray:
     """
     mv = byte_view(buffer)
     return parse_at(mv, 0, mv.nbytes, path)
+
+
+class BufferParsers:
+    """Base of the per-thread parsers the engine uses (see :class:`Parser`): remembers, for each of a
+    few reused buffers (the same ``memoryview`` object), the bytes that decided the last parse and the
+    array it gave, so a file whose deciding bytes are the same is validated without building a new
+    array. Holding the buffer keeps its ``id`` unique; the table is small and cleared when full.
+    """
+
+    __slots__ = ("_seen",)
+    _MAX = 64
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple] = {}
+
+    def _remember(self, buffer: memoryview, entry: tuple) -> None:
+        if len(self._seen) >= self._MAX:
+            self._seen.clear()
+        self._seen[id(buffer)] = entry
+
+
+class Parser(BufferParsers):
+    """``parse`` for a thread that reads file after file into the same buffers: same results and
+    errors, but a buffer parsed before whose header bytes (magic, version, length, header text) are
+    unchanged gives back the same array object, a view of that buffer, after one byte comparison.
+
+    Example:
+        >>> raw = npy_header((2, 2), np.uint8) + bytes(4)
+        >>> buf = memoryview(bytearray(raw)); p = Parser()
+        >>> a = p(buf, "f.npy"); buf[-1] = 9
+        >>> b = p(buf, "g.npy"); (b is a, int(b[1, 1]))
+        (True, 9)
+    """
+
+    __slots__ = ()
+
+    def __call__(self, buffer: Any, path: str | None = None) -> np.ndarray:
+        seen = self._seen.get(id(buffer))
+        if seen is not None and seen[0] is buffer and bytes(buffer[:seen[1]]) == seen[2]:
+            return seen[3]
+        mv = byte_view(buffer)
+        hend, info = _header_at(mv, 0, mv.nbytes, path)
+        x = _array(mv, hend, info)
+        if mv is buffer:
+            self._remember(buffer, (buffer, hend, bytes(mv[:hend]), x))
+        return x
 
 
 def file_size(shape: tuple[int, ...], dtype: Any, *, compression: str | None = "none") -> int:
@@ -180,4 +239,15 @@ def write_file(storage: Storage, path: str, x: np.ndarray, *, compression: str |
     return storage.write_atomic(path, [npy_header(x.shape, x.dtype), raw_bytes(x)])
 
 
-FORMAT = FunctionFormat("npy", "npy", write_file, parse, file_size)
+@dataclass(frozen=True)
+class CachingFormat(FunctionFormat):
+    """A :class:`FunctionFormat` that also offers ``parser()``: a new per-thread parser (``parse`` with a
+    cache for reused buffers). The engine calls it once per reader thread when it reuses its buffers."""
+
+    parser_class: type = Parser
+
+    def parser(self) -> Any:
+        return self.parser_class()
+
+
+FORMAT = CachingFormat("npy", "npy", write_file, parse, file_size, Parser)

@@ -93,6 +93,13 @@ def metric_block(world: int, metric: dict[str, Any]) -> list[str]:
             f"[METRIC] Eval Throughput (MB/second): {m['eval_io_mean_MB_per_second']:.6f} ({m['eval_io_stdev_MB_per_second']:.6f})",
             f"[METRIC] eval_au_meet_expectation: {m['eval_au_meet_expectation']}",
         ]
+    for kind, label in (("save", "Checkpoint save"), ("load", "Checkpoint load")):
+        if f"{kind}_checkpoint_duration_mean_seconds" in metric:
+            m = metric
+            lines += [
+                f"[METRIC] {label} duration (seconds): {m[f'{kind}_checkpoint_duration_mean_seconds']:.4f} ({m[f'{kind}_checkpoint_duration_stdev_seconds']:.4f})",
+                f"[METRIC] {label} I/O Throughput (GB/second): {m[f'{kind}_checkpoint_io_mean_GB_per_second']:.4f} ({m[f'{kind}_checkpoint_io_stdev_GB_per_second']:.4f})",
+            ]
     lines.append(bar)
     return lines
 
@@ -138,7 +145,8 @@ def _rank_output(cfg: Any, epochs: Sequence[Any], host: dict, potential_caching:
 
 
 def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any], start_ts: str, *,
-              train_files: Sequence[tuple[str, int]], eval_files: Sequence[tuple[str, int]]) -> dict[str, Any]:
+              train_files: Sequence[tuple[str, int]], eval_files: Sequence[tuple[str, int]],
+              checkpoints: Any = None, checkpoint_records: Sequence[Any] = ()) -> dict[str, Any]:
     """Write every rank's files and, on rank 0, ``summary.json``, ``report.json`` and the ``[METRIC]`` block.
 
     Collective: every rank must call it. Returns the summary on rank 0 and ``{}`` elsewhere.
@@ -158,7 +166,11 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
     eval_rows = _epoch_figures(cfg, epochs, "eval")
     gathered = dist.gather((train_rows, eval_rows, [rec.train for rec in epochs]))
     os.makedirs(folder, exist_ok=True)
-    _json_dump(os.path.join(folder, f"{dist.rank}_per_epoch_stats.json"), _per_epoch_stats(epochs))
+    stats = _per_epoch_stats(epochs)
+    if checkpoints is not None:
+        for epoch, entries in checkpoints.per_epoch_entries(list(checkpoint_records)).items():
+            stats.setdefault(str(epoch), {}).update(entries)
+    _json_dump(os.path.join(folder, f"{dist.rank}_per_epoch_stats.json"), stats)
     _json_dump(os.path.join(folder, f"{dist.rank}_output.json"), _rank_output(cfg, epochs, host, my_caching))
     if not dist.is_root:
         return {}
@@ -170,6 +182,8 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
         metric.update(_phase_metrics("train", train_agg, cfg.metric.au))
     if eval_agg["au"]:
         metric.update(_phase_metrics("eval", eval_agg, cfg.metric.au))
+    if checkpoints is not None and checkpoint_records:
+        metric.update(checkpoints.summary_metrics(list(checkpoint_records)))
     summary = {
         "start": start_ts,
         "end": timestamp(),
@@ -191,6 +205,9 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
     }
     _json_dump(os.path.join(folder, "summary.json"), summary)
     report = build_report(cfg, dist, summary, gathered, train_agg, eval_agg, dataset_bytes)
+    if checkpoints is not None:
+        report["checkpoint"] = {"plan": checkpoints.plan.describe(), "notes": list(checkpoints.plan.notes),
+                                "records": [r.to_dict() for r in checkpoint_records]}
     _json_dump(os.path.join(folder, "report.json"), report)
     if any(caching):
         log.warning(f"The dataset ({data_per_host_gb:.4f} GiB per host) is smaller than host memory; "

@@ -1,4 +1,6 @@
-"""Storage backends behind one protocol: local files today, object stores through fsspec later.
+"""Storage backends behind one protocol: local files (``file://``, ``direct://`` O_DIRECT) and object
+stores through fsspec (``s3://`` s3fs, ``az://``/``abfs://`` adlfs, ``gs://`` gcsfs), each client
+imported only when its scheme is opened.
 
 Example:
     >>> import tempfile

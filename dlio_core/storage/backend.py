@@ -21,11 +21,12 @@ Example:
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, Union, runtime_checkable
+
+from dlio_core.storage.uri import redact_uri, split_scheme
 
 __all__ = [
     "Storage",
@@ -124,19 +125,17 @@ class BackendSpec:
 _REGISTRY: dict[str, BackendSpec] = {
     "file": BackendSpec("dlio_core.storage.local", "LocalStorage", None, "local file system"),
     "local": BackendSpec("dlio_core.storage.local", "LocalStorage", None, "local file system"),
-    "direct": BackendSpec(None, None, None, "local files with O_DIRECT (dlio_core/storage/direct.py)"),
-    "s3": BackendSpec(None, None, "s3", "S3 through fsspec + s3fs"),
-    "s3a": BackendSpec(None, None, "s3", "S3 through fsspec + s3fs"),
-    "gs": BackendSpec(None, None, "gcs", "Google Cloud Storage through fsspec + gcsfs"),
-    "gcs": BackendSpec(None, None, "gcs", "Google Cloud Storage through fsspec + gcsfs"),
-    "az": BackendSpec(None, None, "azure", "Azure Blob Storage through fsspec + adlfs"),
-    "abfs": BackendSpec(None, None, "azure", "Azure Data Lake / Blob through fsspec + adlfs"),
-    "abfss": BackendSpec(None, None, "azure", "Azure Data Lake / Blob through fsspec + adlfs"),
+    "direct": BackendSpec("dlio_core.storage.direct", "DirectStorage", None, "local files read with O_DIRECT"),
+    "s3": BackendSpec("dlio_core.storage.s3", "S3Storage", "s3", "S3 through fsspec + s3fs"),
+    "s3a": BackendSpec("dlio_core.storage.s3", "S3Storage", "s3", "S3 through fsspec + s3fs"),
+    "gs": BackendSpec("dlio_core.storage.gcs", "GCSStorage", "gcs", "Google Cloud Storage through fsspec + gcsfs"),
+    "gcs": BackendSpec("dlio_core.storage.gcs", "GCSStorage", "gcs", "Google Cloud Storage through fsspec + gcsfs"),
+    "az": BackendSpec("dlio_core.storage.azure", "AzureStorage", "azure", "Azure Blob Storage through fsspec + adlfs"),
+    "abfs": BackendSpec("dlio_core.storage.azure", "AzureStorage", "azure",
+                        "Azure Data Lake / Blob through fsspec + adlfs"),
+    "abfss": BackendSpec("dlio_core.storage.azure", "AzureStorage", "azure",
+                         "Azure Data Lake / Blob through fsspec + adlfs"),
 }
-
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
-_USERINFO_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/@]*@")
-
 
 def register_backend(scheme: str, module: str | None, cls: str | None, *, extra: str | None = None,
                      note: str = "") -> None:
@@ -156,29 +155,6 @@ def registered_schemes() -> dict[str, BackendSpec]:
         's3'
     """
     return dict(_REGISTRY)
-
-
-def split_scheme(uri_or_path: str) -> tuple[str | None, str]:
-    """``("s3", "bucket/key")`` for a URI, ``(None, path)`` for a plain path.
-
-    Example:
-        >>> split_scheme("file:///data/x"), split_scheme("data/x")
-        (('file', '/data/x'), (None, 'data/x'))
-    """
-    m = _SCHEME_RE.match(uri_or_path)
-    if not m:
-        return None, uri_or_path
-    return m.group(1).lower(), uri_or_path[m.end():]
-
-
-def redact_uri(uri: str) -> str:
-    """Drop ``user:password@`` from a URI so it can go into messages and reports.
-
-    Example:
-        >>> redact_uri("s3://AKIA:secret@bucket/data")
-        's3://***@bucket/data'
-    """
-    return _USERINFO_RE.sub(r"\1***@", uri)
 
 
 def open_storage(uri_or_path: str, options: Mapping[str, Any] | None = None) -> Storage:

@@ -50,7 +50,8 @@ def test_default_workload_writes_dlio_files(tmp_path, run_cli):
     assert len(output["1"]["load"]["block1"]) == steps and len(output["1"]["compute"]["block1"]) == steps
     assert len(output["1"]["load"]["eval"]) == 8
     report = json.loads((out / "report.json").read_text())
-    assert set(report["train"]["stages"]) == {"wait", "io", "decode", "compute", "barrier"}
+    assert set(report["train"]["stages"]) == {"wait", "io", "decode", "h2d", "compute", "barrier"}
+    assert report["train"]["stages"]["h2d"]["mean_s"] is None  # no device copy: null, never 0
     assert report["train"]["stages"]["io"]["p99_s"] is not None
     assert report["train"]["read_amplification"] >= 1.0
     config = yaml.safe_load((out / ".hydra" / "config.yaml").read_text())
@@ -91,8 +92,8 @@ def test_unknown_key_names_nearest(tmp_path, run_cli):
     assert "reader.batch_size" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_framework_loader_without_plugin_says_what_to_do(tmp_path, run_cli):
-    res = run_cli("run", *small_run_args(tmp_path, "++workload.reader.data_loader=tensorflow"))
+def test_unavailable_loader_says_what_to_do(tmp_path, run_cli):
+    res = run_cli("run", *small_run_args(tmp_path, "++workload.reader.data_loader=custom"))
     assert res.returncode == 2
     assert "native" in res.stderr
 

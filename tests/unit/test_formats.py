@@ -49,9 +49,9 @@ def _joined(parts) -> bytes:
 # --- registry -------------------------------------------------------------------------------------------
 
 def test_registry():
-    assert supported_formats() == ("npy", "npz")
+    assert supported_formats() == ("hdf5", "npy", "npz", "tfrecord")
     assert get_format("npz").name == "npz" and get_format("NPY").extension == "npy"
-    for name in ("hdf5", "tfrecord", "parquet"):
+    for name in ("csv", "jpeg", "parquet"):
         with pytest.raises(FormatError, match=f"'{name}'.*not support yet"):
             get_format(name)
     with pytest.raises(FormatError, match="did you mean 'npz'"):
@@ -293,13 +293,3 @@ def test_specific_corruptions_are_explained():
     np.savez(b, a=np.ones(3))
     with pytest.raises(FormatError, match="no array 'x'"):
         npz.parse(b.getvalue(), "nox.npz")
-
-
-def test_parse_speed_on_4kib_npz():
-    # DLIO's default sample: 64x64 uint8, one per file. The engine parses each file read; a few µs
-    # is the budget (np.load takes ~70 µs). Bound loosely so slow CI machines pass.
-    raw = bytearray(_joined(_zip.build([(n, p, 0) for n, p in npz.members(_x((64, 64, 1)))])))
-    mv = memoryview(raw)
-    n = 20_000
-    per_file = min(timeit.repeat(lambda: npz.parse(mv, "f"), number=n, repeat=3)) / n
-    assert per_file < 50e-6, f"{per_file * 1e6:.1f} µs per 4 KiB npz"

@@ -44,15 +44,6 @@ def test_relative_path_resolves_against_cwd(tmp_path, monkeypatch):
     assert open_storage("data/x").root == str(tmp_path / "data" / "x")
 
 
-@pytest.mark.parametrize("uri, extra", [("s3://bucket/data", "s3"), ("gs://b/d", "gcs"), ("az://c/d", "azure"),
-                                        ("abfs://c/d", "azure")])
-def test_object_store_schemes_name_their_extra(uri, extra):
-    with pytest.raises(StorageError) as ei:
-        open_storage(uri)
-    msg = str(ei.value)
-    assert f"dl-driver[{extra}]" in msg and "not available in this build" in msg and uri.split(":")[0] in msg
-
-
 def test_unknown_scheme_lists_known_ones():
     with pytest.raises(StorageError, match=r"unknown storage scheme 'foo://'.*s3://"):
         open_storage("foo://x/y")

@@ -1,0 +1,165 @@
+"""Local staging for code that can only write or read local files (a framework's checkpointer, a
+reader with no object-store support): write into a local directory and upload it with a commit
+marker, or download a committed directory first.
+
+The marker (``.dl-driver-complete``) is uploaded last and lists every file with its size, so a
+reader can tell a complete upload from one that died half-way (object stores have no atomic
+directory rename), and :func:`download_stage` refuses a directory without it.
+
+Example:
+    >>> import os, tempfile
+    >>> from dlio_core.storage import open_storage
+    >>> target = open_storage(tempfile.mkdtemp())
+    >>> with upload_stage(target, "ckpt/step-10") as d:
+    ...     with open(os.path.join(d, "model.bin"), "wb") as f:
+    ...         _ = f.write(b"weights")
+    >>> sorted(p for p, _ in target.list_files("ckpt/step-10"))
+    ['ckpt/step-10/.dl-driver-complete', 'ckpt/step-10/model.bin']
+    >>> with download_stage(target, "ckpt/step-10") as d:
+    ...     open(os.path.join(d, "model.bin"), "rb").read()
+    b'weights'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from dlio_core.storage.backend import Storage, StorageError, open_storage
+
+__all__ = ["COMMIT_MARKER", "upload_stage", "download_stage", "upload_dir", "download_dir", "is_committed"]
+
+COMMIT_MARKER = ".dl-driver-complete"
+_COPY_CHUNK = 8 * 2**20
+
+
+def _storage(target: Storage | str, options: Mapping[str, Any] | None) -> Storage:
+    return open_storage(target, options) if isinstance(target, str) else target
+
+
+def _local_files(root: str) -> list[str]:
+    out = []
+    for d, _dirs, files in os.walk(root):
+        for name in files:
+            out.append(os.path.relpath(os.path.join(d, name), root).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def _upload_one(st: Storage, local: str, remote: str) -> int:
+    put = getattr(st, "put_file", None)
+    if put is not None:  # object stores: the client's multipart upload
+        return int(put(local, remote))
+    n = 0
+    with open(local, "rb") as src, st.open_write(remote) as dst:
+        while chunk := src.read(_COPY_CHUNK):
+            dst.write(chunk)
+            n += len(chunk)
+    return n
+
+
+def upload_dir(local_dir: str, target: Storage | str, prefix: str = "", *, options: Mapping[str, Any] | None = None,
+               threads: int = 4) -> dict[str, int]:
+    """Upload every file under ``local_dir`` to ``prefix`` of ``target``, then the commit marker.
+
+    Returns ``{relpath: size_bytes}`` of the files uploaded (the marker's content).
+
+    Example:
+        >>> import tempfile; from dlio_core.storage import open_storage
+        >>> src = tempfile.mkdtemp(); _ = open(f"{src}/a.txt", "w").write("hi")
+        >>> upload_dir(src, open_storage(tempfile.mkdtemp()), "out")
+        {'a.txt': 2}
+    """
+    st = _storage(target, options)
+    files = [f for f in _local_files(local_dir) if f != COMMIT_MARKER]
+    st.makedirs(prefix or "")
+    if is_committed(st, prefix):
+        st.delete(st.join(prefix, COMMIT_MARKER))  # overwriting: the old marker must not vouch for new files
+
+    def one(rel: str) -> tuple[str, int]:
+        return rel, _upload_one(st, os.path.join(local_dir, rel), st.join(prefix, rel))
+
+    with ThreadPoolExecutor(max(1, min(threads, len(files) or 1)), thread_name_prefix="dl-driver-upload") as ex:
+        sizes = dict(ex.map(one, files))
+    marker = {"version": 1, "files": sizes}
+    st.write_atomic(st.join(prefix, COMMIT_MARKER), json.dumps(marker, sort_keys=True).encode())
+    return sizes
+
+
+def is_committed(target: Storage | str, prefix: str = "", *, options: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``prefix`` of ``target`` carries a commit marker.
+
+    Example:
+        >>> import tempfile; from dlio_core.storage import open_storage
+        >>> is_committed(open_storage(tempfile.mkdtemp()), "x")
+        False
+    """
+    st = _storage(target, options)
+    return st.exists(st.join(prefix, COMMIT_MARKER))
+
+
+def download_dir(target: Storage | str, prefix: str, local_dir: str, *, options: Mapping[str, Any] | None = None,
+                 require_marker: bool = True, threads: int = 4) -> dict[str, int]:
+    """Download the files of a committed ``prefix`` into ``local_dir``; returns ``{relpath: size}``.
+
+    With ``require_marker`` (the default) a prefix without a marker is an error, and only the files
+    the marker lists are fetched (stray objects of a failed later upload are ignored).
+    """
+    st = _storage(target, options)
+    marker_path = st.join(prefix, COMMIT_MARKER)
+    if require_marker:
+        try:
+            sizes = {str(k): int(v) for k, v in json.loads(st.read(marker_path))["files"].items()}
+        except FileNotFoundError:
+            raise StorageError(f"{st.url.rstrip('/')}/{prefix.strip('/')} has no {COMMIT_MARKER}: the upload did "
+                               f"not complete (or it was not made by upload_stage); refusing to read it") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise StorageError(f"{st.url.rstrip('/')}/{marker_path}: unreadable commit marker ({e})") from None
+    else:
+        cut = len(prefix.strip("/")) + 1 if prefix.strip("/") else 0
+        sizes = {p[cut:]: s for p, s in st.list_files(prefix) if not p.endswith(COMMIT_MARKER)}
+
+    def one(rel: str) -> None:
+        dest = os.path.join(local_dir, *rel.split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        get = getattr(st, "get_file", None)
+        if get is not None:
+            get(st.join(prefix, rel), dest)
+            return
+        with open(dest, "wb") as f:
+            f.write(st.read(st.join(prefix, rel)))
+
+    with ThreadPoolExecutor(max(1, min(threads, len(sizes) or 1)), thread_name_prefix="dl-driver-download") as ex:
+        list(ex.map(one, sorted(sizes)))
+    return sizes
+
+
+@contextmanager
+def upload_stage(target: Storage | str, prefix: str = "", *, options: Mapping[str, Any] | None = None,
+                 dir: str | None = None, threads: int = 4) -> Iterator[str]:
+    """A fresh local directory; when the block exits normally its files are uploaded to ``prefix``
+    of ``target`` and the commit marker is written last. On an exception nothing is uploaded. The
+    local directory is removed either way."""
+    local = tempfile.mkdtemp(prefix="dl-driver-stage-", dir=dir)
+    try:
+        yield local
+        upload_dir(local, target, prefix, options=options, threads=threads)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+@contextmanager
+def download_stage(target: Storage | str, prefix: str = "", *, options: Mapping[str, Any] | None = None,
+                   dir: str | None = None, require_marker: bool = True, threads: int = 4) -> Iterator[str]:
+    """A local directory holding a copy of the committed ``prefix`` of ``target``, removed on exit."""
+    local = tempfile.mkdtemp(prefix="dl-driver-stage-", dir=dir)
+    try:
+        download_dir(target, prefix, local, options=options, require_marker=require_marker, threads=threads)
+        yield local
+    finally:
+        shutil.rmtree(local, ignore_errors=True)

@@ -1,0 +1,124 @@
+"""Host batches -> device arrays on a background thread, double-buffered, with H2D timing.
+
+``jax.device_put`` is asynchronous, so the copy is timed from the call to ``block_until_ready()``
+on the copying thread; the consumer's step runs meanwhile. ``buffers=2`` (the default) means at most
+two batches are on the device at once: the one the step uses and the next one being copied.
+
+Example:
+    >>> import numpy as np
+    >>> from types import SimpleNamespace as NS
+    >>> batches = iter([NS(step=0, num_samples=2, bytes_read=8, sample_bytes=8, io_s=0.0, decode_s=0.0,
+    ...                    samples=[np.zeros(4, np.uint8)] * 2, release=lambda: None)])
+    >>> [b.array.shape for b in device_batches(batches, DevicePut())]
+    [(2, 4)]
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from ._stack import stack_samples
+
+__all__ = ["DeviceBatch", "DevicePut", "device_batches"]
+
+
+class DevicePut:
+    """Puts a per-process host batch on the device(s).
+
+    With no ``sharding``: ``jax.device_put`` onto the default device. With a ``jax.sharding.Sharding``:
+    ``jax.make_array_from_process_local_data``, so each process passes its own rows and the result is
+    the global array (leading axis = batch x processes).
+    """
+
+    def __init__(self, sharding: Any = None) -> None:
+        self.sharding = sharding
+
+    def __call__(self, host: np.ndarray) -> Any:
+        import jax
+
+        if self.sharding is None:
+            return jax.device_put(host)
+        return jax.make_array_from_process_local_data(self.sharding, host)
+
+
+@dataclass
+class DeviceBatch:
+    """One step on the device, with the engine's figures and ``h2d_s`` (the copy, to ready)."""
+
+    step: int
+    num_samples: int
+    bytes_read: int
+    sample_bytes: int
+    io_s: float
+    decode_s: float
+    h2d_s: float
+    array: Any = field(repr=False, default=None)
+
+    def release(self) -> None:
+        """Drop this object's reference to the device array (the runner calls this after a step)."""
+        self.array = None
+
+
+_END = object()
+
+
+def device_batches(batches: Iterator[Any], put: DevicePut, *, buffers: int = 2) -> Iterator[DeviceBatch]:
+    """Yield ``batches`` (engine batches with ``samples``) as :class:`DeviceBatch` objects, in order."""
+    if buffers < 1:
+        raise ValueError(f"buffers must be >= 1, got {buffers}")
+    slots = threading.Semaphore(buffers)
+    ready: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def copier() -> None:
+        try:
+            for b in batches:
+                # Wait for a free device slot; check stop so closing never hangs on a full buffer.
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                try:
+                    host = stack_samples(b.samples)
+                finally:
+                    b.release()  # the stack is a copy: pooled file buffers go back at once
+                t0 = time.perf_counter()
+                array = put(host)
+                array.block_until_ready()
+                h2d_s = time.perf_counter() - t0
+                ready.put(DeviceBatch(b.step, b.num_samples, b.bytes_read, b.sample_bytes, b.io_s, b.decode_s,
+                                      h2d_s, array))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            ready.put(exc)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # stops the engine's reader threads
+            ready.put(_END)
+
+    thread = threading.Thread(target=copier, name="dl-driver-device-put", daemon=True)
+    thread.start()
+    held = False
+    try:
+        while True:
+            item = ready.get()
+            if held:  # the previous batch's step is over: its slot may take the next copy
+                slots.release()
+                held = False
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            held = True
+            yield item
+    finally:
+        stop.set()
+        slots.release()  # wake a copier waiting for a slot
+        thread.join()

@@ -1,0 +1,203 @@
+"""``make_iterator``: one epoch of a DLIO workload as ``jax.Array`` batches, resumable.
+
+Reading is dl-driver's engine (threads, bounded read-ahead, pooled buffers); a copier thread stacks
+each batch and puts it on the device while the caller's step runs (double-buffered), timing each copy
+to ``block_until_ready``. ``reader.batch_size`` is per process. Processes are DLIO's ranks: process
+``jax.process_index()`` of ``jax.process_count()`` reads its contiguous block of the epoch's order,
+and every process gets the same number of steps.
+
+Example:
+    >>> import tempfile
+    >>> from dlio_jax import make_iterator
+    >>> d = tempfile.mkdtemp()
+    >>> it = make_iterator("default", overrides=[f"++workload.dataset.data_folder={d}",
+    ...     "++workload.workflow.generate_data=True", "++workload.dataset.num_files_train=8"])
+    >>> batch = next(it)
+    >>> batch.shape, it.get_state()["step"]
+    ((4, 64, 64), 1)
+    >>> len(list(it))
+    1
+"""
+
+from __future__ import annotations
+
+import atexit
+import weakref
+from typing import Any, Iterator, Sequence
+
+from ._device import DeviceBatch, DevicePut, device_batches
+from ._plan import Resumed, plan_for, reader_for
+from ._process import resolve_process
+
+__all__ = ["JaxIterator", "make_iterator", "shared_random_seed"]
+
+_STATE_VERSION = 1
+# Iterators still open at exit: their copier threads must stop before JAX's runtime is torn down,
+# or a device_put in flight during interpreter shutdown aborts the process.
+_LIVE: "weakref.WeakSet[JaxIterator]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live() -> None:
+    for it in list(_LIVE):
+        it.close()
+
+
+def _load(config: Any, overrides: Sequence[str]) -> Any:
+    from dlio_core.config import load_config
+
+    return load_config(config, list(overrides))
+
+
+def shared_random_seed(cfg: Any, random_seed: int | None) -> int | None:
+    """The seed for ``shuffle: random``: the given one, or one drawn once and shared by all processes."""
+    from dlio_core.sampling import Shuffle, draw_random_seed
+
+    if random_seed is not None or Shuffle.RANDOM not in (cfg.reader.file_shuffle, cfg.reader.sample_shuffle):
+        return random_seed
+    import jax
+
+    seed = draw_random_seed()
+    if jax.process_count() > 1:  # every process must read the same permutation, or blocks overlap
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        seed = int(multihost_utils.broadcast_one_to_all(np.int64(seed)))
+    return seed
+
+
+class JaxIterator:
+    """Iterator over one epoch's batches as ``jax.Array`` (see :func:`make_iterator`).
+
+    ``last`` is the last :class:`~dlio_jax._device.DeviceBatch` (figures: ``io_s``, ``decode_s``,
+    ``h2d_s``, ``bytes_read``). ``get_state()`` returns a small JSON-able dict; an iterator built with
+    the same config and ``set_state(state)`` before its first ``next()`` yields the remaining batches.
+    """
+
+    def __init__(self, cfg: Any, *, sharding: Any = None, split: str = "train", epoch: int = 1,
+                 process_index: int | None = None, process_count: int | None = None,
+                 random_seed: int | None = None, storage: Any = None, buffers: int = 2) -> None:
+        from dlio_core.generate import dataset_files, dataset_storage
+
+        self.cfg = cfg
+        self.split = split
+        self.epoch = int(epoch)
+        self.index, self.count = resolve_process(process_index, process_count)
+        self.random_seed = shared_random_seed(cfg, random_seed)
+        self.storage = storage if storage is not None else dataset_storage(cfg)
+        self.files = dataset_files(cfg, self.storage, split)
+        self._put = DevicePut(sharding)
+        self._buffers = buffers
+        self._check_sharding(sharding)
+        self.step = 0
+        self.last: DeviceBatch | None = None
+        self._it: Iterator[DeviceBatch] | None = None
+        self.plan = plan_for(cfg, split=split, epoch=self.epoch, index=self.index, count=self.count,
+                             random_seed=self.random_seed)
+        _LIVE.add(self)
+
+    def _check_sharding(self, sharding: Any) -> None:
+        if sharding is None:
+            return
+        batch = self.cfg.reader.batch_size if self.split == "train" else self.cfg.reader.batch_size_eval
+        local = len(getattr(sharding, "addressable_devices", ()) or ()) or 1
+        if batch % local:
+            raise ValueError(f"reader.batch_size={batch} is per process and is split over this process's "
+                             f"{local} device(s) by the sharding; make it a multiple of {local}")
+
+    @property
+    def steps(self) -> int:
+        """Steps in the epoch (the same on every process)."""
+        return self.plan.steps
+
+    def __len__(self) -> int:
+        return self.plan.steps
+
+    def __iter__(self) -> "JaxIterator":
+        return self
+
+    def __next__(self) -> Any:
+        if self._it is None:
+            if self.step >= self.plan.steps:
+                raise StopIteration
+            engine = reader_for(self.cfg, self.storage, self.files, rank=self.index)
+            self._it = device_batches(engine.epoch(Resumed(self.plan, self.step)), self._put, buffers=self._buffers)
+        try:
+            self.last = next(self._it)
+        except StopIteration:
+            self._it = None
+            self.step = self.plan.steps
+            raise
+        self.step += 1
+        return self.last.array
+
+    def get_state(self) -> dict[str, Any]:
+        """Where this iterator is: enough to resume on the same dataset, config and process layout."""
+        return {"version": _STATE_VERSION, "split": self.split, "epoch": self.epoch, "step": self.step,
+                "seed": int(self.cfg.train.seed), "random_seed": self.random_seed,
+                "process_index": self.index, "process_count": self.count, "steps": self.plan.steps}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (from :meth:`get_state`); the next batch is the one after it."""
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"iterator state version {state.get('version')!r} is not {_STATE_VERSION}")
+        mine = {"process_index": self.index, "process_count": self.count, "seed": int(self.cfg.train.seed),
+                "split": self.split}
+        wrong = {k: (state.get(k), v) for k, v in mine.items() if state.get(k) != v}
+        if wrong:
+            raise ValueError(f"iterator state does not match this iterator (saved, here): {wrong}")
+        self.close()
+        self.epoch = int(state["epoch"])
+        self.random_seed = state.get("random_seed")
+        self.plan = plan_for(self.cfg, split=self.split, epoch=self.epoch, index=self.index, count=self.count,
+                             random_seed=self.random_seed)
+        self.step = int(state["step"])
+        if not 0 <= self.step <= self.plan.steps:
+            raise ValueError(f"iterator state step {self.step} is outside this epoch's {self.plan.steps} steps")
+
+    def close(self) -> None:
+        """Stop the reader and copier threads (also done when the epoch ends)."""
+        if self._it is not None:
+            self._it.close()
+            self._it = None
+
+    def __enter__(self) -> "JaxIterator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # best effort: threads are daemons, but stop them promptly
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any = None, split: str = "train",
+                  epoch: int = 1, process_index: int | None = None, process_count: int | None = None,
+                  random_seed: int | None = None, storage: Any = None) -> JaxIterator:
+    """One epoch of ``config``'s dataset as ``jax.Array`` batches of ``reader.batch_size`` samples.
+
+    ``config`` is what :func:`dlio_core.config.load_config` takes (a workload name, a YAML path, a dict or
+    a ``RunConfig``), with ``overrides`` in DLIO's ``++workload.a.b=v`` form. With
+    ``workflow.generate_data`` true process 0 generates the dataset first (the others wait for it).
+    ``sharding`` (a ``jax.sharding.Sharding``) makes each batch a global array built with
+    ``jax.make_array_from_process_local_data``; the per-process batch is split over the local devices.
+    ``process_index``/``process_count`` override JAX's (to simulate processes or follow a launcher).
+    """
+    cfg = _load(config, overrides)
+    if cfg.workflow.generate_data:
+        from dlio_core.generate import generate_dataset
+
+        index, _ = resolve_process(process_index, process_count)
+        if index == 0:
+            generate_dataset(cfg, progress=False)
+        import jax
+
+        if jax.process_count() > 1:  # nobody reads before process 0 has written the dataset
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("dlio_jax.generate")
+    return JaxIterator(cfg, sharding=sharding, split=split, epoch=epoch, process_index=process_index,
+                       process_count=process_count, random_seed=random_seed, storage=storage)

@@ -1,0 +1,94 @@
+"""The ``tensorflow`` loader: a workload run through ``tf.data`` with dl-driver's metrics.
+
+The runner builds it with ``tf_loader(cfg, storage, files, split=, rank=)`` (``reader.data_loader:
+tensorflow`` in the LOADERS table) and calls ``epoch(plan, max_steps=)``. Each epoch builds the
+pipeline of :mod:`dlio_tf._pipeline` for the plan's rank (one input pipeline per rank, as DLIO's
+TF path) and yields :class:`TFBatch` records:
+
+* ``bytes_read``: on the native TFRecord path, the records' payload plus framing (what
+  ``TFRecordDataset`` consumed); on the core path, the bytes ``Storage.read_into`` returned;
+* ``io_s`` / ``decode_s``: measured per file on the core path; ``None`` on the native path, where
+  TensorFlow's reader and parser run inside the dataset's own threads and their time cannot be
+  separated (reported as not measured, never invented);
+* ``h2d_s``: the batch copied to the first GPU TensorFlow sees and timed to completion; ``None``
+  without a GPU.
+
+Example:
+    >>> import tempfile
+    >>> from dlio_core.config import load_config
+    >>> from dlio_core.generate import generate_dataset, dataset_files, dataset_storage
+    >>> from dlio_core.sampling import EpochPlan
+    >>> cfg = load_config("default", [f"++workload.dataset.data_folder={tempfile.mkdtemp()}",
+    ...                               "++workload.dataset.num_files_train=8"])
+    >>> _ = generate_dataset(cfg, progress=False)
+    >>> st = dataset_storage(cfg)
+    >>> loader = tf_loader(cfg, st, dataset_files(cfg, st, "train"), split="train")
+    >>> [b.num_samples for b in loader.epoch(EpochPlan.from_config(cfg, epoch=1))]
+    [4, 4]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from dlio_tf._device import to_device
+from dlio_tf._pipeline import STAT_KEYS, Source, build_dataset
+
+__all__ = ["TFBatch", "TFLoader", "tf_loader"]
+
+
+@dataclass
+class TFBatch:
+    """One step's batch with the fields the runner reads (``None`` = stage not measured)."""
+
+    step: int
+    num_samples: int
+    bytes_read: int
+    sample_bytes: int
+    io_s: float | None
+    decode_s: float | None
+    h2d_s: float | None = None
+    data: dict | None = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """Drop the batch's tensors (host or device memory goes back to TensorFlow)."""
+        self.data = None
+
+
+class TFLoader:
+    """Runs epochs of a :class:`~dlio_tf._pipeline.Source` through ``tf.data`` (see the module doc)."""
+
+    def __init__(self, src: Source, *, device: str | None = "auto", deterministic: bool = False) -> None:
+        self.src = src
+        self.device = device
+        self.deterministic = deterministic
+
+    def epoch(self, plan: Any, *, max_steps: int | None = None) -> Iterator[TFBatch]:
+        """Yield ``plan.steps`` (at most ``max_steps``) batches of rank ``plan.rank`` of ``plan.world``."""
+        steps = plan.steps if max_steps is None else min(plan.steps, max_steps)
+        if steps <= 0:
+            return
+        ds = build_dataset(self.src, plan, pipelines=plan.world, index=plan.rank, batches=steps,
+                           deterministic=self.deterministic, stats=True)
+        measured = not self.src.native
+        for step, elem in enumerate(ds):
+            figures = {k: elem.pop(k).numpy().sum() for k in STAT_KEYS if k in elem}
+            data, h2d_s = to_device(elem, self.device)
+            yield TFBatch(
+                step=step,
+                num_samples=int(elem["size"].shape[0]),
+                bytes_read=int(figures["dl_bytes"]),
+                sample_bytes=int(np.sum(elem["size"].numpy())),
+                io_s=float(figures["dl_io_s"]) if measured else None,
+                decode_s=float(figures["dl_decode_s"]) if measured else None,
+                h2d_s=h2d_s,
+                data=data,
+            )
+
+
+def tf_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> TFLoader:
+    """The LOADERS factory for ``reader.data_loader: tensorflow`` (rank comes from each epoch's plan)."""
+    return TFLoader(Source(cfg, storage, tuple((str(r), int(s)) for r, s in files), split))

@@ -1,0 +1,301 @@
+"""``DlioIterableDataset``: a ``torch.utils.data.IterableDataset`` over a DLIO dataset on any storage.
+
+Sharding: the sample order of one epoch comes from :class:`dlio_core.sampling.EpochPlan` (every rank
+gets the same number of steps, so DDP never hangs on uneven inputs). Rank and world are resolved when
+iteration starts (explicit, ``torch.distributed``, ``RANK``/``WORLD_SIZE``); DataLoader workers get
+whole steps round-robin (worker ``w`` of ``W`` reads steps ``start + w, start + w + W, ...``), which is
+the order the DataLoader's in-order round-robin hands them back in, so a rank's batches are the same
+whatever ``num_workers`` is.
+
+What a step hands to the model (``content``):
+
+- ``"samples"``: the samples actually read, as tensors (a batch is stacked when shapes agree).
+- ``"constant"``: DLIO's behaviour: the files are read (and timed) and the bytes discarded, and a
+  constant tensor of ``transformed_record_dims`` (else a square of ``record_length_bytes_resize`` bytes)
+  is handed over. Built once per process and kept in shared memory, so the figures do not pay for
+  moving 140 MB samples between processes (config key ``reader.batch_content``).
+
+Epochs and resume: ``set_epoch(e)`` reshuffles (``seed_change_epoch``); ``state_dict()`` /
+``load_state_dict()`` give and take ``{"epoch", "next_step", ...}`` and work inside torchdata's
+``StatefulDataLoader`` workers. Epoch and resume point set in the main process reach workers,
+persistent ones included, through a three-integer shared-memory tensor.
+
+Example:
+    >>> import tempfile, numpy as np, torch
+    >>> from dlio_core.formats import get_format
+    >>> from dlio_core.storage import open_storage
+    >>> root = tempfile.mkdtemp()
+    >>> for i in range(4):
+    ...     _ = get_format("npy").write_file(open_storage(root), f"f{i}.npy", np.full((2, 2, 2), i, np.uint8))
+    >>> ds = DlioIterableDataset.from_uri(root, format="npy", batch_size=2, batched=True, rank=0, world=1)
+    >>> [b.shape for b in torch.utils.data.DataLoader(ds, batch_size=None)]
+    [torch.Size([2, 2, 2]), torch.Size([2, 2, 2]), torch.Size([2, 2, 2]), torch.Size([2, 2, 2])]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from dlio_core.sampling import EpochPlan, Shuffle
+
+from ._source import Source
+from ._world import resolve_rank_world, worker_info
+
+__all__ = ["DlioIterableDataset", "CONTENTS"]
+
+CONTENTS = ("samples", "constant")
+_EPOCH, _START, _STOP = 0, 1, 2  # slots of the shared control tensor (_STOP -1: no cap)
+
+
+class _StepView:
+    """The subset of a plan's steps one worker reads, shaped like a plan (``steps``, ``batch(i)``)."""
+
+    def __init__(self, plan: EpochPlan, steps: np.ndarray) -> None:
+        self.plan, self.step_ids, self.steps = plan, steps, int(steps.size)
+
+    def batch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.plan.batch(int(self.step_ids[i]))
+
+
+class DlioIterableDataset(torch.utils.data.IterableDataset):
+    """DLIO-layout files as a PyTorch iterable dataset; build it with :meth:`from_config` or :meth:`from_uri`.
+
+    Yields one tensor per sample, or with ``batched=True`` one tensor per step (use
+    ``DataLoader(ds, batch_size=None)``); ``with_info=True`` yields ``(data, info)`` where ``info``
+    holds the step's ``step``, ``num_samples``, ``bytes_read``, ``sample_bytes``, ``io_s``, ``decode_s``.
+    With ``batched=False`` give the DataLoader ``batch_size`` equal to this dataset's, so that its
+    batches are the plan's steps. ``constant_in_consumer`` (with ``with_info``, ``batched`` and
+    ``content="constant"``) yields ``(None, info)``: the consumer hands its own constant to the model.
+    """
+
+    def __init__(self, source: Source, *, samples_per_file: int, batch_size: int, seed: int = 123,
+                 file_shuffle: Shuffle | str = Shuffle.OFF, sample_shuffle: Shuffle | str = Shuffle.OFF,
+                 seed_change_epoch: bool = True, drop_last: bool = True, random_seed: int | None = None,
+                 rank: int | None = None, world: int | None = None, batched: bool = False,
+                 content: str = "samples", constant_shape: Sequence[int] = (), constant_dtype: str = "uint8",
+                 with_info: bool = False, read_ahead: int = 1, constant_in_consumer: bool = False) -> None:
+        super().__init__()
+        if content not in CONTENTS:
+            raise ValueError(f"content must be one of {CONTENTS}, got {content!r}")
+        if content == "constant" and not constant_shape:
+            raise ValueError("content='constant' needs constant_shape (from_config derives it from the config)")
+        self.source = source
+        # Validated now (EpochPlan checks every field), so a bad value fails in the main process.
+        self._plan_args = dict(num_files=len(source), samples_per_file=samples_per_file, batch_size=batch_size,
+                               seed=seed, file_shuffle=file_shuffle, sample_shuffle=sample_shuffle,
+                               seed_change_epoch=seed_change_epoch, drop_last=drop_last, random_seed=random_seed)
+        EpochPlan(**self._plan_args)
+        self.rank, self.world = rank, world
+        self.batched, self.content, self.with_info = bool(batched), content, bool(with_info)
+        self.constant_shape = tuple(int(d) for d in constant_shape)
+        self.constant_dtype = str(constant_dtype)
+        self.read_ahead = max(1, int(read_ahead))
+        # The runner's loader attaches the constant itself: workers then send only the step's figures,
+        # which keeps inter-process traffic per step to one small dict.
+        self.constant_in_consumer = bool(constant_in_consumer) and self.with_info and self.batched
+        self._ctl = torch.tensor([0, 0, -1], dtype=torch.int64).share_memory_()
+        self._next_step = 0  # progress of this process's copy (what state_dict reports)
+        self._epoch_seen = 0
+        self._local_resume: tuple[int, int] | None = None  # set by load_state_dict inside a worker
+        self._constant: dict[int, torch.Tensor] = {}
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: Any, *, overrides: Sequence[str] = (), split: str = "train",
+                    config_dir: str | None = None, rank: int | None = None, world: int | None = None,
+                    batched: bool = False, content: str | None = None, with_info: bool = False,
+                    random_seed: int | None = None) -> "DlioIterableDataset":
+        """From a workload: a YAML path, a bundled name (``"unet3d_h100"``) or a ``RunConfig``.
+
+        Files come from the generation manifest or one listing (``dataset_files``). ``content``
+        defaults to ``reader.batch_content`` (``constant`` when the key is absent, as DLIO does).
+        """
+        from dlio_core.config import load_config
+        from dlio_core.generate import dataset_files, dataset_storage
+
+        cfg = load_config(config, list(overrides), config_dir=config_dir)
+        storage = dataset_storage(cfg)
+        files = dataset_files(cfg, storage, split)
+        if not files:
+            raise ValueError(f"split {split!r} has no files (dataset.num_files_{'train' if split == 'train' else 'eval'} is 0)")
+        train = split == "train"
+        chosen = content or str(getattr(cfg.reader, "batch_content", "constant"))
+        return cls(Source.from_files(storage, dataset_format(cfg), files),
+                   samples_per_file=cfg.dataset.num_samples_per_file,
+                   batch_size=cfg.reader.batch_size if train else cfg.reader.batch_size_eval,
+                   seed=cfg.train.seed, file_shuffle=cfg.reader.file_shuffle, sample_shuffle=cfg.reader.sample_shuffle,
+                   seed_change_epoch=cfg.train.seed_change_epoch, random_seed=random_seed, rank=rank, world=world,
+                   batched=batched, content=chosen, constant_shape=constant_shape(cfg),
+                   constant_dtype=cfg.reader.transformed_record_element_type, with_info=with_info,
+                   read_ahead=max(1, cfg.reader.prefetch_size))
+
+    @classmethod
+    def from_uri(cls, uri: str, *, format: str, batch_size: int = 1, samples_per_file: int | None = None,
+                 storage_options: Mapping[str, Any] | None = None, prefix: str = "", shuffle: bool = False,
+                 seed: int = 0, drop_last: bool = True, rank: int | None = None, world: int | None = None,
+                 batched: bool = False, content: str = "samples", constant_shape: Sequence[int] = (),
+                 with_info: bool = False) -> "DlioIterableDataset":
+        """Every ``*.{format}`` file under ``uri`` (``/data/x``, ``file://``, ``s3://bucket/x``, ...).
+
+        ``samples_per_file`` is read from the first file when not given. ``shuffle`` shuffles files and
+        samples with ``seed`` (a new order per ``set_epoch``).
+        """
+        source = Source.from_uri(uri, format=format, storage_options=storage_options, prefix=prefix)
+        spf = samples_per_file or source.samples_per_file()
+        policy = Shuffle.SEED if shuffle else Shuffle.OFF
+        return cls(source, samples_per_file=spf, batch_size=batch_size, seed=seed, file_shuffle=policy,
+                   sample_shuffle=policy, drop_last=drop_last, rank=rank, world=world, batched=batched,
+                   content=content, constant_shape=constant_shape, with_info=with_info)
+
+    # -- epochs, length, state ---------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return int(self._plan_args["batch_size"])
+
+    def plan(self, epoch: int | None = None, *, rank: int | None = None, world: int | None = None) -> EpochPlan:
+        """This rank's :class:`EpochPlan` for ``epoch`` (default: the current one)."""
+        r, w = resolve_rank_world(self.rank if rank is None else rank, self.world if world is None else world)
+        e = int(self._ctl[_EPOCH]) if epoch is None else epoch
+        return EpochPlan(**self._plan_args, world=w, rank=r, epoch=e)
+
+    def steps_per_epoch(self) -> int:
+        """Steps per epoch on this rank (the same on every rank)."""
+        return self.plan().steps
+
+    def __len__(self) -> int:
+        """Items one rank yields per epoch: steps, or samples when not ``batched``."""
+        steps = self.steps_per_epoch()
+        return steps if self.batched else steps * self.batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use epoch ``epoch``'s order from the next iteration on (clears any resume point)."""
+        self._set_control(int(epoch), 0, int(self._ctl[_STOP]))
+
+    def set_stop(self, stop: int | None) -> None:
+        """Read at most steps ``< stop`` of each epoch (``None``: all); the runner's step cap."""
+        self._ctl[_STOP] = -1 if stop is None else int(stop)
+
+    def _set_control(self, epoch: int, start: int, stop: int) -> None:
+        self._ctl[_EPOCH], self._ctl[_START], self._ctl[_STOP] = epoch, start, stop
+        self._next_step, self._epoch_seen = start, epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this copy of the dataset stands: epoch and the first step it has not handed out.
+
+        In the main process with ``num_workers=0`` that is the rank's position; inside a worker
+        (torchdata's ``StatefulDataLoader`` calls it there) it is that worker's. For a plain
+        ``DataLoader`` with workers, use :class:`~dlio_torch.DlioDataLoader`'s ``state_dict``.
+        """
+        return {"epoch": self._epoch_seen, "next_step": self._next_step, "batch_size": self.batch_size,
+                "num_files": len(self.source), "seed": int(self._plan_args["seed"])}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume: the next iteration yields exactly the steps from ``state["next_step"]`` on."""
+        for key in ("batch_size", "num_files", "seed"):
+            if key in state and int(state[key]) != int(self.state_dict()[key]):
+                raise ValueError(f"state_dict was saved with {key}={state[key]}, this dataset has "
+                                 f"{self.state_dict()[key]}; resume needs the same dataset and batching")
+        epoch, start = int(state["epoch"]), int(state["next_step"])
+        if torch.utils.data.get_worker_info() is not None:
+            self._local_resume = (epoch, start)  # this worker's own position; never touch the shared tensor
+            self._epoch_seen, self._next_step = epoch, start
+        else:
+            self._set_control(epoch, start, int(self._ctl[_STOP]))
+
+    # -- iteration ---------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        rank, world = resolve_rank_world(self.rank, self.world)
+        worker, workers = worker_info()
+        stop = int(self._ctl[_STOP])
+        if self._local_resume is not None:  # StatefulDataLoader restored this worker: its own next step
+            epoch, first = self._local_resume
+            self._local_resume = None
+        else:
+            epoch, start = int(self._ctl[_EPOCH]), int(self._ctl[_START])
+            first = start + worker
+        plan = EpochPlan(**self._plan_args, world=world, rank=rank, epoch=epoch)
+        end = plan.steps if stop < 0 else min(stop, plan.steps)
+        steps = np.arange(first, end, workers, dtype=np.int64)
+        self._epoch_seen, self._next_step = epoch, (first if steps.size else end)
+        keep = self.content == "samples"
+        loader = self.source.loader(keep_samples=keep, read_ahead=self.read_ahead)
+        for i, batch in enumerate(loader.epoch(_StepView(plan, steps))):
+            step = int(steps[i])
+            try:
+                data = self._batch_data(batch) if keep else (None if self.constant_in_consumer
+                                                             else self._constant_batch())
+            finally:
+                batch.release()  # sample views are copied (or unused) by now: buffers go back to the pool
+            after = step + workers if step + workers < end else end
+            if self.batched:
+                self._next_step = after  # the step counts as handed out once the consumer has it
+                yield (data, self._info(step, batch)) if self.with_info else data
+                continue
+            for j in range(batch.num_samples):
+                if j == batch.num_samples - 1:
+                    self._next_step = after
+                yield data[j]
+
+    def _info(self, step: int, batch: Any) -> dict[str, Any]:
+        return {"step": step, "num_samples": batch.num_samples, "bytes_read": batch.bytes_read,
+                "sample_bytes": batch.sample_bytes, "io_s": batch.io_s, "decode_s": batch.decode_s}
+
+    def _batch_data(self, batch: Any) -> Any:
+        views = batch.samples
+        if len({(v.shape, v.dtype) for v in views}) == 1:
+            shape = (len(views),) + views[0].shape
+            out = torch.empty(shape, dtype=_torch_dtype(views[0].dtype))
+            if torch.utils.data.get_worker_info() is not None:
+                out.share_memory_()  # write straight into shared memory: no extra copy on the way out
+            np.stack(views, out=out.numpy())
+            return out
+        return [torch.from_numpy(np.array(v)) for v in views]  # variable shapes: one tensor each
+
+    def _constant_batch(self) -> torch.Tensor:
+        n = self.batch_size
+        t = self._constant.get(n)
+        if t is None:
+            rng = np.random.default_rng(0)  # DLIO hands random bytes; fixed so runs are repeatable
+            arr = rng.integers(0, 255, size=(n, *self.constant_shape), dtype=np.uint8).astype(self.constant_dtype)
+            t = torch.from_numpy(arr)
+            if torch.utils.data.get_worker_info() is not None:
+                t.share_memory_()  # sent as a handle, not copied, every step
+            self._constant[n] = t
+        return t
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_constant"] = {}  # rebuilt in each process
+        return state
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+
+
+def dataset_format(cfg: Any) -> Any:
+    """The dataset's format bound to its section's options (tfrecord samples per file, hdf5 layout)."""
+    try:
+        from dlio_core.formats import format_for
+    except ImportError:  # an older core: formats by name only
+        return cfg.dataset.format
+    return format_for(cfg.dataset)
+
+
+def constant_shape(cfg: Any) -> tuple[int, ...]:
+    """Shape of DLIO's constant sample: ``transformed_record_dims``, else a square of the resize bytes.
+
+    >>> from dlio_core.config import load_config
+    >>> constant_shape(load_config("unet3d_h100"))
+    (1448, 1448)
+    """
+    dims = tuple(getattr(cfg.reader, "transformed_record_dims", ()) or ())
+    if dims:
+        return dims
+    nbytes = cfg.dataset.record_length_bytes_resize or cfg.dataset.record_length_bytes
+    side = max(1, math.isqrt(int(nbytes)))
+    return (side, side)
