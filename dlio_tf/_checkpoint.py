@@ -2,13 +2,15 @@
 
 A checkpoint of step ``N`` is the folder ``ckpt-N/`` under the storage root holding TensorFlow's
 own bundle (``ckpt.index``, ``ckpt.data-*``) and, written last, dl-driver's commit marker
-(``.dl-driver-complete``, the checkpoint engine's name). Only folders with the marker count.
+(``.dl-driver-complete``, JSON listing every file and its size: ``dlio_core.storage.stage``'s marker,
+the same for every plugin). Only folders with the marker count.
 
 TensorFlow writes the bundle into a local stage (``Checkpoint.write``, the primitive that
 ``CheckpointManager.save`` calls, without the manager's state file, which assumes TF's own file
 system). Then the stage is published: on local storage by renaming the stage folder into place
-(one atomic rename on the same file system); on an object store by streaming each file through
-``Storage.open_write`` and writing the marker last. ``s3://`` and ``az://`` thus work without
+(one atomic rename on the same file system) and writing the marker; on an object store through
+``dlio_core.storage.stage.upload_stage`` (every file uploaded, the marker last), and restored through
+``download_stage``, which refuses an uncommitted folder. ``s3://`` and ``az://`` thus work without
 tensorflow-io. Each save reports the time TensorFlow took to write (``save_s``) and the time to
 publish (``publish_s``), separately.
 
@@ -37,12 +39,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from dlio_core.checkpoint import MARKER, CheckpointPlan, checkpoint_storage
+from dlio_core.checkpoint import CheckpointPlan, checkpoint_storage
 from dlio_core.storage import open_storage
+from dlio_core.storage.stage import COMMIT_MARKER
+from dlio_core.storage.stage import download_stage, upload_stage, write_marker
 
 __all__ = ["TFCheckpointer", "CheckpointTiming", "state_from_config"]
 
-_COPY_CHUNK_BYTES = 8 << 20
 # Variables are split so no tensor nears protobuf's 2 GiB limits and memory is allocated piecewise.
 _MAX_VARIABLE_BYTES = 256 << 20
 _DIR = re.compile(r"^ckpt-(\d+)$")
@@ -117,9 +120,9 @@ class TFCheckpointer:
     def steps(self) -> list[int]:
         """Steps of the complete checkpoints (those with the commit marker), ascending."""
         found = set()
-        for rel, _ in self.storage.list_files("", MARKER):
+        for rel, _ in self.storage.list_files("", COMMIT_MARKER):
             parts = rel.strip("/").split("/")
-            if len(parts) == 2 and parts[1] == MARKER and _DIR.match(parts[0]):
+            if len(parts) == 2 and parts[1] == COMMIT_MARKER and _DIR.match(parts[0]):
                 found.add(int(_DIR.match(parts[0]).group(1)))
         return sorted(found)
 
@@ -132,37 +135,39 @@ class TFCheckpointer:
         folder = self._folder(step)
         self._delete(step)  # a re-save of the same step replaces it (marker goes first)
         if self.local:
-            self.storage.makedirs("")
-            stage = tempfile.mkdtemp(prefix=f".{folder}.tmp-", dir=self.storage.path(""))
+            nbytes, t0, t1 = self._save_local(folder)
         else:
-            stage = tempfile.mkdtemp(prefix=f"dl-driver-{folder}-", dir=self.stage_dir)
+            with upload_stage(self.storage, folder, dir=self.stage_dir) as stage:  # uploads on exit, marker last
+                t0 = time.perf_counter()
+                self.checkpoint.write(os.path.join(stage, "ckpt"))
+                t1 = time.perf_counter()
+                nbytes = sum(_local_sizes(stage).values())
+        t2 = time.perf_counter()
+        self._prune()
+        return CheckpointTiming(int(step), nbytes, t1 - t0, t2 - t1, t2 - t0, f"{self.storage.url}/{folder}")
+
+    def _save_local(self, folder: str) -> tuple[int, float, float]:
+        """Write into a stage beside the target, rename it into place, then commit; (bytes, t0, t1)."""
+        self.storage.makedirs("")
+        stage = tempfile.mkdtemp(prefix=f".{folder}.tmp-", dir=self.storage.path(""))
         try:
             t0 = time.perf_counter()
             self.checkpoint.write(os.path.join(stage, "ckpt"))
             t1 = time.perf_counter()
-            names = sorted(os.listdir(stage))
-            nbytes = sum(os.path.getsize(os.path.join(stage, n)) for n in names)
-            if self.local:
-                if self.fsync:
-                    _fsync_all(stage, names)
-                os.rename(stage, self.storage.path(folder))  # atomic on one file system
-            else:
-                for name in names:
-                    with open(os.path.join(stage, name), "rb") as src, \
-                            self.storage.open_write(f"{folder}/{name}") as dst:
-                        shutil.copyfileobj(src, dst, _COPY_CHUNK_BYTES)
-            self.storage.write_atomic(f"{folder}/{MARKER}", b"")  # the commit: written last
-            t2 = time.perf_counter()
+            sizes = _local_sizes(stage)
+            if self.fsync:
+                _fsync_all(stage, sorted(sizes))
+            os.rename(stage, self.storage.path(folder))  # atomic on one file system
+            write_marker(self.storage, folder, sizes, fsync=self.fsync)  # the commit: written last
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-        self._prune()
-        return CheckpointTiming(int(step), nbytes, t1 - t0, t2 - t1, t2 - t0, f"{self.storage.url}/{folder}")
+        return sum(sizes.values()), t0, t1
 
     def _delete(self, step: int) -> None:
         folder = self._folder(step)
-        if not self.storage.exists(f"{folder}/{MARKER}") and not self.storage.exists(f"{folder}/ckpt.index"):
+        if not self.storage.exists(f"{folder}/{COMMIT_MARKER}") and not self.storage.exists(f"{folder}/ckpt.index"):
             return
-        self.storage.delete(f"{folder}/{MARKER}", missing_ok=True)
+        self.storage.delete(f"{folder}/{COMMIT_MARKER}", missing_ok=True)
         if self.local:
             shutil.rmtree(self.storage.path(folder), ignore_errors=True)
         else:
@@ -181,32 +186,29 @@ class TFCheckpointer:
         complete = self.steps()
         if step is None:
             if not complete:
-                raise FileNotFoundError(f"no complete checkpoint under {self.storage.url} (none has {MARKER})")
+                raise FileNotFoundError(f"no complete checkpoint under {self.storage.url} (none has {COMMIT_MARKER})")
             step = complete[-1]
         if int(step) not in complete:
             raise FileNotFoundError(f"{self.storage.url}/{self._folder(step)} is not a complete checkpoint "
                                     f"(complete: {complete or 'none'})")
         folder = self._folder(step)
-        files = [(rel, size) for rel, size in self.storage.list_files(folder) if not rel.endswith(MARKER)]
-        nbytes = sum(size for _, size in files)
-        stage = None
         t0 = time.perf_counter()
-        try:
-            if self.local:
-                prefix = os.path.join(self.storage.path(folder), "ckpt")
-            else:
-                stage = tempfile.mkdtemp(prefix=f"dl-driver-{folder}-", dir=self.stage_dir)
-                for rel, _ in files:
-                    with open(os.path.join(stage, rel.rsplit("/", 1)[-1]), "wb") as out:
-                        out.write(self.storage.read(rel))
-                prefix = os.path.join(stage, "ckpt")
+        if self.local:
+            nbytes = sum(size for rel, size in self.storage.list_files(folder) if not rel.endswith(COMMIT_MARKER))
             t1 = time.perf_counter()
-            self.checkpoint.read(prefix).assert_existing_objects_matched()
-            t2 = time.perf_counter()
-        finally:
-            if stage is not None:
-                shutil.rmtree(stage, ignore_errors=True)
+            self.checkpoint.read(os.path.join(self.storage.path(folder), "ckpt")).assert_existing_objects_matched()
+        else:
+            with download_stage(self.storage, folder, dir=self.stage_dir) as stage:  # only the marker's files
+                nbytes = sum(_local_sizes(stage).values())
+                t1 = time.perf_counter()
+                self.checkpoint.read(os.path.join(stage, "ckpt")).assert_existing_objects_matched()
+        t2 = time.perf_counter()
         return CheckpointTiming(int(step), nbytes, t2 - t1, t1 - t0, t2 - t0, f"{self.storage.url}/{folder}")
+
+
+def _local_sizes(folder: str) -> dict[str, int]:
+    """``{name: size_bytes}`` of the files TensorFlow wrote into ``folder`` (a flat bundle)."""
+    return {n: os.path.getsize(os.path.join(folder, n)) for n in sorted(os.listdir(folder))}
 
 
 def _fsync_all(folder: str, names: list[str]) -> None:

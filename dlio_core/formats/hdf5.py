@@ -210,7 +210,7 @@ class HDF5Format:
         rows = x.shape[0] // len(specs)  # records_j holds rows j*rows .. (j+1)*rows-1 of each sample
         bio = io.BytesIO()
         # HEAD opens with libver='latest' (superblock v3); 2.0.0 used h5py's default (superblock v0)
-        with h5py.File(bio, "w", libver="latest" if self.layout == "records_k" else None) as f:
+        with _create_in_memory(h5py, bio, latest=self.layout == "records_k") as f:
             dsets = []
             for name, dshape in specs:
                 chunks, maxshape = self.chunks_for(dshape), self.maxshape_for(dshape)
@@ -260,3 +260,20 @@ class HDF5Format:
 
 
 FORMAT = HDF5Format()
+
+
+def _create_in_memory(h5py: Any, bio: io.BytesIO, *, latest: bool) -> Any:
+    """A new HDF5 file in ``bio`` whose bytes do not depend on the clock.
+
+    h5py's ``File(..., "w")`` stamps the root group with access/modify/change/birth times, so two runs a
+    second apart differ; the file creation property list turns that off (datasets pass
+    ``track_times=False`` themselves). ``latest`` is HEAD's ``libver='latest'``; otherwise h5py's
+    default bounds, as DLIO 2.0.0.
+    """
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fileobj_driver(h5py.h5fd.fileobj_driver, bio)
+    if latest:
+        fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    return h5py.File(h5py.h5f.create(b"dl-driver-memory-file", h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl))

@@ -33,7 +33,8 @@ from typing import Any
 
 from dlio_core.storage.backend import Storage, StorageError, open_storage
 
-__all__ = ["COMMIT_MARKER", "upload_stage", "download_stage", "upload_dir", "download_dir", "is_committed"]
+__all__ = ["COMMIT_MARKER", "upload_stage", "download_stage", "upload_dir", "download_dir", "is_committed",
+           "write_marker"]
 
 COMMIT_MARKER = ".dl-driver-complete"
 _COPY_CHUNK = 8 * 2**20
@@ -86,9 +87,24 @@ def upload_dir(local_dir: str, target: Storage | str, prefix: str = "", *, optio
 
     with ThreadPoolExecutor(max(1, min(threads, len(files) or 1)), thread_name_prefix="dl-driver-upload") as ex:
         sizes = dict(ex.map(one, files))
-    marker = {"version": 1, "files": sizes}
-    st.write_atomic(st.join(prefix, COMMIT_MARKER), json.dumps(marker, sort_keys=True).encode())
+    write_marker(st, prefix, sizes)
     return sizes
+
+
+def write_marker(target: Storage | str, prefix: str, sizes: Mapping[str, int], *,
+                 options: Mapping[str, Any] | None = None, fsync: bool = False) -> None:
+    """Commit ``prefix``: write its marker listing ``{relpath: size_bytes}``. Call it only once every
+    listed file is in place (``upload_dir`` does; so may code that publishes a local directory by rename).
+
+    Example:
+        >>> import tempfile; from dlio_core.storage import open_storage
+        >>> st = open_storage(tempfile.mkdtemp())
+        >>> write_marker(st, "ckpt-1", {"a.bin": 3}); is_committed(st, "ckpt-1")
+        True
+    """
+    st = _storage(target, options)
+    marker = {"version": 1, "files": {str(k): int(v) for k, v in sizes.items()}}
+    st.write_atomic(st.join(prefix, COMMIT_MARKER), json.dumps(marker, sort_keys=True).encode(), fsync=fsync)
 
 
 def is_committed(target: Storage | str, prefix: str = "", *, options: Mapping[str, Any] | None = None) -> bool:

@@ -30,7 +30,7 @@ def test_round_trip_restores_equal_values(tmp_path, upload):
     step.assign(0)
     r = ck.restore()
     assert r.step == 7 and np.array_equal(w.numpy(), np.arange(1000, dtype=np.float32)) and int(step) == 7
-    assert not [p for p in os.listdir(tmp_path) if p.startswith("dl-driver-ckpt")]  # stage cleaned up
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("dl-driver-")]  # stage cleaned up
 
 
 def test_only_complete_checkpoints_are_visible(tmp_path):

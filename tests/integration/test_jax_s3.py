@@ -1,0 +1,102 @@
+"""dlio_jax against a real S3 server (seaweedfs on 127.0.0.1): Orbax checkpoints staged locally and
+uploaded through ``dlio_core.storage.stage`` (commit marker last), and ``make_iterator`` over npz data
+generated on ``s3://``. Runs in the JAX pytest process (see the Makefile): keep JAX imports here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("orbax.checkpoint")
+pytest.importorskip("s3fs")
+
+from dlio_core.config import load_config  # noqa: E402
+from dlio_core.formats import get_format  # noqa: E402
+from dlio_core.generate import generate_dataset  # noqa: E402
+from dlio_core.storage import open_storage  # noqa: E402
+from dlio_core.storage.stage import COMMIT_MARKER  # noqa: E402
+from dlio_jax import make_iterator  # noqa: E402
+from dlio_jax.checkpoint import OrbaxCheckpointer  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+FILES, SPF, DIM, BATCH = 6, 4, 8, 4
+
+
+def _state(seed: int) -> dict:
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(seed)
+    return {"w": jnp.asarray(rng.standard_normal((64, 32), dtype=np.float32)),
+            "opt": {"m": rng.standard_normal(100), "count": np.int64(seed)}}
+
+
+def _same(a, b) -> bool:
+    import jax
+
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+
+
+def test_orbax_round_trip_on_s3(s3_uri, tmp_path):
+    uri, options = s3_uri
+    st = open_storage(f"{uri}/orbax", options)
+    with OrbaxCheckpointer(st, stage_dir=str(tmp_path / "stage")) as ck:
+        t = ck.save(5, _state(5), wait=True)
+        assert t.upload_s > 0 and t.finish_s >= t.upload_s and t.bytes_written == 64 * 32 * 4 + 100 * 8 + 8
+    assert st.exists(f"5/{COMMIT_MARKER}")
+    marker = json.loads(st.read(f"5/{COMMIT_MARKER}"))  # the shared marker: every uploaded file with its size
+    objects = {rel.split("/", 1)[1]: n for rel, n in st.list_files("5") if not rel.endswith(COMMIT_MARKER)}
+    assert marker["files"] == objects and len(objects) > 2
+
+    fresh = OrbaxCheckpointer(open_storage(f"{uri}/orbax", options), stage_dir=str(tmp_path / "stage2"))
+    try:
+        assert fresh.all_steps() == [5]
+        assert _same(fresh.restore(5), _state(5)) and _same(fresh.restore(), _state(5))
+        st.delete(f"5/{COMMIT_MARKER}")  # an upload that never committed is not a checkpoint
+        assert fresh.latest_step() is None
+        with pytest.raises(FileNotFoundError, match="no committed checkpoint"):
+            fresh.restore(5)
+    finally:
+        fresh.close()
+
+
+def _s3_overrides(folder: str, options: dict, *extra: str) -> list[str]:
+    return [f"++workload.dataset.data_folder={folder}", "++workload.dataset.format=npz",
+            *(f"++workload.storage.storage_options.{k}={v}" for k, v in options.items()),
+            f"++workload.dataset.num_files_train={FILES}", "++workload.dataset.num_files_eval=0",
+            f"++workload.dataset.num_samples_per_file={SPF}", f"++workload.dataset.record_length_bytes={DIM * DIM}",
+            "++workload.dataset.num_subfolders_train=0", f"++workload.reader.batch_size={BATCH}",
+            "++workload.reader.read_threads=2", "++workload.workflow.generate_data=False", *extra]
+
+
+def test_make_iterator_reads_npz_on_s3(s3_uri):
+    uri, options = s3_uri
+    folder = f"{uri}/npz"
+    manifest = generate_dataset(load_config("default", _s3_overrides(folder, options)), progress=False)
+    st = open_storage(folder, options)
+    fmt = get_format("npz")
+    samples = []
+    for rel, _ in manifest.train:
+        x = fmt.parse(np.frombuffer(st.read(rel), np.uint8), rel)
+        samples += [x[..., i].tobytes() for i in range(SPF)]
+    assert len(samples) == FILES * SPF and len(set(samples)) == len(samples)  # samples can be told apart
+
+    shuffled = ["++workload.reader.sample_shuffle=seed", "++workload.reader.file_shuffle=seed"]
+    orders = []
+    for epoch in (1, 2):
+        it = make_iterator("default", overrides=_s3_overrides(folder, options, *shuffled), epoch=epoch)
+        got = []
+        for b in it:
+            a = np.asarray(b)
+            got += [row.tobytes() for row in a.reshape(len(a), -1)]
+        assert it.last.bytes_read > 0
+        assert Counter(got) == Counter(samples)  # every sample exactly once per epoch
+        orders.append(got)
+    assert orders[0] != orders[1]  # the shuffle changes per epoch
