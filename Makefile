@@ -57,7 +57,7 @@ run: $(VENV)/.core
 
 # JAX is multithreaded and warns (rightly) that fork after importing it can deadlock; the torch tests fork
 # DataLoader workers, so the JAX and DALI tests run in a pytest process of their own.
-JAX_TESTS := tests/integration/test_jax_*.py tests/integration/test_dali_*.py
+JAX_TESTS := tests/integration/test_jax_*.py tests/integration/test_dali_*.py tests/gpu/test_jax_*.py
 test: $(VENV)/.all test-servers
 	$(BIN)/python -m pytest -q -ra tests dlio_core dlio_torch dlio_tf $(addprefix --ignore=,$(wildcard $(JAX_TESTS)))
 	$(BIN)/python -m pytest -q -ra $(wildcard $(JAX_TESTS)) dlio_jax

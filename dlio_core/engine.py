@@ -1,13 +1,26 @@
 """The framework-free batch reader ("native" loader).
 
 ``read_threads`` threads each build whole batches (as DataLoader workers do in DLIO's PyTorch path),
-so the number of steps never depends on the thread count. Thread ``t`` of ``T`` builds steps
-``t, t + T, t + 2T, ...`` and hands them over on its own queue, so the consumer takes step ``k`` from
-queue ``k % T`` and batches arrive in plan order without sorting. At most ``max(prefetch_size,
-read_threads)`` batches are read ahead of the consumer: step ``k >= in_flight`` starts only after the
-consumer has taken step ``k - in_flight``, which hands the thread a credit. Queues and credits are
-C-level ``SimpleQueue``s: a blocked consumer or reader sleeps in the kernel without the GIL (no spinning,
-no Python-level condition variable per batch).
+so the number of steps never depends on the thread count. Steps are claimed one at a time, in plan
+order, from a shared counter under a lock, and built batches are handed over by step number, so the
+consumer yields them in plan order whoever built them. At most ``max(prefetch_size, read_threads)``
+batches are read ahead of the consumer: step ``k`` may be claimed only once the consumer has taken
+step ``k - in_flight``; a reader at that bound sleeps until the consumer moves on.
+
+The consumer takes part in reading. When it asks for step ``k`` and ``k`` is not ready:
+
+- if no reader thread has claimed ``k`` yet, the consumer claims it and reads it inline (it would be
+  blocked anyway, and this spares the two cross-thread wake-ups a hand-off costs: ~50 us each on a
+  2-vCPU VM with idle vCPUs, more than a small batch's own work);
+- if a thread has claimed it, the consumer waits for that thread, as it always did.
+
+So a run's ``wait`` (the runner's time blocked in ``next()``) includes the consumer's own reading
+time when it read a step itself. That is still time the training loop was blocked on data, so AU and
+stall stay honest: the read simply happened on the training thread instead of being waited for. The
+consumer uses its own scratch buffers (one more set than ``read_threads``) and its own random stream
+for ``preprocess_time``. Sleepers (the consumer waiting for a step, readers at the bound) wait on
+C-level ``SimpleQueue``s: in the kernel, without the GIL, no spinning, no Python-level condition
+variable per batch.
 
 Each file of a whole-file format (npz, npy) is read whole, once per batch that touches it, into a
 reused buffer: the thread's own scratch buffer for that file size (kept across epochs), or a pooled
@@ -20,8 +33,7 @@ I/O seconds and decode seconds are summed per batch; nothing is formatted or log
 Read errors surface in the consumer as ``ReadError`` naming the file, corrupt files as the format's
 ``FormatError`` naming the file, in step order, after which the threads are stopped.
 
-Planning a step (``plan.batch``) happens before a reader waits for its credit: it is no I/O, and it
-overlaps the consumer's wake-up. Where the time goes, and why, is in ``benchmarks/RESULTS.md``.
+Where the time goes, and why, is in ``benchmarks/RESULTS.md``.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -48,7 +60,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from queue import SimpleQueue
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -65,7 +77,8 @@ class Batch:
 
     ``io_s`` and ``decode_s`` are summed over the batch's samples (thread time, not wall time);
     ``bytes_read`` counts what storage actually returned, so whole-file reads of multi-sample files
-    show up as amplification against ``sample_bytes``.
+    show up as amplification against ``sample_bytes``. ``h2d_s`` is the host-to-device copy, set by
+    plugin loaders that make one (``None``: no copy, never a made-up 0); plugins subclass this class.
     """
 
     step: int
@@ -75,6 +88,7 @@ class Batch:
     io_s: float = 0.0
     decode_s: float = 0.0
     samples: list[np.ndarray] | None = None
+    h2d_s: float | None = None
     _release: Any = field(default=None, repr=False)
 
     def release(self) -> None:
@@ -87,16 +101,17 @@ class Batch:
 class _BufferPool:
     """Reusable uint8 buffers; ``get`` returns one of at least ``nbytes``."""
 
-    def __init__(self) -> None:
+    def __init__(self, allocator: Callable[[int], np.ndarray] | None = None) -> None:
         self._free: list[np.ndarray] = []
         self._lock = threading.Lock()
+        self._allocate = allocator or (lambda n: np.empty(n, dtype=np.uint8))
 
     def get(self, nbytes: int) -> np.ndarray:
         with self._lock:
             for i, buf in enumerate(self._free):
                 if buf.nbytes >= nbytes:
                     return self._free.pop(i)
-        return np.empty(_round_up(nbytes), dtype=np.uint8)
+        return self._allocate(_round_up(nbytes))
 
     def put(self, bufs: Sequence[np.ndarray]) -> None:
         with self._lock:
@@ -199,7 +214,7 @@ class _Failed:
         self.exc = exc
 
 
-_STOP = object()  # a credit that tells a reader thread to stop
+_STOP = object()  # a wake-up that tells a reader thread to stop
 
 
 class NativeLoader:
@@ -223,6 +238,7 @@ class NativeLoader:
         keep_samples: bool = False,
         preprocess_s: Any = None,
         seed: int = 0,
+        allocator: Callable[[int], np.ndarray] | None = None,
     ) -> None:
         self.storage = storage
         self.fmt = fmt
@@ -240,7 +256,9 @@ class NativeLoader:
         self.keep_samples = keep_samples
         self.preprocess_s = None if preprocess_s is None or getattr(preprocess_s, "is_zero", False) else preprocess_s
         self._seed = seed
-        self._pool = _BufferPool()
+        # With keep_samples, samples are read straight into pooled buffers from ``allocator(nbytes)``
+        # (a uint8 array; e.g. pinned host memory from torch or CuPy), so the read is the only host copy.
+        self._pool = _BufferPool(allocator)
         # Reader threads' scratch buffers, kept between epochs (a new epoch's threads take them back),
         # so a file size seen before costs no allocation and no page faults.
         self._scratches: list[_Scratch] = []
@@ -250,77 +268,126 @@ class NativeLoader:
     def epoch(self, plan: Any, *, max_steps: int | None = None) -> Iterator[Batch]:
         """Yield the plan's batches in step order, reading ahead on ``read_threads`` threads.
 
-        Closing the generator early (or an error) stops and joins the threads and returns the
-        buffers of batches read ahead but never consumed.
+        A step the consumer asks for that no thread has claimed yet is read by the consumer itself
+        (it would be blocked anyway). Closing the generator early (or an error) stops and joins the
+        threads and returns the buffers of batches read ahead but never consumed.
         """
         steps = plan.steps if max_steps is None else min(plan.steps, max_steps)
         if steps <= 0:
             return
         nthreads = min(self.read_threads, steps)
         in_flight = self.in_flight
-        state = _EpochState(nthreads)
+        state = _EpochState(steps, in_flight)
         threads = [
-            threading.Thread(target=self._worker, args=(plan, state, t, steps), name=f"dl-driver-reader-{t}",
+            threading.Thread(target=self._worker, args=(plan, state, t), name=f"dl-driver-reader-{t}",
                              daemon=True)
             for t in range(nthreads)
         ]
         for t in threads:
             t.start()
-        outs, credits = state.outs, state.credits
+        lock, ready, handoff, wake = state.lock, state.ready, state.handoff, state.wake
+        own: list = []  # the consumer's scratch and rng, made the first time it reads a step itself
         try:
             for step in range(steps):
-                item = outs[step % nthreads].get()
+                with lock:
+                    item = ready.pop(step, None)
+                    mine = item is None and state.next == step  # nobody has claimed it: read it here
+                    if mine:
+                        state.next = step + 1
+                    elif item is None:
+                        state.want = step
+                    if item is not None or mine:
+                        state.taken = step + 1  # the consumer has moved on: one more step may start
+                        n = state.grant()
+                    else:
+                        n = 0
+                for _ in range(n):
+                    wake.put(None)
+                if item is None:
+                    if mine:
+                        if not own:
+                            own += [self._take_scratch(), np.random.default_rng([self._seed, nthreads])]
+                        item = self._build(plan, step, own[0], own[1])
+                    else:  # a reader thread is building it: wait for it
+                        handoff.get()
+                        with lock:
+                            item = ready.pop(step)
+                            state.taken = step + 1
+                            n = state.grant()
+                        for _ in range(n):
+                            wake.put(None)
                 if type(item) is _Failed:
                     raise item.exc
-                grant = step + in_flight  # the consumer has moved on: one more step may start
-                if grant < steps:
-                    credits[grant % nthreads].put(None)
                 yield item
         finally:
-            state.stopped = True
-            for q in credits:
-                q.put(_STOP)
+            with lock:
+                state.stopped = True
+            for _ in threads:
+                wake.put(_STOP)
             for t in threads:
                 t.join()
-            for q in outs:  # batches read ahead and never consumed
-                while not q.empty():
-                    item = q.get()
-                    if type(item) is Batch:
-                        item.release()
+            for item in ready.values():  # batches read ahead and never consumed
+                if type(item) is Batch:
+                    item.release()
+            ready.clear()
+            if own and own[0] is not None:
+                self._give_scratch(own[0])
 
-    def _worker(self, plan: Any, state: "_EpochState", index: int, steps: int) -> None:
-        nthreads, in_flight = len(state.outs), self.in_flight
-        out, credit = state.outs[index], state.credits[index]
-        rng = np.random.default_rng([self._seed, index])
-        whole = getattr(self.fmt, "whole_file", True)
-        scratch = None
-        if whole and not self.keep_samples:
+    def _take_scratch(self) -> "_Scratch | None":
+        if not getattr(self.fmt, "whole_file", True) or self.keep_samples:
+            return None
+        with self._scratch_lock:
+            return self._scratches.pop() if self._scratches else _Scratch(self.fmt)
+
+    def _give_scratch(self, scratch: "_Scratch | None") -> None:
+        if scratch is not None:
             with self._scratch_lock:
-                scratch = self._scratches.pop() if self._scratches else _Scratch(self.fmt)
+                self._scratches.append(scratch)
+
+    def _build(self, plan: Any, step: int, scratch: "_Scratch | None", rng: np.random.Generator) -> Any:
+        """Step ``step``'s batch, or a ``_Failed`` carrying what building it raised."""
         try:
-            for step in range(index, steps, nthreads):
-                try:  # planning is no I/O: done before waiting for the credit, while the consumer wakes
-                    files, samples = plan.batch(step)
-                except BaseException as exc:
-                    out.put(_Failed(exc))
-                    return
-                if step >= in_flight and credit.get() is _STOP:
-                    return
-                if state.stopped:
-                    return
-                try:
-                    if whole:
-                        batch = self._read_batch(step, files, samples, scratch, rng)
+            files, samples = plan.batch(step)
+            if getattr(self.fmt, "whole_file", True):
+                return self._read_batch(step, files, samples, scratch, rng)
+            return self._read_batch_ranged(step, files, samples, rng)
+        except BaseException as exc:  # handed to the consumer, which re-raises it in step order
+            return _Failed(exc)
+
+    def _worker(self, plan: Any, state: "_EpochState", index: int) -> None:
+        lock, ready, handoff, wake = state.lock, state.ready, state.handoff, state.wake
+        steps, in_flight = state.steps, state.in_flight
+        rng = np.random.default_rng([self._seed, index])
+        scratch = self._take_scratch()
+        try:
+            while True:
+                with lock:  # claim the next step, if the read-ahead bound allows it
+                    if state.stopped:
+                        return
+                    step = state.next
+                    if step >= steps:
+                        return
+                    if step < state.taken + in_flight:
+                        state.next = step + 1
                     else:
-                        batch = self._read_batch_ranged(step, files, samples, rng)
-                except BaseException as exc:  # handed to the consumer, which re-raises it
-                    out.put(_Failed(exc))
+                        state.idle += 1
+                        step = -1
+                if step < 0:  # at the bound: sleep until the consumer moves on
+                    if wake.get() is _STOP:
+                        return
+                    continue
+                item = self._build(plan, step, scratch, rng)
+                with lock:
+                    ready[step] = item
+                    signal = state.want == step
+                    if signal:
+                        state.want = -1
+                if signal:
+                    handoff.put(None)
+                if type(item) is _Failed:
                     return
-                out.put(batch)
         finally:
-            if scratch is not None:
-                with self._scratch_lock:
-                    self._scratches.append(scratch)
+            self._give_scratch(scratch)
 
     def _read_batch(self, step: int, files: np.ndarray, samples: np.ndarray, scratch: _Scratch | None,
                     rng: np.random.Generator) -> Batch:
@@ -493,12 +560,37 @@ class NativeLoader:
 
 
 class _EpochState:
-    """Hand-over between one epoch's reader threads and its consumer: per thread, a queue of built
-    batches (in that thread's step order) and a queue of credits (permissions to start a step)."""
+    """Hand-over between one epoch's reader threads and its consumer, guarded by ``lock``.
 
-    __slots__ = ("outs", "credits", "stopped")
+    Steps are claimed in order (``next`` is the next unclaimed one) by reader threads and, when it
+    would otherwise wait, by the consumer. ``taken`` is how many steps the consumer has taken (or
+    claimed for itself); a reader may claim step ``k`` only while ``k < taken + in_flight``. Built
+    batches (or ``_Failed``) land in ``ready`` by step. The consumer blocked on step ``want`` sleeps on
+    ``handoff``, which the thread that builds that step signals; readers at the bound (``idle`` of
+    them) sleep on ``wake``. Both are C-level ``SimpleQueue``s: a sleeper waits in the kernel without
+    the GIL.
+    """
 
-    def __init__(self, nthreads: int) -> None:
-        self.outs: list[SimpleQueue] = [SimpleQueue() for _ in range(nthreads)]
-        self.credits: list[SimpleQueue] = [SimpleQueue() for _ in range(nthreads)]
+    __slots__ = ("lock", "steps", "in_flight", "next", "taken", "want", "idle", "ready", "handoff", "wake",
+                 "stopped")
+
+    def __init__(self, steps: int, in_flight: int) -> None:
+        self.lock = threading.Lock()
+        self.steps = steps
+        self.in_flight = in_flight
+        self.next = 0
+        self.taken = 0
+        self.want = -1
+        self.idle = 0
+        self.ready: dict[int, Any] = {}
+        self.handoff: SimpleQueue = SimpleQueue()
+        self.wake: SimpleQueue = SimpleQueue()
         self.stopped = False
+
+    def grant(self) -> int:
+        """(Under ``lock``.) How many sleeping readers to wake now that ``taken`` moved on."""
+        n = min(self.idle, min(self.steps, self.taken + self.in_flight) - self.next)
+        if n <= 0:
+            return 0
+        self.idle -= n
+        return n

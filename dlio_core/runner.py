@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .dist import Dist, init as dist_init
-from .emulate import Compute
+from .emulate import Compute, make_compute
 from .loaders import make_loader
 from .metrics import PhaseRecord
 from .output import RunLog, resolve_output_folder, write_config_copies
@@ -188,8 +188,8 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
     train_loader = make_loader(cfg, storage, train_files, split="train", rank=dist.rank)
     eval_loader = make_loader(cfg, storage, eval_files, split="valid", rank=dist.rank) if eval_files else None
     rng = np.random.default_rng([cfg.train.seed, dist.rank])
-    train_compute = Compute(cfg.train.computation_time.sample, rng)
-    eval_compute = Compute(cfg.evaluation.eval_time.sample, rng)
+    train_compute = make_compute(cfg, rng)
+    eval_compute = make_compute(cfg, rng, phase="eval")
 
     first = _plan(cfg, dist, "train", 1, random_seed)
     steps = first.steps

@@ -23,6 +23,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from dlio_core.engine import Batch
+
 from ._stack import stack_samples
 
 __all__ = ["DeviceBatch", "DevicePut", "device_batches"]
@@ -46,23 +48,25 @@ class DevicePut:
             return jax.device_put(host)
         return jax.make_array_from_process_local_data(self.sharding, host)
 
+    def timed(self, host: np.ndarray) -> tuple[Any, float]:
+        """``(device_array, h2d_s)``: the put, timed to ``block_until_ready()``."""
+        t0 = time.perf_counter()
+        array = self(host)
+        array.block_until_ready()
+        return array, time.perf_counter() - t0
+
 
 @dataclass
-class DeviceBatch:
-    """One step on the device, with the engine's figures and ``h2d_s`` (the copy, to ready)."""
+class DeviceBatch(Batch):
+    """One step on the device: :class:`dlio_core.engine.Batch` with the engine's figures, ``h2d_s`` (the
+    copy, to ready) and ``array``, the device array."""
 
-    step: int
-    num_samples: int
-    bytes_read: int
-    sample_bytes: int
-    io_s: float
-    decode_s: float
-    h2d_s: float
     array: Any = field(repr=False, default=None)
 
     def release(self) -> None:
         """Drop this object's reference to the device array (the runner calls this after a step)."""
         self.array = None
+        super().release()
 
 
 _END = object()
@@ -89,12 +93,10 @@ def device_batches(batches: Iterator[Any], put: DevicePut, *, buffers: int = 2) 
                     host = stack_samples(b.samples)
                 finally:
                     b.release()  # the stack is a copy: pooled file buffers go back at once
-                t0 = time.perf_counter()
-                array = put(host)
-                array.block_until_ready()
-                h2d_s = time.perf_counter() - t0
-                ready.put(DeviceBatch(b.step, b.num_samples, b.bytes_read, b.sample_bytes, b.io_s, b.decode_s,
-                                      h2d_s, array))
+                array, h2d_s = put.timed(host)
+                ready.put(DeviceBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
+                                      sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s,
+                                      array=array))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             ready.put(exc)
         finally:

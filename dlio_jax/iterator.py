@@ -25,7 +25,8 @@ import atexit
 import weakref
 from typing import Any, Iterator, Sequence
 
-from ._device import DeviceBatch, DevicePut, device_batches
+from ._device import DeviceBatch, device_batches
+from ._pinned import make_put
 from ._plan import Resumed, plan_for, reader_for
 from ._process import resolve_process
 
@@ -76,7 +77,8 @@ class JaxIterator:
 
     def __init__(self, cfg: Any, *, sharding: Any = None, split: str = "train", epoch: int = 1,
                  process_index: int | None = None, process_count: int | None = None,
-                 random_seed: int | None = None, storage: Any = None, buffers: int = 2) -> None:
+                 random_seed: int | None = None, storage: Any = None, buffers: int = 2,
+                 staging: str = "plain") -> None:
         from dlio_core.generate import dataset_files, dataset_storage
 
         self.cfg = cfg
@@ -86,7 +88,7 @@ class JaxIterator:
         self.random_seed = shared_random_seed(cfg, random_seed)
         self.storage = storage if storage is not None else dataset_storage(cfg)
         self.files = dataset_files(cfg, self.storage, split)
-        self._put = DevicePut(sharding)
+        self._put = make_put(sharding, staging)
         self._buffers = buffers
         self._check_sharding(sharding)
         self.step = 0
@@ -104,6 +106,12 @@ class JaxIterator:
         if batch % local:
             raise ValueError(f"reader.batch_size={batch} is per process and is split over this process's "
                              f"{local} device(s) by the sharding; make it a multiple of {local}")
+
+    @property
+    def staging(self) -> dict[str, Any]:
+        """How batches reach the device: ``{"asked", "used", "reason", ...}`` (``reason``: why not pinned)."""
+        describe = getattr(self._put, "describe", None)
+        return describe() if describe is not None else {"asked": "plain", "used": "plain", "reason": None}
 
     @property
     def steps(self) -> int:
@@ -176,7 +184,7 @@ class JaxIterator:
 
 def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any = None, split: str = "train",
                   epoch: int = 1, process_index: int | None = None, process_count: int | None = None,
-                  random_seed: int | None = None, storage: Any = None) -> JaxIterator:
+                  random_seed: int | None = None, storage: Any = None, staging: str = "plain") -> JaxIterator:
     """One epoch of ``config``'s dataset as ``jax.Array`` batches of ``reader.batch_size`` samples.
 
     ``config`` is what :func:`dlio_core.config.load_config` takes (a workload name, a YAML path, a dict or
@@ -185,6 +193,9 @@ def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any =
     ``sharding`` (a ``jax.sharding.Sharding``) makes each batch a global array built with
     ``jax.make_array_from_process_local_data``; the per-process batch is split over the local devices.
     ``process_index``/``process_count`` override JAX's (to simulate processes or follow a launcher).
+    ``staging="pinned_host"`` stages each batch in JAX's pinned host memory before the device copy
+    (``h2d_s`` is then the pinned -> device leg); where that cannot run it falls back to plain
+    ``device_put`` and ``iterator.staging["reason"]`` says why.
     """
     cfg = _load(config, overrides)
     if cfg.workflow.generate_data:
@@ -200,4 +211,4 @@ def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any =
 
             multihost_utils.sync_global_devices("dlio_jax.generate")
     return JaxIterator(cfg, sharding=sharding, split=split, epoch=epoch, process_index=process_index,
-                       process_count=process_count, random_seed=random_seed, storage=storage)
+                       process_count=process_count, random_seed=random_seed, storage=storage, staging=staging)

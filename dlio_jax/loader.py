@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from ._device import DeviceBatch, DevicePut, device_batches
+from ._device import DeviceBatch, device_batches
+from ._pinned import make_put
 from ._plan import reader_for
 
 __all__ = ["JaxLoader", "jax_loader"]
@@ -29,9 +30,9 @@ __all__ = ["JaxLoader", "jax_loader"]
 class JaxLoader:
     """Loader protocol adapter: ``epoch(plan, max_steps=None)`` yields :class:`DeviceBatch` objects."""
 
-    def __init__(self, engine: Any, *, sharding: Any = None) -> None:
+    def __init__(self, engine: Any, *, sharding: Any = None, staging: str = "plain") -> None:
         self.engine = engine
-        self.put = DevicePut(sharding)
+        self.put = make_put(sharding, staging)
 
     def epoch(self, plan: Any, *, max_steps: int | None = None) -> Iterator[DeviceBatch]:
         return device_batches(self.engine.epoch(plan, max_steps=max_steps), self.put)

@@ -34,6 +34,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from dlio_core.engine import Batch
 from dlio_tf._device import to_device
 from dlio_tf._pipeline import STAT_KEYS, Source, build_dataset
 
@@ -41,21 +42,17 @@ __all__ = ["TFBatch", "TFLoader", "tf_loader"]
 
 
 @dataclass
-class TFBatch:
-    """One step's batch with the fields the runner reads (``None`` = stage not measured)."""
+class TFBatch(Batch):
+    """One step's batch: :class:`dlio_core.engine.Batch` (``None`` = stage not measured) plus ``data``."""
 
-    step: int
-    num_samples: int
-    bytes_read: int
-    sample_bytes: int
-    io_s: float | None
-    decode_s: float | None
-    h2d_s: float | None = None
+    io_s: float | None = 0.0  # None on the native TFRecord path (not separable from tf.data's threads)
+    decode_s: float | None = 0.0
     data: dict | None = field(default=None, repr=False)
 
     def release(self) -> None:
         """Drop the batch's tensors (host or device memory goes back to TensorFlow)."""
         self.data = None
+        super().release()
 
 
 class TFLoader:

@@ -3,6 +3,8 @@
 - :class:`DlioIterableDataset` — DLIO datasets on any storage as a ``torch.utils.data.IterableDataset``
   (rank x worker sharding, ``set_epoch``, mid-epoch resume).
 - :func:`make_dataloader` / :class:`DlioDataLoader` — the config's reader section as a ``DataLoader``.
+- :class:`DeviceLoader` — files to the GPU with one host copy: dlio_core's threads read into pinned
+  staging buffers, copied to the device asynchronously on a side stream (``device="cpu"``: same path).
 - :func:`instrument` — wait/compute/bytes per step of any loader inside a real training loop.
 - :mod:`dlio_torch.checkpoint` — ``save``/``load`` (``torch.save`` to any URI) and ``dcp_save``/``dcp_load``.
 - ``reader.data_loader: pytorch`` runs a workload through :mod:`dlio_torch.loader`.
@@ -25,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 from . import checkpoint
 from .dataloader import DlioDataLoader, dataloader_kwargs, make_dataloader
 from .dataset import DlioIterableDataset, constant_shape
+from .device_loader import DeviceLoader
 from .h2d import DeviceCopy
 from .instrument import Instrumented, instrument
 
@@ -37,6 +40,7 @@ __all__ = [
     "instrument",
     "Instrumented",
     "DeviceCopy",
+    "DeviceLoader",
     "checkpoint",
     "constant_shape",
 ]

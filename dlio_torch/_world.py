@@ -19,7 +19,7 @@ import os
 
 import torch
 
-__all__ = ["resolve_rank_world", "worker_info"]
+__all__ = ["resolve_rank_world", "resolve_rank_world_source", "worker_info"]
 
 
 def _env_int(name: str) -> int | None:
@@ -31,6 +31,17 @@ def resolve_rank_world(rank: int | None = None, world: int | None = None) -> tup
     """``(rank, world)``: explicit values win, then ``torch.distributed``, then ``RANK``/``WORLD_SIZE``.
 
     Raises ``ValueError`` naming the source when the pair is inconsistent (rank outside the world).
+    """
+    r, w, _ = resolve_rank_world_source(rank, world)
+    return r, w
+
+
+def resolve_rank_world_source(rank: int | None = None, world: int | None = None) -> tuple[int, int, str]:
+    """``(rank, world, source)``; ``source`` is ``"arguments"``, ``"torch.distributed"``,
+    ``"RANK/WORLD_SIZE"`` or ``"default"`` (see :func:`resolve_rank_world`).
+
+    >>> resolve_rank_world_source(0, 2)
+    (0, 2, 'arguments')
     """
     source = "arguments"
     if rank is None or world is None:
@@ -46,7 +57,7 @@ def resolve_rank_world(rank: int | None = None, world: int | None = None) -> tup
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"rank {rank} is not in a world of {world} (from {source}); "
                          "pass rank= and world= or fix RANK/WORLD_SIZE")
-    return int(rank), int(world)
+    return int(rank), int(world), source
 
 
 def worker_info() -> tuple[int, int]:

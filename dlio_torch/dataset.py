@@ -43,7 +43,7 @@ import torch
 from dlio_core.sampling import EpochPlan, Shuffle
 
 from ._source import Source
-from ._world import resolve_rank_world, worker_info
+from ._world import resolve_rank_world, resolve_rank_world_source, worker_info
 
 __all__ = ["DlioIterableDataset", "CONTENTS"]
 
@@ -102,6 +102,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         self._epoch_seen = 0
         self._local_resume: tuple[int, int] | None = None  # set by load_state_dict inside a worker
         self._constant: dict[int, torch.Tensor] = {}
+        self._group_rank_world: tuple[int, int] | None = None  # the parent's torch.distributed, for spawned workers
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -158,9 +159,25 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
 
     def plan(self, epoch: int | None = None, *, rank: int | None = None, world: int | None = None) -> EpochPlan:
         """This rank's :class:`EpochPlan` for ``epoch`` (default: the current one)."""
-        r, w = resolve_rank_world(self.rank if rank is None else rank, self.world if world is None else world)
+        if rank is None and world is None:
+            r, w, _ = self.rank_world()
+        else:
+            r, w = resolve_rank_world(self.rank if rank is None else rank, self.world if world is None else world)
         e = int(self._ctl[_EPOCH]) if epoch is None else epoch
         return EpochPlan(**self._plan_args, world=w, rank=r, epoch=e)
+
+    def rank_world(self) -> tuple[int, int, str]:
+        """``(rank, world, source)`` as iteration would resolve them now in this process; ``source`` says
+        where they came from (``"arguments"``, ``"torch.distributed"``, ``"RANK/WORLD_SIZE"``, ``"default"``)."""
+        rank, world, source = resolve_rank_world_source(self.rank, self.world)
+        group = getattr(self, "_group_rank_world", None)
+        if source in ("RANK/WORLD_SIZE", "default") and group is not None and \
+                torch.utils.data.get_worker_info() is not None:
+            # A spawned worker: the parent's process group does not exist here; use what it said.
+            gr, gw = group
+            rank, world, source = (gr if self.rank is None else rank), (gw if self.world is None else world), \
+                "torch.distributed"
+        return rank, world, source
 
     def steps_per_epoch(self) -> int:
         """Steps per epoch on this rank (the same on every rank)."""
@@ -208,7 +225,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
 
     # -- iteration ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
-        rank, world = resolve_rank_world(self.rank, self.world)
+        rank, world, _ = self.rank_world()
         worker, workers = worker_info()
         stop = int(self._ctl[_STOP])
         if self._local_resume is not None:  # StatefulDataLoader restored this worker: its own next step
@@ -270,6 +287,10 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_constant"] = {}  # rebuilt in each process
+        # Pickled into a spawn/forkserver worker: the process group does not travel, so its rank does.
+        group = torch.distributed
+        if (self.rank is None or self.world is None) and group.is_available() and group.is_initialized():
+            state["_group_rank_world"] = (int(group.get_rank()), int(group.get_world_size()))
         return state
 
 

@@ -26,6 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from dlio_core.engine import Batch
+
 from .dataloader import dataloader_kwargs
 from .dataset import DlioIterableDataset, constant_shape, dataset_format
 from ._source import Source
@@ -34,22 +36,26 @@ from .h2d import DeviceCopy
 __all__ = ["TorchBatch", "TorchLoader", "make_loader"]
 
 
-@dataclass
-class TorchBatch:
-    """One step as the runner sees it (the fields of :class:`dlio_core.engine.Batch`, plus ``h2d_s``)."""
+@dataclass(init=False)
+class TorchBatch(Batch):
+    """One step as the runner sees it: :class:`dlio_core.engine.Batch` (``h2d_s`` set when a CUDA copy
+    happened, ``None`` otherwise) plus ``data``, the tensors handed to the model.
 
-    step: int
-    num_samples: int
-    bytes_read: int
-    sample_bytes: int
-    io_s: float
-    decode_s: float
-    h2d_s: float | None = None  # None: no device copy happened (no CUDA), never a made-up 0
+    Positional order kept from before it was a ``Batch``: ``(step, num_samples, bytes_read, sample_bytes,
+    io_s, decode_s, h2d_s, data)``.
+    """
+
     data: Any = field(default=None, repr=False)
+
+    def __init__(self, step: int, num_samples: int, bytes_read: int = 0, sample_bytes: int = 0,
+                 io_s: float = 0.0, decode_s: float = 0.0, h2d_s: float | None = None, data: Any = None) -> None:
+        super().__init__(step, num_samples, bytes_read, sample_bytes, io_s, decode_s, h2d_s=h2d_s)
+        self.data = data
 
     def release(self) -> None:
         """Drop the batch's tensors (shared memory goes back once the last reference is gone)."""
         self.data = None
+        super().release()
 
 
 class TorchLoader:
@@ -92,8 +98,9 @@ class TorchLoader:
             if data is None:  # constant content: made once here, pinned when it will be copied to a device
                 data = self._constant(ds)
             data, h2d_s = self.copy(data)
-            yield TorchBatch(info["step"], info["num_samples"], info["bytes_read"], info["sample_bytes"],
-                             info["io_s"], info["decode_s"], h2d_s, data)
+            yield TorchBatch(step=info["step"], num_samples=info["num_samples"], bytes_read=info["bytes_read"],
+                             sample_bytes=info["sample_bytes"], io_s=info["io_s"], decode_s=info["decode_s"],
+                             h2d_s=h2d_s, data=data)
 
 
     def _constant(self, ds: DlioIterableDataset) -> torch.Tensor:

@@ -29,24 +29,20 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from dlio_core.engine import Batch
+
 __all__ = ["DaliBatch", "DaliLoader", "dali_loader", "native_dali_loader"]
 
 
 @dataclass
-class DaliBatch:
-    """One step from a DALI pipeline, with the figures the runner records."""
+class DaliBatch(Batch):
+    """One step from a DALI pipeline: :class:`dlio_core.engine.Batch` plus ``output`` (the pipeline's)."""
 
-    step: int
-    num_samples: int
-    bytes_read: int
-    sample_bytes: int
-    io_s: float = 0.0
-    decode_s: float = 0.0
-    h2d_s: float = 0.0
     output: Any = None
 
     def release(self) -> None:
         self.output = None
+        super().release()
 
 
 def _nbytes(tl: Any) -> int:
@@ -100,12 +96,14 @@ class DaliLoader:
                 done += 1  # before the yield: a consumer may close the generator there
                 if info.feed is not None:
                     n, nbytes, sbytes, io_s, decode_s = info.feed.figures.popleft()
-                    yield DaliBatch(done - 1, n, nbytes, sbytes, io_s, decode_s, 0.0, out)
+                    yield DaliBatch(step=done - 1, num_samples=n, bytes_read=nbytes, sample_bytes=sbytes,
+                                    io_s=io_s, decode_s=decode_s, h2d_s=0.0, output=out)
                 else:
                     t0 = perf()
                     nbytes = _nbytes(out)
                     n = len(out) * info.samples_per_item
-                    yield DaliBatch(done - 1, n, nbytes, nbytes, 0.0, perf() - t0, 0.0, out)
+                    yield DaliBatch(step=done - 1, num_samples=n, bytes_read=nbytes, sample_bytes=nbytes,
+                                    io_s=0.0, decode_s=perf() - t0, h2d_s=0.0, output=out)
         finally:
             if info.feed is not None:
                 if done >= steps:

@@ -236,6 +236,109 @@ def test_read_ahead_stops_at_bound_while_consumer_holds_a_batch(dataset):
     it.close()
 
 
+# -- the consumer reads steps no thread has claimed ---------------------------------------------------
+class _SlowWake:
+    """Stands in for the readers' wake-up queue: every wake-up arrives ``delay`` seconds late (the VM's
+    cross-thread wake-up cost, exaggerated), so readers at the bound are slow to come back."""
+
+    def __init__(self, delay: float) -> None:
+        self.q = engine_mod.SimpleQueue()
+        self.delay = delay
+
+    def put(self, item) -> None:
+        self.q.put(item)
+
+    def get(self):
+        item = self.q.get()
+        time.sleep(self.delay)
+        return item
+
+
+@pytest.fixture
+def slow_wakeups(monkeypatch):
+    real = engine_mod._EpochState
+
+    class State(real):
+        __slots__ = ()
+
+        def __init__(self, steps, in_flight):
+            super().__init__(steps, in_flight)
+            self.wake = _SlowWake(0.1)
+
+    monkeypatch.setattr(engine_mod, "_EpochState", State)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_consumer_reads_unclaimed_steps_itself_while_readers_sleep(dataset, slow_wakeups, keep):
+    st, paths, sizes = dataset(24, 1)
+    base = threading.active_count()
+    rec = Recording(st)
+    plan = _plan(24, 1, 1, file_shuffle="seed")
+    loader = NativeLoader(rec, get_format("npz"), paths, sizes=sizes, read_threads=1, prefetch_size=2,
+                          keep_samples=keep)
+    me = threading.current_thread().name
+    got = []
+    for step, b in enumerate(loader.epoch(plan)):
+        assert b.step == step
+        if keep:
+            got += [_identity(s) for s in b.samples]
+        b.release()
+        time.sleep(0.01)  # a little compute: the reader fills its window and sleeps at the bound
+    assert collections.Counter(p for p, _ in rec.reads) == collections.Counter(paths)  # each file once
+    by = collections.Counter(t for _, t in rec.reads)
+    # the reader comes back 0.1 s after each wake-up; meanwhile the consumer read the steps itself
+    assert by[me] >= 8 and by[me] + by["dl-driver-reader-0"] == 24
+    if keep:
+        assert got == [(int(plan.batch(s)[0][0]), 0) for s in range(24)]
+    assert threading.active_count() == base
+
+
+def test_consumer_waits_for_a_step_a_thread_is_reading_and_never_reads_it_twice(dataset):
+    st, paths, sizes = dataset(12, 1)
+    me = threading.current_thread().name
+
+    def before_read(path):  # every read by the reader thread is slow
+        if threading.current_thread().name != me:
+            time.sleep(0.02)
+
+    rec = Recording(st, before_read=before_read)
+    loader = NativeLoader(rec, get_format("npz"), paths, sizes=sizes, read_threads=1, prefetch_size=3,
+                          keep_samples=True)
+    got = []
+    for b in loader.epoch(_plan(12, 1, 1)):
+        got += [_identity(s) for s in b.samples]
+        b.release()
+    assert got == [(f, 0) for f in range(12)]
+    assert collections.Counter(p for p, _ in rec.reads) == collections.Counter(paths)
+    assert any(t != me for _, t in rec.reads)  # the thread's steps were waited for, not read again
+
+
+def test_read_ahead_bound_holds_with_the_consumer_reading(dataset, slow_wakeups):
+    st, paths, sizes = dataset(30, 1)
+    consumed, worst = [0], [0]
+
+    def before_read(path):
+        started = int(os.path.basename(path)[1:4]) + 1
+        worst[0] = max(worst[0], started - consumed[0])
+
+    rec = Recording(st, before_read=before_read)
+    loader = NativeLoader(rec, get_format("npz"), paths, sizes=sizes, read_threads=2, prefetch_size=3)
+    for b in loader.epoch(_plan(30, 1, 1)):
+        consumed[0] = b.step + 1
+    assert len(rec.reads) == 30
+    assert worst[0] <= 3 + 1
+
+
+def test_error_in_a_step_the_consumer_reads_names_the_file(dataset, slow_wakeups):
+    st, paths, sizes = dataset(16, 1)
+    base = threading.active_count()
+    rec = Recording(st, fail="f011.npz")
+    loader = NativeLoader(rec, get_format("npz"), paths, sizes=sizes, read_threads=1, prefetch_size=2)
+    box = _run_in_thread(lambda: _drain(loader, _plan(16, 1, 1)))
+    assert isinstance(box.get("error"), ReadError) and "f011.npz" in str(box["error"])
+    assert threading.active_count() == base
+
+
 # -- errors ----------------------------------------------------------------------------------------
 def _run_in_thread(fn, timeout=20.0):
     box: dict = {}
@@ -398,8 +501,8 @@ def test_engine_reuses_one_buffer_for_files_of_one_size(dataset, monkeypatch, bu
     loader = NativeLoader(Spy(st), get_format("npz"), paths, sizes=sizes, read_threads=2)
     _drain(loader, _plan(12, 1, 2))
     _drain(loader, _plan(12, 1, 2))
-    assert len(buffers) <= 2  # one scratch array per reader thread, across batches and epochs
-    assert len(loader._scratches) == 2
+    assert len(buffers) <= 3  # one scratch array per reader thread and the consumer's, across batches and epochs
+    assert 2 <= len(loader._scratches) <= 3  # the consumer's is made the first time it reads a step itself
 
 
 class _RangedFormat:
@@ -471,3 +574,33 @@ def test_direct_path_is_only_for_plain_local_storage(dataset):
     assert NativeLoader(st, get_format("npz"), paths, sizes=sizes)._direct
     sub = NativeLoader(Sub(st.root), get_format("npz"), paths, sizes=sizes)
     assert not sub._direct and sub.files == paths
+
+
+def test_kept_samples_live_in_buffers_from_the_allocator(tmp_path):
+    """A plugin's allocator (pinned memory in real use) supplies the buffers samples are read into."""
+    import numpy as np
+
+    from dlio_core.engine import NativeLoader
+    from dlio_core.formats import get_format
+    from dlio_core.sampling import EpochPlan
+    from dlio_core.storage import open_storage
+
+    st, fmt = open_storage(str(tmp_path)), get_format("npy")
+    for i in range(6):
+        fmt.write_file(st, f"f{i}.npy", np.full((16, 16, 1), i, np.uint8))
+    made: list[np.ndarray] = []
+
+    def allocator(n: int) -> np.ndarray:
+        made.append(np.zeros(n, np.uint8))
+        return made[-1]
+
+    loader = NativeLoader(st, fmt, [f"f{i}.npy" for i in range(6)], sizes=[st.size(f"f{i}.npy") for i in range(6)],
+                          read_threads=2, prefetch_size=2, keep_samples=True, allocator=allocator)
+    plan = EpochPlan(num_files=6, samples_per_file=1, batch_size=2)
+    seen = []
+    for batch in loader.epoch(plan):
+        for sample in batch.samples:
+            assert any(np.shares_memory(sample, buf) for buf in made)
+            seen.append(int(sample[0, 0]))
+        batch.release()
+    assert sorted(seen) == list(range(6)) and made

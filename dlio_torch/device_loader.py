@@ -1,0 +1,264 @@
+"""``DeviceLoader``: files to the GPU with one host copy (the read), no DataLoader worker processes.
+
+dlio_core's reader threads read each file straight into a pooled staging buffer. On CUDA the pool's
+buffers come from a pinned allocator (``torch.empty(n, dtype=torch.uint8, pin_memory=True).numpy()``,
+passed to :class:`~dlio_core.engine.NativeLoader` as ``allocator``), so the read is the only host copy:
+a copier thread issues each sample's ``copy_(..., non_blocking=True)`` straight from its staging
+buffer on a side CUDA stream, between two CUDA events, into a batch tensor on the device. At most
+``buffers`` (2) batches are on the device at once: the one the consumer's step uses and the next one
+being copied. The copier waits for the end event (so the staging buffers go back to the pool only once
+the DMA has read them, and ``h2d_s`` belongs to this batch) and the consumer's stream waits on the same
+event, so a step never reads a batch before its copy is done, with no host synchronisation in the step.
+
+With ``device="cpu"`` the same path runs with plain numpy buffers: samples are copied with
+``torch.from_numpy(...)`` into a host batch tensor (the pool's buffers go back at once) and ``h2d_s``
+is ``None`` (no copy to a device happened). Samples of different shapes are zero-padded to the batch's
+largest shape (as ``dlio_jax`` does). Strided samples (several samples per npz/npy file lie on the last
+axis) cannot be DMA'd in one piece: torch stages them through a contiguous temporary (a second host
+copy); one sample per file (the common case) has none.
+
+Example:
+    >>> import tempfile
+    >>> from dlio_torch.device_loader import DeviceLoader
+    >>> loader = DeviceLoader("default", device="cpu", overrides=[f"++workload.dataset.data_folder={tempfile.mkdtemp()}",
+    ...     "++workload.workflow.generate_data=True", "++workload.dataset.num_files_train=8"])
+    >>> [(tuple(b.data.shape), b.h2d_s) for b in loader]
+    [((4, 64, 64), None), ((4, 64, 64), None)]
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+import threading
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .loader import TorchBatch
+
+__all__ = ["DeviceLoader", "engine_accepts_allocator", "make_device_loader", "pinned_allocator"]
+
+CUDA_ERROR = ('DeviceLoader(device="cuda") needs a CUDA device, and torch.cuda.is_available() is False here; '
+              'pass device="cpu" to run the same path on the host')
+
+
+def pinned_allocator(nbytes: int) -> np.ndarray:
+    """``nbytes`` of page-locked host memory as a numpy array (the tensor lives as long as the array).
+
+    Needs CUDA (pinning is a CUDA driver call).
+    """
+    return torch.empty(int(nbytes), dtype=torch.uint8, pin_memory=True).numpy()
+
+
+def engine_accepts_allocator() -> bool:
+    """Whether this dlio_core's ``NativeLoader`` takes ``allocator=`` (pooled buffers from a callable).
+
+    >>> isinstance(engine_accepts_allocator(), bool)
+    True
+    """
+    from dlio_core.engine import NativeLoader
+
+    return "allocator" in inspect.signature(NativeLoader).parameters
+
+
+class _Move:
+    """Copies one engine batch's samples into a batch tensor on ``device``: the same code on CPU and CUDA."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.stream = torch.cuda.Stream(device) if self.cuda else None
+
+    def __call__(self, samples: Sequence[np.ndarray]) -> tuple[torch.Tensor, Any, Any]:
+        """``(batch, start_event, end_event)``; the events are ``None`` on CPU."""
+        hosts = [torch.from_numpy(s) for s in samples]  # views of the staging buffers: no copy
+        first = hosts[0]
+        ragged = any(h.shape != first.shape or h.dtype != first.dtype for h in hosts)
+        if ragged:
+            ndim = max(h.dim() for h in hosts)
+            shape = tuple(max(h.shape[a] if a < h.dim() else 1 for h in hosts) for a in range(ndim))
+            dtype = first.dtype
+            for h in hosts[1:]:
+                dtype = torch.promote_types(dtype, h.dtype)
+        else:
+            shape, dtype = tuple(first.shape), first.dtype
+        if not self.cuda:
+            out = (torch.zeros if ragged else torch.empty)((len(hosts), *shape), dtype=dtype)
+            self._fill(out, hosts, ragged)
+            return out, None, None
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(self.stream):
+            out = (torch.zeros if ragged else torch.empty)((len(hosts), *shape), dtype=dtype, device=self.device)
+            start.record(self.stream)
+            self._fill(out, hosts, ragged)
+            end.record(self.stream)
+        return out, start, end
+
+    @staticmethod
+    def _fill(out: torch.Tensor, hosts: list[torch.Tensor], ragged: bool) -> None:
+        if ragged:
+            for i, h in enumerate(hosts):
+                out[(i, *(slice(0, n) for n in h.shape))].copy_(h, non_blocking=True)
+        else:
+            for i, h in enumerate(hosts):
+                out[i].copy_(h, non_blocking=True)
+
+
+_END = object()
+
+
+def device_batches(batches: Iterator[Any], move: _Move, *, buffers: int = 2) -> Iterator[TorchBatch]:
+    """Engine batches (with ``samples``) -> :class:`TorchBatch` on ``move.device``, in order, copied on a
+    background thread with at most ``buffers`` batches on the device."""
+    if buffers < 1:
+        raise ValueError(f"buffers must be >= 1, got {buffers}")
+    slots = threading.Semaphore(buffers)
+    ready: queue.SimpleQueue = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def copier() -> None:
+        try:
+            if move.cuda:
+                torch.cuda.set_device(move.device)
+            for b in batches:
+                while not slots.acquire(timeout=0.1):  # a free device slot; never hang once closed
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    b.release()
+                    return
+                try:
+                    data, start, end = move(b.samples)
+                    h2d_s = None
+                    if end is not None:
+                        end.synchronize()  # the DMA has read the staging buffers; the figure is this batch's
+                        h2d_s = start.elapsed_time(end) / 1000.0
+                finally:
+                    b.release()  # staging buffers back to the engine's pool
+                ready.put((TorchBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
+                                      sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s,
+                                      data=data), end))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            ready.put(exc)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # stops the engine's reader threads
+            ready.put(_END)
+
+    thread = threading.Thread(target=copier, name="dl-driver-device-copy", daemon=True)
+    thread.start()
+    held = False
+    try:
+        while True:
+            item = ready.get()
+            if held:  # the previous batch's step is over: its slot may take the next copy
+                slots.release()
+                held = False
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            batch, end = item
+            if end is not None:  # the consumer's stream orders its work after the copy; memory is
+                consumer = torch.cuda.current_stream(move.device)  # not reused while that work runs
+                consumer.wait_event(end)
+                batch.data.record_stream(consumer)
+            held = True
+            yield batch
+    finally:
+        stop.set()
+        slots.release()  # wake a copier waiting for a slot
+        thread.join()
+
+
+class DeviceLoader:
+    """One workload's batches as torch tensors on ``device``, read by dlio_core's threads (see the module).
+
+    ``config`` is what :func:`dlio_core.config.load_config` takes, with ``overrides``; ``threads``
+    replaces ``reader.read_threads``; ``rank``/``world`` pick this process's share as DLIO's ranks do.
+    Iterating yields one epoch (``epoch``, default 1) of :class:`~dlio_torch.loader.TorchBatch`
+    (``data`` on the device, ``io_s``, ``decode_s``, ``h2d_s``, bytes); :meth:`epoch` takes any plan, as
+    the runner's Loader protocol does. ``pinned`` says whether staging buffers are page-locked, and
+    ``notes`` why not. ``files`` (``(relpath, size)`` pairs, as the runner passes them) skips generation
+    and listing.
+    """
+
+    def __init__(self, config: Any, *, device: str | torch.device = "cuda", overrides: Sequence[str] = (),
+                 split: str = "train", threads: int | None = None, epoch: int = 1, rank: int = 0, world: int = 1,
+                 buffers: int = 2, storage: Any = None, files: Sequence[tuple[str, int]] | None = None,
+                 random_seed: int | None = None) -> None:
+        from dlio_core.config import load_config
+        from dlio_core.generate import dataset_files, dataset_storage, generate_dataset
+        from dlio_core.sampling import EpochPlan
+
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(CUDA_ERROR)
+        if self.device.type not in ("cuda", "cpu"):
+            raise ValueError(f'DeviceLoader: device must be "cuda" (or "cuda:N") or "cpu", got {str(device)!r}')
+        self.cfg = cfg = load_config(config, list(overrides))
+        if cfg.workflow.generate_data and rank == 0 and files is None:
+            generate_dataset(cfg, progress=False)
+        self.split = split
+        self.storage = storage if storage is not None else dataset_storage(cfg)
+        self.files = list(files) if files is not None else dataset_files(cfg, self.storage, split)
+        self.plan = EpochPlan.from_config(cfg, world=world, rank=rank, epoch=epoch, split=split,
+                                          random_seed=random_seed)
+        self.buffers = buffers
+        self.notes: list[str] = []
+        allocator: Callable[[int], np.ndarray] | None = None
+        if self.device.type == "cuda":
+            if engine_accepts_allocator():
+                allocator = pinned_allocator
+            else:
+                self.notes.append("dlio_core.engine.NativeLoader takes no allocator here: staging buffers are "
+                                  "pageable, so each copy goes through the driver's bounce buffer")
+        self.pinned = allocator is not None
+        self.engine = self._engine(threads, rank, allocator)
+        self._move = _Move(self.device)
+
+    def _engine(self, threads: int | None, rank: int, allocator: Callable[[int], np.ndarray] | None) -> Any:
+        from dlio_core.engine import NativeLoader
+        from dlio_core.formats import format_for
+
+        cfg = self.cfg
+        fmt = format_for(cfg.dataset)
+        if not getattr(fmt, "whole_file", True):
+            self.notes.append(f"{fmt.name} is read by ranges: its samples come from the format's reader, not "
+                              "from the staging pool (pageable)")
+        kwargs: dict[str, Any] = {}
+        if allocator is not None:
+            kwargs["allocator"] = allocator
+        return NativeLoader(self.storage, fmt, [self.storage.join(rel) for rel, _ in self.files],
+                            sizes=[size for _, size in self.files],
+                            read_threads=cfg.reader.read_threads if threads is None else threads,
+                            prefetch_size=cfg.reader.prefetch_size, keep_samples=True,
+                            preprocess_s=cfg.reader.preprocess_time, seed=cfg.train.seed + 7919 * rank, **kwargs)
+
+    @property
+    def steps(self) -> int:
+        """Steps in the epoch."""
+        return self.plan.steps
+
+    def __len__(self) -> int:
+        return self.plan.steps
+
+    def __iter__(self) -> Iterator[TorchBatch]:
+        return self.epoch(self.plan)
+
+    def epoch(self, plan: Any, *, max_steps: int | None = None) -> Iterator[TorchBatch]:
+        """The plan's steps (at most ``max_steps``) in order, as :class:`TorchBatch` objects on the device."""
+        return device_batches(self.engine.epoch(plan, max_steps=max_steps), self._move, buffers=self.buffers)
+
+
+def make_device_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str,
+                       rank: int = 0) -> DeviceLoader:
+    """A runner-facing factory (the shape ``dlio_core.loaders`` calls): CUDA when present, else the CPU path.
+
+    The runner passes each epoch's plan to :meth:`DeviceLoader.epoch`; rank and world come from that plan.
+    """
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return DeviceLoader(cfg, device=device, split=split, rank=rank, storage=storage, files=files)
