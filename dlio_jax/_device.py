@@ -15,8 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -24,6 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from dlio_core.engine import Batch
+from dlio_core.prefetch import background_map
 
 from ._stack import stack_samples
 
@@ -69,58 +68,17 @@ class DeviceBatch(Batch):
         super().release()
 
 
-_END = object()
-
-
 def device_batches(batches: Iterator[Any], put: DevicePut, *, buffers: int = 2) -> Iterator[DeviceBatch]:
-    """Yield ``batches`` (engine batches with ``samples``) as :class:`DeviceBatch` objects, in order."""
-    if buffers < 1:
-        raise ValueError(f"buffers must be >= 1, got {buffers}")
-    slots = threading.Semaphore(buffers)
-    ready: queue.Queue = queue.Queue()
-    stop = threading.Event()
+    """Yield ``batches`` (engine batches with ``samples``) as :class:`DeviceBatch` objects, in order, put on
+    the device on a background thread (:func:`dlio_core.prefetch.background_map`), at most ``buffers`` at once."""
 
-    def copier() -> None:
+    def copy(b: Any) -> DeviceBatch:
         try:
-            for b in batches:
-                # Wait for a free device slot; check stop so closing never hangs on a full buffer.
-                while not slots.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                try:
-                    host = stack_samples(b.samples)
-                finally:
-                    b.release()  # the stack is a copy: pooled file buffers go back at once
-                array, h2d_s = put.timed(host)
-                ready.put(DeviceBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
-                                      sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s,
-                                      array=array))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            ready.put(exc)
+            host = stack_samples(b.samples)
         finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()  # stops the engine's reader threads
-            ready.put(_END)
+            b.release()  # the stack is a copy: pooled file buffers go back at once
+        array, h2d_s = put.timed(host)
+        return DeviceBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
+                           sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s, array=array)
 
-    thread = threading.Thread(target=copier, name="dl-driver-device-put", daemon=True)
-    thread.start()
-    held = False
-    try:
-        while True:
-            item = ready.get()
-            if held:  # the previous batch's step is over: its slot may take the next copy
-                slots.release()
-                held = False
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            held = True
-            yield item
-    finally:
-        stop.set()
-        slots.release()  # wake a copier waiting for a slot
-        thread.join()
+    return background_map(batches, copy, depth=buffers, name="dl-driver-device-put", on_drop=lambda b: b.release())

@@ -29,12 +29,12 @@ Example:
 from __future__ import annotations
 
 import inspect
-import queue
-import threading
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+
+from dlio_core.prefetch import background_map
 
 from .loader import TorchBatch
 
@@ -89,7 +89,7 @@ class _Move:
             self._fill(out, hosts, ragged)
             return out, None, None
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        with torch.cuda.stream(self.stream):
+        with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
             out = (torch.zeros if ragged else torch.empty)((len(hosts), *shape), dtype=dtype, device=self.device)
             start.record(self.stream)
             self._fill(out, hosts, ragged)
@@ -106,72 +106,38 @@ class _Move:
                 out[i].copy_(h, non_blocking=True)
 
 
-_END = object()
-
-
 def device_batches(batches: Iterator[Any], move: _Move, *, buffers: int = 2) -> Iterator[TorchBatch]:
     """Engine batches (with ``samples``) -> :class:`TorchBatch` on ``move.device``, in order, copied on a
-    background thread with at most ``buffers`` batches on the device."""
-    if buffers < 1:
-        raise ValueError(f"buffers must be >= 1, got {buffers}")
-    slots = threading.Semaphore(buffers)
-    ready: queue.SimpleQueue = queue.SimpleQueue()
-    stop = threading.Event()
+    background thread (:func:`dlio_core.prefetch.background_map`) with at most ``buffers`` batches on the
+    device."""
 
-    def copier() -> None:
+    def copy(b: Any) -> tuple[TorchBatch, Any]:
         try:
-            if move.cuda:
-                torch.cuda.set_device(move.device)
-            for b in batches:
-                while not slots.acquire(timeout=0.1):  # a free device slot; never hang once closed
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    b.release()
-                    return
-                try:
-                    data, start, end = move(b.samples)
-                    h2d_s = None
-                    if end is not None:
-                        end.synchronize()  # the DMA has read the staging buffers; the figure is this batch's
-                        h2d_s = start.elapsed_time(end) / 1000.0
-                finally:
-                    b.release()  # staging buffers back to the engine's pool
-                ready.put((TorchBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
-                                      sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s,
-                                      data=data), end))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            ready.put(exc)
+            data, start, end = move(b.samples)
+            h2d_s = None
+            if end is not None:
+                end.synchronize()  # the DMA has read the staging buffers; the figure is this batch's
+                h2d_s = start.elapsed_time(end) / 1000.0
         finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()  # stops the engine's reader threads
-            ready.put(_END)
+            b.release()  # staging buffers back to the engine's pool
+        return TorchBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
+                          sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s,
+                          data=data), end
 
-    thread = threading.Thread(target=copier, name="dl-driver-device-copy", daemon=True)
-    thread.start()
-    held = False
+    def wait(item: tuple[TorchBatch, Any]) -> None:
+        batch, end = item
+        if end is not None:  # the consumer's stream orders its work after the copy; memory is
+            consumer = torch.cuda.current_stream(move.device)  # not reused while that work runs
+            consumer.wait_event(end)
+            batch.data.record_stream(consumer)
+
+    copies = background_map(batches, copy, depth=buffers, name="dl-driver-device-copy", on_ready=wait,
+                            on_drop=lambda b: b.release())
     try:
-        while True:
-            item = ready.get()
-            if held:  # the previous batch's step is over: its slot may take the next copy
-                slots.release()
-                held = False
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            batch, end = item
-            if end is not None:  # the consumer's stream orders its work after the copy; memory is
-                consumer = torch.cuda.current_stream(move.device)  # not reused while that work runs
-                consumer.wait_event(end)
-                batch.data.record_stream(consumer)
-            held = True
+        for batch, _ in copies:
             yield batch
     finally:
-        stop.set()
-        slots.release()  # wake a copier waiting for a slot
-        thread.join()
+        copies.close()  # closing this generator stops the copier thread now, not when ``copies`` is collected
 
 
 class DeviceLoader:
