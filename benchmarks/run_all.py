@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
 
+_RATIO = re.compile(r"\bratio\b", re.IGNORECASE)  # the word, not "operations"
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -41,7 +43,7 @@ def run_one(name: str, timeout: float) -> tuple[int, list[str], float]:
         deadline = t0 + timeout
         for line in proc.stdout:
             print(f"  {line}", end="", flush=True)
-            if "ratio" in line.lower():
+            if _RATIO.search(line):
                 ratios.append(line.strip())
             if time.perf_counter() > deadline:
                 raise subprocess.TimeoutExpired(name, timeout)

@@ -60,7 +60,7 @@ def main() -> None:
     for name, warm in figures.items():
         print(f"  {name:8s} warm-epoch samples/s {[round(x) for x in warm]}; median {statistics.median(warm):.0f}")
     ratio = statistics.median(figures["pytorch"]) / statistics.median(figures["native"])
-    print(f"  pytorch / native (median of warm epochs): {ratio:.2f}")
+    print(f"  pytorch / native ratio (median of warm epochs): {ratio:.2f}")
 
 
 if __name__ == "__main__":
