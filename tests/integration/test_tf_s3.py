@@ -19,16 +19,13 @@ tf = pytest.importorskip("tensorflow")
 pytest.importorskip("s3fs")
 
 import dlio_tf  # noqa: E402
-from dlio_core.config import load_config  # noqa: E402
-from dlio_core.formats import get_format  # noqa: E402
-from dlio_core.generate import generate_dataset  # noqa: E402
 from dlio_core.storage import open_storage  # noqa: E402
 from dlio_core.storage import stage as stage_mod  # noqa: E402
 from dlio_core.storage.stage import COMMIT_MARKER  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-FILES, SPF, DIM, BATCH = 6, 4, 8, 4
+from ._s3_npz import generate_samples, s3_overrides  # noqa: E402
 
 
 def _stage_left(folder) -> list[str]:
@@ -106,31 +103,15 @@ def test_half_finished_upload_leaves_no_checkpoint(s3_uri, tmp_path, monkeypatch
     assert ck.restore().step == 1 and v.numpy().tolist() == list(range(64))  # the last complete one
 
 
-def _s3_overrides(folder: str, options: dict, *extra: str) -> list[str]:
-    return [f"++workload.dataset.data_folder={folder}", "++workload.dataset.format=npz",
-            *(f"++workload.storage.storage_options.{k}={v}" for k, v in options.items()),
-            f"++workload.dataset.num_files_train={FILES}", "++workload.dataset.num_files_eval=0",
-            f"++workload.dataset.num_samples_per_file={SPF}", f"++workload.dataset.record_length_bytes={DIM * DIM}",
-            "++workload.dataset.num_subfolders_train=0", f"++workload.reader.batch_size={BATCH}",
-            "++workload.reader.read_threads=2", *extra]
-
-
 def test_make_dataset_reads_npz_on_s3(s3_uri):
     uri, options = s3_uri
     folder = f"{uri}/npz"
-    manifest = generate_dataset(load_config("default", _s3_overrides(folder, options)), progress=False)
-    st = open_storage(folder, options)
-    fmt = get_format("npz")
-    samples = []
-    for rel, _ in manifest.train:
-        x = fmt.parse(np.frombuffer(st.read(rel), np.uint8), rel)
-        samples += [x[..., i].tobytes() for i in range(SPF)]
-    assert len(samples) == FILES * SPF and len(set(samples)) == len(samples)  # samples can be told apart
+    samples = generate_samples(folder, options)
 
     shuffled = ["++workload.reader.sample_shuffle=seed", "++workload.reader.file_shuffle=seed"]
     orders = []
     for epoch in (1, 2):
-        ds = dlio_tf.make_dataset("default", overrides=_s3_overrides(folder, options, *shuffled), epoch=epoch)
+        ds = dlio_tf.make_dataset("default", overrides=s3_overrides(folder, options, *shuffled), epoch=epoch)
         got = [bytes(r) for b in ds for r in b["image"].numpy().reshape(b["image"].shape[0], -1)]
         assert Counter(got) == Counter(samples)  # every sample exactly once per epoch
         orders.append(got)
