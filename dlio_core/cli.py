@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import warnings
 import os
 import sys
 from typing import Sequence
@@ -68,6 +69,9 @@ def _cmd_generate(rest: Sequence[str], quiet: bool) -> int:
 
     cfg = _load(rest)
     dist = init()
+    if dist.is_root:
+        for w in cfg.warnings:
+            print(f"warning: {w}", file=sys.stderr)
     manifest = generate_dataset(cfg, rank=dist.rank, world=dist.world, progress=not quiet)
     dist.barrier()
     if dist.is_root and not quiet:
@@ -150,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["run", *argv]  # dlio_benchmark style: dl-driver workload=NAME ++workload...
     args, rest = _parser().parse_known_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Config warnings travel in cfg.warnings and are printed once, as our own lines (run log, validate).
+    from .config import ConfigWarning
+
+    warnings.simplefilter("ignore", ConfigWarning)
     try:
         if args.command == "run":
             return _cmd_run(rest, args.quiet)

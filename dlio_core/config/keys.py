@@ -76,12 +76,15 @@ NO_EFFECT: dict[str, str] = {
     "checkpoint.ksm": "dl-driver does not madvise checkpoint buffers (DLIO's KSM page merging)",
     "storage.post_generation_settle_seconds": "the MLCommons fork's pause after generation; dl-driver lists "
                                               "from the generation manifest",
+    "dataset.keep_files": "dl-driver never deletes the dataset after a run; remove the data folder yourself",
+    "profiling.iostat_devices": "dl-driver runs no iostat profiler; report.json has per-stage latencies and bytes read",
 }
 CONDITIONAL_NO_EFFECT: dict[str, str] = {
     "dataset.enable_chunking": "no effect unless dataset.format is hdf5",
     "dataset.chunk_size": "no effect unless dataset.format is hdf5",
     "dataset.compression_level": "no effect when dataset.compression is none",
-    "profiling.profiler": "darshan and tensorboard are not run by dl-driver (iostat and none are)",
+    "profiling.profiler": "dl-driver runs no external profiler (iostat, darshan, tensorboard); report.json has "
+                          "per-stage latency percentiles and bytes actually read",
 }
 MAPPING_KEYS = ("storage.storage_options", "dataset.parquet")
 TIME_KEYS = ("train.computation_time", "evaluation.eval_time", "reader.preprocess_time",

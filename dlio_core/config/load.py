@@ -283,7 +283,7 @@ def _with_warnings(cfg: RunConfig, store: _Store) -> RunConfig:
             and cfg.dataset.compression_level != _default("dataset.compression_level")):
         notes.append(f"{store.spelled['dataset.compression_level']}: has no effect in dl-driver: "
                      f"{CONDITIONAL_NO_EFFECT['dataset.compression_level']} ({store.origin['dataset.compression_level']})")
-    if cfg.workflow.profiling and cfg.profiling.profiler in (Profiler.DARSHAN, Profiler.TENSORBOARD):
+    if cfg.workflow.profiling and cfg.profiling.profiler is not Profiler.NONE:
         notes.append(f"profiling.profiler: {cfg.profiling.profiler.value} has no effect in dl-driver: "
                      f"{CONDITIONAL_NO_EFFECT['profiling.profiler']}")
     return replace(cfg, warnings=tuple(notes)) if notes else cfg

@@ -211,3 +211,13 @@ def test_section_objects_validate_directly():
         ReaderConfig(batch_size=-3)
     with pytest.raises(ConfigError, match="reader.nope: unknown key"):
         RunConfig(reader={"nope": 1})
+
+
+def test_keys_we_do_not_act_on_warn_instead_of_being_ignored():
+    """keep_files: False and a profiler are DLIO features dl-driver does not run: say so, don't ignore."""
+    from dlio_core.config import load_config
+
+    cfg = load_config("default", ["++workload.dataset.keep_files=False", "++workload.workflow.profiling=True"])
+    text = " | ".join(cfg.warnings)
+    assert "dataset.keep_files" in text and "profiling.profiler" in text
+    assert not load_config("default").warnings  # the stock default (profiling off, keep_files on) is quiet
