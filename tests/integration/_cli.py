@@ -34,3 +34,21 @@ def small_run_args(tmp_path: Path, *extra: str) -> list[str]:
         f"++hydra.run.dir={tmp_path}/out",
         *extra,
     ]
+
+
+def assert_two_rank_run(res, out: Path) -> None:
+    """A 2-rank run of ``small_run_args``: one summary for 2 accelerators, equal steps, summed throughput."""
+    import json
+
+    import pytest
+
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_accelerators"] == 2
+    assert res.stdout.count("[METRIC] Number of Simulated Accelerators: 2") == 1
+    outputs = [json.loads((out / f"{r}_output.json").read_text()) for r in (0, 1)]
+    steps = [len(o["1"]["load"]["block1"]) for o in outputs]
+    assert steps == [8, 8]  # 64 files / batch 4 / 2 ranks
+    per_rank = [o["1"]["throughput"]["block1"] for o in outputs]
+    assert summary["metric"]["train_throughput_samples_per_second"][0] == pytest.approx(sum(per_rank))
+    assert (out / "1_per_epoch_stats.json").exists()

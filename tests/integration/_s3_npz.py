@@ -33,3 +33,17 @@ def generate_samples(folder: str, options: dict) -> list[bytes]:
         samples += [x[..., i].tobytes() for i in range(SPF)]
     assert len(samples) == FILES * SPF and len(set(samples)) == len(samples)  # samples can be told apart
     return samples
+
+
+def assert_each_epoch_reads_every_sample_once(read_epoch, samples: list[bytes]) -> None:
+    """``read_epoch(epoch, shuffle_overrides) -> list[bytes]`` over epochs 1 and 2 (seeded shuffles): every
+    sample exactly once per epoch, in an order that changes between epochs."""
+    from collections import Counter
+
+    shuffled = ["++workload.reader.sample_shuffle=seed", "++workload.reader.file_shuffle=seed"]
+    orders = []
+    for epoch in (1, 2):
+        got = read_epoch(epoch, shuffled)
+        assert Counter(got) == Counter(samples)  # every sample exactly once per epoch
+        orders.append(got)
+    assert orders[0] != orders[1]  # the shuffle changes per epoch

@@ -21,7 +21,7 @@ from dlio_core.config import load_config  # noqa: E402
 from dlio_core.generate import generate_dataset  # noqa: E402
 
 from . import _torch_ddp_script as script  # noqa: E402
-from ._cli import small_run_args  # noqa: E402
+from ._cli import assert_two_rank_run, small_run_args  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -72,14 +72,4 @@ def test_ddp_two_ranks_disjoint_equal_steps(tmp_path, context):
 def test_dl_driver_run_under_torchrun(tmp_path):
     args = small_run_args(tmp_path, "++workload.reader.data_loader=pytorch", "++workload.reader.read_threads=1")
     res = torchrun("--no-python", str(BIN / "dl-driver"), "run", *args, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    out = tmp_path / "out"
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["num_accelerators"] == 2
-    assert res.stdout.count("[METRIC] Number of Simulated Accelerators: 2") == 1
-    outputs = [json.loads((out / f"{r}_output.json").read_text()) for r in (0, 1)]
-    steps = [len(o["1"]["load"]["block1"]) for o in outputs]
-    assert steps == [8, 8]  # 64 files / batch 4 / 2 ranks
-    per_rank = [o["1"]["throughput"]["block1"] for o in outputs]
-    assert summary["metric"]["train_throughput_samples_per_second"][0] == pytest.approx(sum(per_rank))
-    assert (out / "1_per_epoch_stats.json").exists()
+    assert_two_rank_run(res, tmp_path / "out")
