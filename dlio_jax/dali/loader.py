@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -82,7 +81,6 @@ class DaliLoader:
         if self.pipe is None:
             self.pipe = self._build(plan)
         pipe, info = self.pipe, self.pipe.dlio
-        perf = time.perf_counter
         done = 0
         try:
             while done < steps:
@@ -97,13 +95,12 @@ class DaliLoader:
                 if info.feed is not None:
                     n, nbytes, sbytes, io_s, decode_s = info.feed.figures.popleft()
                     yield DaliBatch(step=done - 1, num_samples=n, bytes_read=nbytes, sample_bytes=sbytes,
-                                    io_s=io_s, decode_s=decode_s, h2d_s=0.0, output=out)
-                else:
-                    t0 = perf()
+                                    io_s=io_s, decode_s=decode_s, h2d_s=None, output=out)
+                else:  # DALI's own reader: its I/O and decoding happen inside pipe.run(), unseen by us
                     nbytes = _nbytes(out)
                     n = len(out) * info.samples_per_item
                     yield DaliBatch(step=done - 1, num_samples=n, bytes_read=nbytes, sample_bytes=nbytes,
-                                    io_s=0.0, decode_s=perf() - t0, h2d_s=0.0, output=out)
+                                    io_s=None, decode_s=None, h2d_s=None, output=out)
         finally:
             if info.feed is not None:
                 if done >= steps:
