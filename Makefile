@@ -25,11 +25,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+$(VENV)/.core: $(BIN)/python pyproject.toml setup.py dlio_core/engine/_cread.c constraints.txt
 	$(PIP) install -q -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.all: $(BIN)/python pyproject.toml constraints.txt Makefile
+$(VENV)/.all: $(BIN)/python pyproject.toml setup.py dlio_core/engine/_cread.c constraints.txt Makefile
 	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]" $(TEST_FRAMEWORKS) $(TEST_SERVERS)
 	touch $@ $(VENV)/.core
 

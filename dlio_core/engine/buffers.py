@@ -42,8 +42,7 @@ class _Scratch:
 
     Two backing arrays, each only ever grown: ``batch`` holds a whole batch of small files side by
     side (read back to back, then parsed: see ``_read_batch``), ``single`` one large file at a time.
-    A view (in a one-element list, as ``os.preadv`` takes it) is cached per place and size, so files
-    of the same size land in the same memory (no allocation, no page faults after the first) and the
+    A view is cached per place and size, so files of the same size land in the same memory (no allocation, no page faults after the first) and the
     parser recognises the buffer. Growing drops the old views and the parser's references to them.
     """
 
@@ -54,8 +53,8 @@ class _Scratch:
         self.fmt = fmt
         self.batch = np.empty(0, dtype=np.uint8)
         self.single = np.empty(0, dtype=np.uint8)
-        self.views: dict[tuple[int, int], list[memoryview]] = {}  # (offset, size); offset -1: single
-        self.sets: dict[tuple[int, ...], list[list[memoryview]]] = {}  # a batch's sizes -> its views
+        self.views: dict[tuple[int, int], memoryview] = {}  # (offset, size); offset -1: single
+        self.sets: dict[tuple[int, ...], list[memoryview]] = {}  # a batch's sizes -> its views
         self.parse = self._new_parser()
 
     def _new_parser(self) -> Any:
@@ -67,7 +66,7 @@ class _Scratch:
         self.sets = {}
         self.parse = self._new_parser()
 
-    def batch_views(self, sizes: list[int]) -> list[list[memoryview]]:
+    def batch_views(self, sizes: list[int]) -> list[memoryview]:
         """Side-by-side views for one batch's files (offsets 64-byte aligned); the same list for the
         same sizes (most datasets have one size: one entry)."""
         key = tuple(sizes)
@@ -88,12 +87,12 @@ class _Scratch:
         for off, size in zip(offsets, sizes):
             v = views.get((off, size))
             if v is None:
-                v = views[(off, size)] = [memoryview(self.batch)[off:off + size]]
+                v = views[(off, size)] = memoryview(self.batch)[off:off + size]
             out.append(v)
         self.sets[key] = out
         return out
 
-    def single_view(self, size: int) -> list[memoryview]:
+    def single_view(self, size: int) -> memoryview:
         """A view for one large file (key offset -1)."""
         v = self.views.get((-1, size))
         if v is None:
@@ -102,6 +101,6 @@ class _Scratch:
                 self._reset()
             elif len(self.views) >= self._MAX_VIEWS:
                 self._reset()
-            v = self.views[(-1, size)] = [memoryview(self.single)[:size]]
+            v = self.views[(-1, size)] = memoryview(self.single)[:size]
         return v
 

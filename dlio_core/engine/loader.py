@@ -1,5 +1,9 @@
 """NativeLoader: one epoch's reader threads and the consumer that yields their batches in step order.
 
+Small local whole-file batches (npz, npy) take the pooled path instead when the C extension is built:
+native reader threads, the consumer parsing (see ``pooled.py``). What follows is the threaded path,
+used for everything else (object stores, ranged formats, large files, ``preprocess_time``).
+
 ``read_threads`` threads each build whole batches (as DataLoader workers do in DLIO's PyTorch path),
 so the number of steps never depends on the thread count. Steps are claimed in plan order and handed
 over by step number (see ``steps.py``). At most ``max(prefetch_size, read_threads)`` batches are read
@@ -32,7 +36,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import ranged, whole_file
+from . import pooled, ranged, whole_file
 from .batch import Batch
 from .buffers import _BufferPool, _Scratch
 from .steps import _STOP, _EpochState, _Failed
@@ -115,6 +119,9 @@ class NativeLoader:
         """
         steps = plan.steps if max_steps is None else min(plan.steps, max_steps)
         if steps <= 0:
+            return
+        if self._direct and self._can_pool(pooled.batch_size_of(plan)):  # small local files: see pooled.py
+            yield from self._epoch_pooled(plan, steps)
             return
         nthreads = min(self.read_threads, steps)
         in_flight = self.in_flight
@@ -241,6 +248,10 @@ class NativeLoader:
 
     # The read paths live in whole_file.py and ranged.py; bound here as plain methods (no wrapper).
     _read_batch = whole_file.read_batch
+    _prepare = whole_file.prepare
+    _finish = whole_file.finish
     _read_files = whole_file.read_files
     _read_batch_large = whole_file.read_batch_large
     _read_batch_ranged = ranged.read_batch_ranged
+    _can_pool = pooled.can_pool
+    _epoch_pooled = pooled.epoch_pooled

@@ -2,9 +2,11 @@
 
 Each file is read whole, once per batch that touches it, into a reused buffer: the thread's own
 scratch buffer for that file size (kept across epochs), or a pooled one when the consumer keeps the
-samples. Plain local files are read by the engine itself with ``os.open`` + ``os.preadv`` +
-``os.close`` (the size comes from the manifest: no ``stat``); any other storage through
-``storage.read_into``. Every file is still parsed and validated (a real loader decodes what it reads);
+samples. Plain local files are read by the engine itself (the size comes from the manifest: no
+``stat``): a batch's files in one call to the C extension ``_cread`` with the GIL released once, or,
+where it is not built, with ``os.open`` + ``os.preadv`` + ``os.close``; any other storage through
+``storage.read_into``. ``prepare`` and ``finish`` (plan a batch's reads; check and parse what they
+read) are shared with the pooled path (``pooled.py``), which runs the reads on native threads. Every file is still parsed and validated (a real loader decodes what it reads);
 with reused buffers the format's per-thread ``parser()`` re-checks the header bytes and hands back the
 view it built last time instead of building a new array. Bytes actually read, I/O seconds and decode
 seconds are summed per batch; nothing is formatted or logged per sample.
@@ -17,12 +19,17 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from .batch import Batch, ReadError
 from .buffers import _Scratch
+
+try:  # the optional C extension (setup.py): batch reads with the GIL released once
+    from . import _cread
+except ImportError:  # not compiled here: the os.open/os.preadv/os.close loop below does the same reads
+    _cread = None
 
 if TYPE_CHECKING:
     from .loader import NativeLoader
@@ -42,21 +49,26 @@ _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _DIRECT_MAX = 0x7FFFF000 if hasattr(os, "preadv") else -1
 
 
-def read_batch(self: NativeLoader, step: int, files: np.ndarray, samples: np.ndarray, scratch: _Scratch | None,
-               rng: np.random.Generator) -> Batch:
-    """Whole-file formats: each run of a batch's samples in one file is one whole-file read.
+class Prepared(NamedTuple):
+    """A batch's reads, planned and given buffers but not yet read (see :func:`prepare`)."""
 
-    A batch's files are read back to back (one tight loop of system calls), then parsed; the
-    reader thus holds the GIL in one block per batch rather than between every two system
-    calls, which is what lets two reader threads share it (with short Python spells between
-    system calls, each thread's return from a call finds the GIL taken by the other thread, and
-    sleeps). Batches bigger than ``BURST_MAX_BYTES`` without ``keep_samples`` are read one
-    file at a time into one scratch buffer instead: their copies dwarf the Python.
-    """
+    fl: list[int]  # file of each sample
+    reads: list[int]  # file of each read (a run of samples in one file is one read)
+    which: list[int]  # read of each sample
+    paths: list[str]  # path of each read
+    sizes: list[int]  # bytes of each read (the file's size)
+    bufs: list[memoryview] | None  # where each read lands (None: read one at a time, see read_batch_large)
+    parse: Any  # the format's parse, or a scratch's caching parser
+    owned: list[np.ndarray] | None  # pooled buffers the batch keeps (keep_samples), else None
+
+
+def prepare(self: NativeLoader, files: np.ndarray, scratch: _Scratch | None) -> Prepared:
+    """Plan a batch's whole-file reads and give each a buffer; no buffers (``bufs`` None) when the
+    batch is to be read one large file at a time instead (see ``read_batch``)."""
     fl = files.tolist()
     paths, sizes, storage = self.files, self._size_list, self.storage
-    reads: list[int] = []  # file of each read
-    which: list[int] = []  # read of each sample
+    reads: list[int] = []
+    which: list[int] = []
     last = -1
     for f in fl:
         if f != last:
@@ -64,107 +76,133 @@ def read_batch(self: NativeLoader, step: int, files: np.ndarray, samples: np.nda
             last = f
         which.append(len(reads) - 1)
     rsizes = [sizes[f] for f in reads] if sizes is not None else [storage.size(paths[f]) for f in reads]
-    keep = scratch is None
-    if keep:
+    if scratch is None:
         get_buffer = self._pool.get
         owned = [get_buffer(n) for n in rsizes]
-        bufs = [[memoryview(b)[:n]] for b, n in zip(owned, rsizes)]
-        parse = self.fmt.parse
-    elif sum(rsizes) <= BURST_MAX_BYTES:
-        bufs = scratch.batch_views(rsizes)
-        parse = scratch.parse
-    else:
-        return self._read_batch_large(step, fl, samples.tolist(), reads, which, rsizes, scratch, rng)
+        bufs = [memoryview(b)[:n] for b, n in zip(owned, rsizes)]
+        return Prepared(fl, reads, which, [paths[f] for f in reads], rsizes, bufs, self.fmt.parse, owned)
+    bufs = scratch.batch_views(rsizes) if sum(rsizes) <= BURST_MAX_BYTES else None
+    return Prepared(fl, reads, which, [paths[f] for f in reads], rsizes, bufs, scratch.parse, None)
+
+
+def finish(self: NativeLoader, step: int, samples: np.ndarray, prep: Prepared, got: list[int], io_s: float,
+           rng: np.random.Generator | None) -> Batch:
+    """Check and parse a prepared batch's reads (``got`` bytes each, read in ``io_s``) into its Batch."""
     perf = time.perf_counter
-    t0 = perf()
-    got = self._read_files([paths[f] for f in reads], bufs, rsizes)
     t1 = perf()
+    parse, paths, keep = prep.parse, prep.paths, prep.owned is not None
     arrays = []
     nbytes = 0
-    for f, n, size, b in zip(reads, got, rsizes, bufs):
+    for n, size, b, path in zip(got, prep.sizes, prep.bufs, paths):
         if n != size:
-            raise ReadError(f"{paths[f]}: read {n} bytes, expected {size} (file changed or truncated?)")
-        arrays.append(parse(b[0], paths[f]))
+            raise ReadError(f"{path}: read {n} bytes, expected {size} (file changed or truncated?)")
+        arrays.append(parse(b, path))
         nbytes += n
     t2 = perf()
     sample_bytes = 0
     views: list[np.ndarray] | None = [] if keep else None
     prev = None
     per_file = each = 0
-    for s, r in zip(samples.tolist(), which):
+    for s, r in zip(samples.tolist(), prep.which):
         x = arrays[r]
         if x is not prev:
             prev = x
             per_file = x.shape[-1] if x.ndim else 0
             each = x.nbytes // per_file if per_file else 0
         if not 0 <= s < per_file:
-            raise ReadError(f"{paths[reads[r]]}: sample {s} asked for, but the file holds {per_file} "
+            raise ReadError(f"{paths[r]}: sample {s} asked for, but the file holds {per_file} "
                             "(dataset.num_samples_per_file does not match the files?)")
         sample_bytes += each
         if keep:
             views.append(x[..., s])
     decode_s = t2 - t1
     if self.preprocess_s is not None:
-        decode_s += self._preprocess(len(fl), rng)
-    batch = Batch(step, len(fl), nbytes, sample_bytes, t1 - t0, decode_s, views)
+        decode_s += self._preprocess(len(prep.fl), rng)
+    batch = Batch(step, len(prep.fl), nbytes, sample_bytes, io_s, decode_s, views)
     if keep:
+        owned = prep.owned
         batch._release = lambda: self._pool.put(owned)
     return batch
 
 
-def read_files(self: NativeLoader, paths: list[str], bufs: list[list[memoryview]], sizes: list[int]) -> list[int]:
+def read_batch(self: NativeLoader, step: int, files: np.ndarray, samples: np.ndarray, scratch: _Scratch | None,
+               rng: np.random.Generator) -> Batch:
+    """Whole-file formats: each run of a batch's samples in one file is one whole-file read.
+
+    A batch's files are read back to back (one call into ``_cread`` with the GIL released once, or
+    a tight loop of system calls without it), then parsed; the reader thus holds the GIL in one
+    block per batch rather than between every two system calls, which is what lets reader threads
+    share it (with short Python spells between system calls, each thread's return from a call finds
+    the GIL taken by another thread, and sleeps). Batches bigger than ``BURST_MAX_BYTES`` without
+    ``keep_samples`` are read one file at a time into one scratch buffer instead: their copies
+    dwarf the Python.
+    """
+    prep = self._prepare(files, scratch)
+    if prep.bufs is None:
+        return self._read_batch_large(step, samples, prep, scratch, rng)
+    t0 = time.perf_counter()
+    got = self._read_files(prep.paths, prep.bufs, prep.sizes)
+    return self._finish(step, samples, prep, got, time.perf_counter() - t0, rng)
+
+
+def read_files(self: NativeLoader, paths: list[str], bufs: list[memoryview], sizes: list[int]) -> list[int]:
     """Read each whole file into its buffer, back to back; bytes read per file."""
     got: list[int] = []
     path = ""
     try:
         if self._direct and max(sizes) <= _DIRECT_MAX:
+            if _cread is not None:
+                try:
+                    return _cread.read_files(paths, bufs)[0]
+                except OSError as exc:
+                    path = exc.filename
+                    raise
             os_open, os_preadv, os_close, flags = os.open, os.preadv, os.close, _O_RDONLY
             for path, b in zip(paths, bufs):  # the tight loop: system calls, next to no Python
                 fd = os_open(path, flags)
                 try:
-                    got.append(os_preadv(fd, b, 0))
+                    got.append(os_preadv(fd, (b,), 0))
                 finally:
                     os_close(fd)
             for i, (n, size) in enumerate(zip(got, sizes)):
                 if n != size and n:  # a short read (signals, odd file systems): finish it
                     path = paths[i]
-                    got[i] = n + self.storage.read_into(path, bufs[i][0][n:], n)
+                    got[i] = n + self.storage.read_into(path, bufs[i][n:], n)
         else:
             read_into = self.storage.read_into
             for path, b in zip(paths, bufs):
-                got.append(read_into(path, b[0]))
+                got.append(read_into(path, b))
     except OSError as exc:
         raise ReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return got
 
 
-def read_batch_large(self: NativeLoader, step: int, fl: list[int], sl: list[int], reads: list[int],
-                     which: list[int], rsizes: list[int], scratch: _Scratch, rng: np.random.Generator) -> Batch:
+def read_batch_large(self: NativeLoader, step: int, samples: np.ndarray, prep: Prepared, scratch: _Scratch,
+                     rng: np.random.Generator) -> Batch:
     """Large files without kept samples: one at a time through one reused scratch buffer."""
-    paths = self.files
     perf = time.perf_counter
     io_s = decode_s = 0.0
     nbytes = sample_bytes = 0
     figures = []
-    for f, size in zip(reads, rsizes):
+    for path, size in zip(prep.paths, prep.sizes):
         b = scratch.single_view(size)
         t0 = perf()
-        (n,) = self._read_files([paths[f]], [b], [size])
+        (n,) = self._read_files([path], [b], [size])
         t1 = perf()
         if n != size:
-            raise ReadError(f"{paths[f]}: read {n} bytes, expected {size} (file changed or truncated?)")
-        x = scratch.parse(b[0], paths[f])
+            raise ReadError(f"{path}: read {n} bytes, expected {size} (file changed or truncated?)")
+        x = scratch.parse(b, path)
         decode_s += perf() - t1
         io_s += t1 - t0
         nbytes += n
         per_file = x.shape[-1] if x.ndim else 0
         figures.append((per_file, x.nbytes // per_file if per_file else 0))
-    for s, r in zip(sl, which):
+    for s, r in zip(samples.tolist(), prep.which):
         per_file, each = figures[r]
         if not 0 <= s < per_file:
-            raise ReadError(f"{paths[reads[r]]}: sample {s} asked for, but the file holds {per_file} "
+            raise ReadError(f"{prep.paths[r]}: sample {s} asked for, but the file holds {per_file} "
                             "(dataset.num_samples_per_file does not match the files?)")
         sample_bytes += each
     if self.preprocess_s is not None:
-        decode_s += self._preprocess(len(fl), rng)
-    return Batch(step, len(fl), nbytes, sample_bytes, io_s, decode_s, None)
+        decode_s += self._preprocess(len(prep.fl), rng)
+    return Batch(step, len(prep.fl), nbytes, sample_bytes, io_s, decode_s, None)

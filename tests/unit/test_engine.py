@@ -8,7 +8,9 @@ asserted here.
 from __future__ import annotations
 
 import collections
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -54,12 +56,34 @@ def dataset(tmp_path):
     return make
 
 
-@pytest.fixture(params=["burst", "one-by-one"])
+@pytest.fixture(params=["pooled", "burst", "one-by-one", "python-reads"])
 def mode(request, monkeypatch):
-    """Both read paths of the engine: a batch read back to back, or one large file at a time."""
+    """Every read path of the engine for plain local files: native reader threads (pooled.py); Python
+    reader threads reading a batch back to back (with the C extension), or one large file at a time;
+    and Python threads without the C extension (os.open/os.preadv/os.close)."""
+    if request.param == "pooled" and whole_file._cread is None:
+        pytest.skip("the C extension dlio_core.engine._cread is not built")
+    if request.param != "pooled":
+        monkeypatch.setattr(NativeLoader, "_can_pool", lambda self, batch_size: False)
     if request.param == "one-by-one":
         monkeypatch.setattr(whole_file, "BURST_MAX_BYTES", 0)
+    if request.param == "python-reads":
+        monkeypatch.setattr(whole_file, "_cread", None)
     return request.param
+
+
+def os_threads() -> int:
+    """Threads of this process as the OS counts them: Python's and native ones (the pooled path's)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def threads_settle_at(n: int, timeout: float = 5.0) -> bool:
+    """Whether the OS thread count reaches ``n`` within ``timeout`` (a joined thread may take a moment
+    to leave the kernel's list)."""
+    deadline = time.monotonic() + timeout
+    while os_threads() != n and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return os_threads() == n
 
 
 class Recording:

@@ -14,7 +14,8 @@ import pytest
 from dlio_core.engine import NativeLoader, ReadError, loader as engine_loader, steps as engine_steps
 from dlio_core.formats import get_format
 
-from .test_engine import Recording, _drain, _identity, _plan, _run_in_thread, dataset, mode  # noqa: F401
+from .test_engine import (Recording, _drain, _identity, _plan, _run_in_thread, dataset, mode,  # noqa: F401
+                          os_threads, threads_settle_at)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -97,7 +98,7 @@ def slow_wakeups(monkeypatch):
 @pytest.mark.parametrize("keep", [False, True])
 def test_consumer_reads_unclaimed_steps_itself_while_readers_sleep(dataset, slow_wakeups, keep):
     st, paths, sizes = dataset(24, 1)
-    base = threading.active_count()
+    base = os_threads()
     rec = Recording(st)
     plan = _plan(24, 1, 1, file_shuffle="seed")
     loader = NativeLoader(rec, get_format("npz"), paths, sizes=sizes, read_threads=1, prefetch_size=2,
@@ -116,7 +117,7 @@ def test_consumer_reads_unclaimed_steps_itself_while_readers_sleep(dataset, slow
     assert by[me] >= 8 and by[me] + by["dl-driver-reader-0"] == 24
     if keep:
         assert got == [(int(plan.batch(s)[0][0]), 0) for s in range(24)]
-    assert threading.active_count() == base
+    assert threads_settle_at(base)
 
 
 def test_consumer_waits_for_a_step_a_thread_is_reading_and_never_reads_it_twice(dataset):
@@ -157,12 +158,12 @@ def test_read_ahead_bound_holds_with_the_consumer_reading(dataset, slow_wakeups)
 
 def test_error_in_a_step_the_consumer_reads_names_the_file(dataset, slow_wakeups):
     st, paths, sizes = dataset(16, 1)
-    base = threading.active_count()
+    base = os_threads()
     rec = Recording(st, fail="f011.npz")
     loader = NativeLoader(rec, get_format("npz"), paths, sizes=sizes, read_threads=1, prefetch_size=2)
     box = _run_in_thread(lambda: _drain(loader, _plan(16, 1, 1)))
     assert isinstance(box.get("error"), ReadError) and "f011.npz" in str(box["error"])
-    assert threading.active_count() == base
+    assert threads_settle_at(base)
 
 
 # -- shutdown ----------------------------------------------------------------------------------------
@@ -170,7 +171,7 @@ def test_error_in_a_step_the_consumer_reads_names_the_file(dataset, slow_wakeups
 @pytest.mark.parametrize("keep", [False, True])
 def test_closing_mid_epoch_stops_the_threads(dataset, mode, threads, keep):
     st, paths, sizes = dataset(40, 1)
-    base = threading.active_count()
+    base = os_threads()
     loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=threads, prefetch_size=3,
                           keep_samples=keep)
     pool, made = loader._pool, []
@@ -179,32 +180,32 @@ def test_closing_mid_epoch_stops_the_threads(dataset, mode, threads, keep):
     it = loader.epoch(_plan(40, 1, 2))
     for _ in range(3):
         next(it).release()
-    assert threading.active_count() == base + threads
+    assert threads_settle_at(base + threads)
     it.close()
-    assert threading.active_count() == base
+    assert threads_settle_at(base)
     if keep:  # batches read ahead and never consumed gave their buffers back
         assert {id(b) for b in made} == {id(b) for b in pool._free}
     # and the loader runs the next epoch normally
     assert len(_drain(loader, _plan(40, 1, 2))) == 20
-    assert threading.active_count() == base
+    assert threads_settle_at(base)
 
 
 def test_abandoned_generator_stops_the_threads(dataset):
     st, paths, sizes = dataset(40, 1)
-    base = threading.active_count()
+    base = os_threads()
     loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=3)
     it = loader.epoch(_plan(40, 1, 2))
     next(it)
     del it  # garbage collection closes the generator
     deadline = time.monotonic() + 10
-    while threading.active_count() != base and time.monotonic() < deadline:
+    while os_threads() != base and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() == base
+    assert threads_settle_at(base)
 
 
 def test_close_while_a_read_is_blocked_waits_for_it_then_stops(dataset):
     st, paths, sizes = dataset(10, 1)
-    base = threading.active_count()
+    base = os_threads()
     gate = threading.Event()
     rec = Recording(st, before_read=lambda p: gate.wait(10) if p.endswith("f003.npz") else None)
     loader = NativeLoader(rec, get_format("npz"), paths, sizes=sizes, read_threads=2, prefetch_size=4)
@@ -217,4 +218,4 @@ def test_close_while_a_read_is_blocked_waits_for_it_then_stops(dataset):
     it.close()  # returns once the blocked read finished
     assert gate.is_set()
     time.sleep(0.05)  # the Timer thread itself
-    assert threading.active_count() == base
+    assert threads_settle_at(base)

@@ -1,0 +1,113 @@
+"""The pooled read path: native reader threads (``_cread.ReadPool``) read, the consumer plans and parses.
+
+Used for local files of whole-file formats (npz, npy) when the C extension is built and a batch's
+files are small (``batch_size`` x the largest file <= ``BURST_MAX_BYTES``): the case where Python
+reader threads spend more on hand-offs than on reading. With Python threads, every batch passes the
+GIL between threads and every sleeping thread costs a wake-up (~50 us on a VM whose vCPUs idle, more
+than a 4 KiB file's read); a reader returning from a system call while another thread holds the GIL
+sleeps too. Here the ``read_threads`` reader threads are native: they never take the GIL. The
+consumer (the training loop's thread) does the Python part of each batch itself:
+
+1. it plans steps up to ``in_flight`` ahead (``plan.batch``) and submits each step's file reads to
+   the pool, into that step's buffers;
+2. for the step it needs, it collects the reads (``wait``): done already, or run by the consumer
+   itself at once if no thread has started them (it would only wait), or waited for (spinning
+   briefly, then sleeping) if a thread is reading them;
+3. it parses and checks the files (``finish``, as the threaded path does) and yields the Batch.
+
+Both the pool's idle threads and a consumer waiting on a running step spin for ``POOL_SPIN_US``
+(yielding the CPU) before they sleep, the price of one wake-up.
+
+What a run reports is unchanged in meaning: ``io_s`` is the batch's read time (on whichever thread
+read it), ``decode_s`` its parse time, and the runner's ``wait`` is the time ``next()`` blocked. The
+read-ahead bound is the threaded path's: at most ``in_flight`` steps beyond the one being consumed
+are submitted. Without ``keep_samples`` each of those ``in_flight + 1`` steps reads into a scratch set
+of its own (reused every ``in_flight + 1`` steps); with it, into pooled buffers the batch keeps until
+``release()``. Read errors surface as ``ReadError`` naming the file, in step order.
+
+The functions here are :class:`~dlio_core.engine.NativeLoader` methods (``self`` is the loader).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .batch import Batch, ReadError
+from .steps import _Failed
+from . import whole_file
+
+if TYPE_CHECKING:
+    from .loader import NativeLoader
+
+# How long an idle reader thread, or a consumer waiting on a step being read, spins before sleeping.
+POOL_SPIN_US = 50
+
+
+def can_pool(self: NativeLoader, batch_size: int) -> bool:
+    """Whether this loader's epochs take the pooled path (see the module)."""
+    if whole_file._cread is None or not self._direct or self.preprocess_s is not None:
+        return False
+    if not getattr(self.fmt, "whole_file", True) or self._size_list is None or not self._size_list:
+        return False
+    largest = max(self._size_list)
+    return largest <= whole_file._DIRECT_MAX and (self.keep_samples
+                                                  or largest * batch_size <= whole_file.BURST_MAX_BYTES)
+
+
+def batch_size_of(plan: Any) -> int:
+    """A plan's samples per step: ``plan.batch_size``, or (for plan-like views that lack it) the first
+    step's length."""
+    size = getattr(plan, "batch_size", None)
+    return int(size) if size is not None else int(len(plan.batch(0)[0]))
+
+
+def epoch_pooled(self: NativeLoader, plan: Any, steps: int) -> Iterator[Batch]:
+    """Yield ``steps`` batches of ``plan`` in order, read by a ``ReadPool`` (see the module)."""
+    in_flight = self.in_flight
+    slots = in_flight + 1
+    scratches = [] if self.keep_samples else [self._take_scratch() for _ in range(slots)]
+    pool = whole_file._cread.ReadPool(min(self.read_threads, steps), spin_us=POOL_SPIN_US)
+    jobs: dict[int, Any] = {}  # step -> (ticket, prepared, samples), or _Failed
+    submitted = 0
+    try:
+        for step in range(steps):
+            last = min(steps, step + in_flight + 1)
+            while submitted < last:
+                jobs[submitted] = _submit(self, pool, plan, submitted,
+                                          scratches[submitted % slots] if scratches else None)
+                submitted += 1
+            job = jobs.pop(step)
+            if type(job) is _Failed:
+                raise job.exc
+            ticket, prep, samples = job
+            try:
+                got, io_s = pool.wait(ticket)
+            except OSError as exc:
+                if prep.owned is not None:
+                    self._pool.put(prep.owned)
+                raise ReadError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+            try:
+                batch = self._finish(step, samples, prep, got, io_s, None)
+            except BaseException:
+                if prep.owned is not None:
+                    self._pool.put(prep.owned)
+                raise
+            yield batch
+    finally:
+        pool.close()  # joins the threads: nothing is still being read into a buffer after this
+        for job in jobs.values():  # submitted, never consumed
+            if type(job) is not _Failed and job[1].owned is not None:
+                self._pool.put(job[1].owned)
+        for scratch in scratches:
+            self._give_scratch(scratch)
+
+
+def _submit(self: NativeLoader, pool: Any, plan: Any, step: int, scratch: Any) -> Any:
+    """Plan ``step``, give its reads buffers and queue them: ``(ticket, prepared, samples)``, or a
+    ``_Failed`` to raise when the consumer reaches the step."""
+    try:
+        files, samples = plan.batch(step)
+        prep = self._prepare(files, scratch)
+        return pool.submit(prep.paths, prep.bufs), prep, samples
+    except BaseException as exc:
+        return _Failed(exc)
