@@ -10,7 +10,8 @@ it measures, in this one process and with the same thread count, interleaved run
   ``reader.data_loader: native``, ``computation_time: 0``, ``batch_size`` 4 and ``read_threads`` =
   the ceiling's thread count, reporting DLIO's training throughput (samples/s over the measured window);
 - **engine, loader only**: ``NativeLoader.epoch`` drained by a bare loop (no runner), which separates the
-  engine's own cost from the runner's per-step cost;
+  engine's own cost from the runner's per-step cost; and two diagnostic rows for the engine's other read
+  paths on the same files: Python reader threads with one C call per batch, and without the C extension;
 - for context: a plain ``np.load(path)["x"]`` loop (one thread), and, when torch is installed, a torch
   ``DataLoader`` with 2 workers (``np.load`` per item, ``batch_size`` 4, persistent workers, timed per epoch
   after the first so worker start-up is not counted).
@@ -54,8 +55,11 @@ DATASETS = {
     "b_64x16MiB": {"num_files_train": 64, "record_length_bytes": 16 * 2**20},
 }
 LABELS = {
+    "native_ceiling": "native ceiling (each thread's share in one C call: the system calls alone)",
     "engine": "engine (dl-driver run, native)",
     "loader_only": "engine (NativeLoader alone, no runner)",
+    "loader_threaded": "  diagnostic: NativeLoader, Python reader threads, C batch reads",
+    "loader_python": "  diagnostic: NativeLoader, Python reader threads, no C extension",
     "np_load_loop": "np.load loop (1 thread)",
     "torch_dataloader_2_workers": "torch DataLoader (2 workers)",
 }
@@ -121,26 +125,85 @@ def raw_ceiling(paths: list[str], sizes: list[int], threads: int) -> float:
     return len(paths) / elapsed
 
 
+def native_ceiling(paths: list[str], sizes: list[int], threads: int) -> float | None:
+    """Files per second read by ``threads`` threads, each reading its whole share in one call to the C
+    extension (``_cread.read_files``, the GIL released throughout, one reused buffer): the system calls
+    alone, with no Python between them. ``None`` without the extension."""
+    from dlio_core.engine import whole_file
+
+    cread = whole_file._cread
+    if cread is None:
+        return None
+    start = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def worker(share: list[tuple[str, int]]) -> None:
+        view = memoryview(bytearray(max(s for _, s in share)))
+        bufs = [view[:s] for _, s in share]
+        names = [p for p, _ in share]
+        start.wait()
+        try:
+            got, _ = cread.read_files(names, bufs)
+            if got != [s for _, s in share]:
+                raise OSError("short read")
+        except BaseException as exc:  # a failed ceiling must not look fast
+            errors.append(exc)
+
+    pairs = list(zip(paths, sizes))
+    ts = [threading.Thread(target=worker, args=(pairs[i::threads],)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in ts:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return len(paths) / elapsed
+
+
 def engine_run(cfg) -> float:
     """DLIO's training throughput of one run of the runner (what a user sees)."""
     result = run(cfg, quiet=True)
     return float(result.summary["metric"]["train_throughput_mean_samples_per_second"])
 
 
-def engine_loader_only(cfg, storage, files: list[tuple[str, int]]) -> float:
-    """Samples/s of ``NativeLoader.epoch`` drained by a bare loop (no runner, no compute, no metrics)."""
+def engine_loader_only(cfg, storage, files: list[tuple[str, int]], read_path: str = "default") -> float:
+    """Samples/s of ``NativeLoader.epoch`` drained by a bare loop (no runner, no compute, no metrics).
+
+    ``read_path``: "default" (what a run takes), "threaded" (Python reader threads, each batch read by
+    one C call), "python" (Python reader threads, os.open/os.preadv/os.close: no C extension).
+    """
+    from dlio_core.dist import Dist
+    from dlio_core.engine import NativeLoader, whole_file
     from dlio_core.loaders import make_loader
     from dlio_core.runner import _plan
-    from dlio_core.dist import Dist
 
     loader = make_loader(cfg, storage, files, split="train")
     plan = _plan(cfg, Dist(), "train", 1, random_seed=1)
-    n = 0
-    t0 = time.perf_counter()
-    for batch in loader.epoch(plan):
-        n += batch.num_samples
-        batch.release()
-    return n / (time.perf_counter() - t0)
+    saved = NativeLoader._can_pool, whole_file._cread
+    if read_path != "default":
+        NativeLoader._can_pool = lambda self, batch_size: False
+    if read_path == "python":
+        whole_file._cread = None
+    try:
+        n = 0
+        t0 = time.perf_counter()
+        for batch in loader.epoch(plan):
+            n += batch.num_samples
+            batch.release()
+        return n / (time.perf_counter() - t0)
+    finally:
+        NativeLoader._can_pool, whole_file._cread = saved
+
+
+def engine_read_path(cfg, storage, files: list[tuple[str, int]]) -> str:
+    """Which read path a run takes on these files: "pooled" (native threads) or "threaded"."""
+    from dlio_core.loaders import make_loader
+
+    loader = make_loader(cfg, storage, files, split="train")
+    return "pooled" if loader._direct and loader._can_pool(cfg.reader.batch_size) else "threaded"
 
 
 def np_load_loop(paths: list[str]) -> float:
@@ -203,13 +266,19 @@ def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, re
     sizes = [size for _, size in files]
     raw_ceiling(paths, sizes, threads)  # warm the page cache
     engine_run(cfg)  # and the code paths
-    runs: dict[str, list[float]] = {"ceiling": [], "engine": [], "loader_only": []}
+    runs: dict[str, list[float]] = {"ceiling": [], "native_ceiling": [], "engine": [], "loader_only": [],
+                                    "loader_threaded": [], "loader_python": []}
     if baselines:
         runs["np_load_loop"] = []
     for _ in range(repeat):  # interleaved, so drift in the machine hits every figure alike
         runs["ceiling"].append(raw_ceiling(paths, sizes, threads))
+        native = native_ceiling(paths, sizes, threads)
+        if native is not None:
+            runs["native_ceiling"].append(native)
         runs["engine"].append(engine_run(cfg))
         runs["loader_only"].append(engine_loader_only(cfg, storage, files))
+        runs["loader_threaded"].append(engine_loader_only(cfg, storage, files, "threaded"))
+        runs["loader_python"].append(engine_loader_only(cfg, storage, files, "python"))
         if baselines:
             runs["np_load_loop"].append(np_load_loop(paths))
     if baselines:
@@ -218,8 +287,10 @@ def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, re
             runs["torch_dataloader_2_workers"] = [tl]
     ceiling = max(runs["ceiling"])
     out = {"dataset": name, "files": len(files), "file_bytes": sizes[0], "threads": threads, "batch_size": batch,
-           "repeat": repeat}
+           "repeat": repeat, "engine_read_path": engine_read_path(cfg, storage, files)}
     for key, values in runs.items():
+        if not values:  # the native ceiling without the C extension
+            continue
         out[f"{key}_samples_per_s"] = round(max(values), 1)
         if key != "ceiling":
             out[f"{key}_ratio"] = round(max(values) / ceiling, 3)
@@ -227,6 +298,11 @@ def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, re
                 paired = sorted(v / c for v, c in zip(values, runs["ceiling"]))
                 out[f"{key}_paired_ratio_median"] = round(paired[len(paired) // 2], 3)
         out[f"{key}_runs_samples_per_s"] = [round(v, 1) for v in values]
+    if runs["native_ceiling"]:  # the engine against the system calls alone
+        native = runs["native_ceiling"]
+        out["engine_native_ratio"] = round(max(runs["engine"]) / max(native), 3)
+        paired = sorted(v / c for v, c in zip(runs["engine"], native))
+        out["engine_native_paired_ratio_median"] = round(paired[len(paired) // 2], 3)
     return out
 
 
@@ -293,12 +369,16 @@ def _measure(args, root: str, results: dict) -> None:
         r = bench_dataset(name, spec, root, args.threads, args.batch, args.repeat, not args.no_baselines)
         results["datasets"].append(r)
         print(f"{name} ({r['files']:,} files of {r['file_bytes']:,} B, {args.threads} threads, batch {args.batch}, "
-              f"best of {args.repeat}): ceiling {r['ceiling_samples_per_s']:,.0f} samples/s", flush=True)
+              f"best of {args.repeat}): ceiling {r['ceiling_samples_per_s']:,.0f} samples/s; the engine's read path: "
+              f"{r['engine_read_path']}", flush=True)
         for key, label in LABELS.items():
             if f"{key}_ratio" in r:
                 paired = r.get(f"{key}_paired_ratio_median")
                 print(f"  {name} {label}: {r[f'{key}_samples_per_s']:,.0f} samples/s, ratio {r[f'{key}_ratio']:.3f}"
                       + ("" if paired is None else f" (run by run: median {paired:.3f})"), flush=True)
+        if "engine_native_ratio" in r:
+            print(f"  {name} engine against the native ceiling: ratio {r['engine_native_ratio']:.3f} "
+                  f"(run by run: median {r['engine_native_paired_ratio_median']:.3f})", flush=True)
 
 
 def main(argv=None) -> int:

@@ -42,6 +42,12 @@
 
 enum { PENDING = 0, RUNNING = 1, DONE = 2 };
 
+/* Bumped in a forked child (pthread_atfork): a pool made before the fork has none of its threads
+   there. (Cheaper than asking for the process id, a system call, on every submit and wait.) */
+static int fork_generation = 0;
+
+static void after_fork_in_child(void) { fork_generation++; }
+
 typedef struct Job {
     long long ticket;
     Py_ssize_t n;
@@ -209,13 +215,16 @@ typedef struct {
     int pending;           /* batches not started (atomics outside the lock) */
     int stop;              /* atomics outside the lock */
     int sleepers, waiters;
+    int waking;            /* sleepers signalled and not yet up: not to be signalled again */
+    int spinning;          /* threads spinning for a batch (atomics): they need no wake-up */
+    long long n_batches, n_by_caller, n_waited, n_slept, n_wakeups;  /* counters, under mu (stats()) */
     long long next_ticket;
     pthread_t *threads;
     int nthreads;
     int started;           /* threads created (joined by close) */
     int closed;
     long spin_us;
-    pid_t pid;             /* the process that made it: a forked child has none of its threads */
+    int generation;        /* fork_generation when made: a forked child has none of its threads */
     int ready;             /* mu and the conds were initialised */
 } ReadPool;
 
@@ -247,12 +256,17 @@ static void *worker_main(void *arg) {
         Job *j = first_pending(p);
         if (j == NULL) {
             pthread_mutex_unlock(&p->mu);
+            __atomic_add_fetch(&p->spinning, 1, __ATOMIC_SEQ_CST);
             int woke = spin_until(&p->pending, 1, &p->stop, p->spin_us);
-            pthread_mutex_lock(&p->mu);
+            __atomic_sub_fetch(&p->spinning, 1, __ATOMIC_SEQ_CST);
+            pthread_mutex_lock(&p->mu);  /* then look again under the lock: no batch is missed */
             if (!woke && !p->stop && p->pending == 0) {
+                p->n_slept++;
                 p->sleepers++;
                 pthread_cond_wait(&p->work, &p->mu);
                 p->sleepers--;
+                if (p->waking > 0)
+                    p->waking--;
             }
             continue;
         }
@@ -273,7 +287,7 @@ static void pool_stop(ReadPool *p) { /* with the GIL; joins the threads without 
     if (p->closed || !p->ready)
         return;
     p->closed = 1;
-    if (p->pid != getpid()) {
+    if (p->generation != fork_generation) {
         /* A forked child: the threads are not here, and the lock may have been copied held by one of
            them. Touch nothing (the batches' buffers are the parent's business); the memory is leaked. */
         return;
@@ -328,12 +342,18 @@ static int pool_init(ReadPool *p, PyObject *args, PyObject *kwds) {
         PyErr_Format(PyExc_ValueError, "spin_us must be >= 0, got %ld", spin_us);
         return -1;
     }
-    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutexattr_t attr;  /* adaptive: a contended lock spins briefly before it sleeps (sections are short) */
+    pthread_mutexattr_init(&attr);
+#ifdef PTHREAD_MUTEX_ADAPTIVE_NP
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    pthread_mutex_init(&p->mu, &attr);
+    pthread_mutexattr_destroy(&attr);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
     p->ready = 1;
     p->spin_us = spin_us;
-    p->pid = getpid();
+    p->generation = fork_generation;
     p->threads = PyMem_Calloc(threads ? threads : 1, sizeof(pthread_t));
     if (p->threads == NULL) {
         PyErr_NoMemory();
@@ -355,7 +375,7 @@ static int pool_init(ReadPool *p, PyObject *args, PyObject *kwds) {
 
 static void pool_dealloc(ReadPool *p) {
     pool_stop(p);
-    if (p->ready && p->pid == getpid()) {
+    if (p->ready && p->generation == fork_generation) {
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->work);
         pthread_cond_destroy(&p->done);
@@ -369,7 +389,7 @@ static int check_open(ReadPool *p) {
         PyErr_SetString(PyExc_ValueError, "the ReadPool is closed");
         return -1;
     }
-    if (p->pid != getpid()) {
+    if (p->generation != fork_generation) {
         PyErr_SetString(PyExc_ValueError, "the ReadPool was made in another process (before a fork): make one here");
         return -1;
     }
@@ -393,10 +413,18 @@ static PyObject *pool_submit(ReadPool *p, PyObject *args) {
         p->head = j;
     p->tail = j;
     __atomic_store_n(&p->pending, p->pending + 1, __ATOMIC_RELEASE);
-    if (p->sleepers)
-        pthread_cond_signal(&p->work);
+    /* Wake a sleeping thread only if the spinning ones cannot take every pending batch: a wake-up
+       is a system call here and, on a VM whose vCPU halted, an interrupt to another CPU. */
+    int wake = p->sleepers > p->waking
+               && p->pending > __atomic_load_n(&p->spinning, __ATOMIC_SEQ_CST) + p->waking;
+    p->waking += wake;
+    p->n_batches++;
+    p->n_wakeups += wake;
+    long long ticket = j->ticket;
     pthread_mutex_unlock(&p->mu);
-    return PyLong_FromLongLong(j->ticket);
+    if (wake)  /* after unlocking, so the woken thread does not block on the lock at once */
+        pthread_cond_signal(&p->work);
+    return PyLong_FromLongLong(ticket);
 }
 
 static void unlink_job(ReadPool *p, Job *j) { /* under mu */
@@ -432,6 +460,7 @@ static PyObject *pool_wait(ReadPool *p, PyObject *args) {
     }
     j->claimed = 1;
     if (j->state == PENDING) {  /* no thread has started it: run it here rather than wait */
+        p->n_by_caller++;
         __atomic_store_n(&j->state, RUNNING, __ATOMIC_RELAXED);
         __atomic_store_n(&p->pending, p->pending - 1, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&p->mu);
@@ -442,10 +471,15 @@ static PyObject *pool_wait(ReadPool *p, PyObject *args) {
         __atomic_store_n(&j->state, DONE, __ATOMIC_RELEASE);
     } else {
         pthread_mutex_unlock(&p->mu);
-        int done = 0;
-        Py_BEGIN_ALLOW_THREADS
-        done = spin_until(&j->state, DONE, NULL, p->spin_us);
-        Py_END_ALLOW_THREADS
+        int done = __atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == DONE;
+        if (!done) {
+            Py_BEGIN_ALLOW_THREADS
+            done = spin_until(&j->state, DONE, NULL, p->spin_us);
+            Py_END_ALLOW_THREADS
+            pthread_mutex_lock(&p->mu);
+            p->n_waited++;
+            pthread_mutex_unlock(&p->mu);
+        }
         while (!done) {
             Py_BEGIN_ALLOW_THREADS
             pthread_mutex_lock(&p->mu);
@@ -480,6 +514,16 @@ static PyObject *pool_wait(ReadPool *p, PyObject *args) {
     return out;
 }
 
+static PyObject *pool_stats(ReadPool *p, PyObject *Py_UNUSED(ignored)) {
+    if (!p->ready)
+        return PyDict_New();
+    pthread_mutex_lock(&p->mu);
+    long long b = p->n_batches, c = p->n_by_caller, w = p->n_waited, s = p->n_slept, k = p->n_wakeups;
+    pthread_mutex_unlock(&p->mu);
+    return Py_BuildValue("{sLsLsLsLsL}", "batches", b, "run_by_caller", c, "waited_for_a_thread", w,
+                         "thread_sleeps", s, "wakeups", k);
+}
+
 static PyObject *pool_close(ReadPool *p, PyObject *Py_UNUSED(ignored)) {
     pool_stop(p);
     Py_RETURN_NONE;
@@ -508,6 +552,9 @@ static PyMethodDef pool_methods[] = {
      "wait(ticket) -> (got, seconds): the batch's bytes read per file and its read time; a batch no "
      "thread has started is run by the caller. OSError names a file that could not be read."},
     {"close", (PyCFunction)pool_close, METH_NOARGS, "Stop and join the threads; drop batches never collected."},
+    {"stats", (PyCFunction)pool_stats, METH_NOARGS,
+     "Counters since the pool was made: batches submitted, run_by_caller (wait() ran it), "
+     "waited_for_a_thread (wait() found it running), thread_sleeps, wakeups (sleeping threads woken)."},
     {"__enter__", (PyCFunction)pool_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)pool_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -547,6 +594,14 @@ static struct PyModuleDef cread_module = {
 PyMODINIT_FUNC PyInit__cread(void) {
     if (PyType_Ready(&ReadPoolType) < 0)
         return NULL;
+    static int registered = 0;
+    if (!registered) {
+        if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) {
+            PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+            return NULL;
+        }
+        registered = 1;
+    }
     PyObject *m = PyModule_Create(&cread_module);
     if (m == NULL)
         return NULL;

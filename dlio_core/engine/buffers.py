@@ -42,8 +42,8 @@ class _Scratch:
 
     Two backing arrays, each only ever grown: ``batch`` holds a whole batch of small files side by
     side (read back to back, then parsed: see ``_read_batch``), ``single`` one large file at a time.
-    A view is cached per place and size, so files of the same size land in the same memory (no allocation, no page faults after the first) and the
-    parser recognises the buffer. Growing drops the old views and the parser's references to them.
+    A view is cached per place and size, so files of the same size land in the same memory (no
+    allocation, no page faults after the first) and the parser recognises the buffer. Growing drops the old views and the parser's references to them.
     """
 
     __slots__ = ("fmt", "batch", "single", "views", "sets", "parse")

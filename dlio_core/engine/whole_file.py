@@ -6,9 +6,11 @@ samples. Plain local files are read by the engine itself (the size comes from th
 ``stat``): a batch's files in one call to the C extension ``_cread`` with the GIL released once, or,
 where it is not built, with ``os.open`` + ``os.preadv`` + ``os.close``; any other storage through
 ``storage.read_into``. ``prepare`` and ``finish`` (plan a batch's reads; check and parse what they
-read) are shared with the pooled path (``pooled.py``), which runs the reads on native threads. Every file is still parsed and validated (a real loader decodes what it reads);
-with reused buffers the format's per-thread ``parser()`` re-checks the header bytes and hands back the
-view it built last time instead of building a new array. Bytes actually read, I/O seconds and decode
+read) are shared with the pooled path (``pooled.py``), which runs the reads on native threads.
+
+Every file is still parsed and validated (a real loader decodes what it reads); with reused buffers
+the format's per-thread ``parser()`` re-checks the header bytes and hands back the view it built last
+time instead of building a new array. Bytes actually read, I/O seconds and decode
 seconds are summed per batch; nothing is formatted or logged per sample.
 
 The functions here are :class:`~dlio_core.engine.NativeLoader` methods (``self`` is the loader), bound
@@ -62,10 +64,10 @@ class Prepared(NamedTuple):
     owned: list[np.ndarray] | None  # pooled buffers the batch keeps (keep_samples), else None
 
 
-def prepare(self: NativeLoader, files: np.ndarray, scratch: _Scratch | None) -> Prepared:
+def prepare(self: NativeLoader, files: np.ndarray | list[int], scratch: _Scratch | None) -> Prepared:
     """Plan a batch's whole-file reads and give each a buffer; no buffers (``bufs`` None) when the
     batch is to be read one large file at a time instead (see ``read_batch``)."""
-    fl = files.tolist()
+    fl = files if type(files) is list else files.tolist()
     paths, sizes, storage = self.files, self._size_list, self.storage
     reads: list[int] = []
     which: list[int] = []
@@ -85,8 +87,8 @@ def prepare(self: NativeLoader, files: np.ndarray, scratch: _Scratch | None) -> 
     return Prepared(fl, reads, which, [paths[f] for f in reads], rsizes, bufs, scratch.parse, None)
 
 
-def finish(self: NativeLoader, step: int, samples: np.ndarray, prep: Prepared, got: list[int], io_s: float,
-           rng: np.random.Generator | None) -> Batch:
+def finish(self: NativeLoader, step: int, samples: np.ndarray | list[int], prep: Prepared, got: list[int],
+           io_s: float, rng: np.random.Generator | None) -> Batch:
     """Check and parse a prepared batch's reads (``got`` bytes each, read in ``io_s``) into its Batch."""
     perf = time.perf_counter
     t1 = perf()
@@ -103,7 +105,7 @@ def finish(self: NativeLoader, step: int, samples: np.ndarray, prep: Prepared, g
     views: list[np.ndarray] | None = [] if keep else None
     prev = None
     per_file = each = 0
-    for s, r in zip(samples.tolist(), prep.which):
+    for s, r in zip(samples if type(samples) is list else samples.tolist(), prep.which):
         x = arrays[r]
         if x is not prev:
             prev = x

@@ -129,6 +129,8 @@ def test_pool_without_threads_runs_batches_in_the_caller(files):
     ticket = pool.submit([paths[5]], bufs)
     assert bytes(bufs[0]) == bytes(len(contents[5]))  # nothing read until collected
     assert pool.wait(ticket)[0] == [len(contents[5])] and bytes(bufs[0]) == contents[5]
+    assert pool.stats() == {"batches": 1, "run_by_caller": 1, "waited_for_a_thread": 0, "thread_sleeps": 0,
+                            "wakeups": 0}
     pool.close()
 
 
@@ -233,6 +235,7 @@ def test_pool_wait_on_a_running_batch_waits_for_that_thread(tmp_path):
         assert e.value.errno == errno.ESPIPE and e.value.filename == fifo
         assert time.monotonic() - t0 > 0.1  # it waited for the thread
         writer.join()
+        assert pool.stats()["waited_for_a_thread"] == 1 and pool.stats()["run_by_caller"] == 0
 
 
 @needs_cread

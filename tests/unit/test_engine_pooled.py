@@ -26,7 +26,8 @@ def test_taken_for_small_local_whole_files_only(dataset, monkeypatch):
     assert NativeLoader(st, npz, paths, sizes=sizes, keep_samples=True)._can_pool(10**6)  # pooled buffers
     assert not NativeLoader(st, npz, paths)._can_pool(4)  # sizes unknown: the threads stat as they go
     assert not NativeLoader(Recording(st), npz, paths, sizes=sizes)._can_pool(4)  # not plain local storage
-    assert not NativeLoader(st, npz, paths, sizes=sizes, preprocess_s=TimeSpec.parse(0.001, key="reader.preprocess_time"))._can_pool(4)
+    sleepy = TimeSpec.parse(0.001, key="reader.preprocess_time")  # runs on the reader threads: not pooled
+    assert not NativeLoader(st, npz, paths, sizes=sizes, preprocess_s=sleepy)._can_pool(4)
     big = whole_file.BURST_MAX_BYTES // max(sizes) + 1
     assert not NativeLoader(st, npz, paths, sizes=sizes)._can_pool(big)  # a batch too big for scratch sets
     monkeypatch.setattr(whole_file, "_cread", None)

@@ -92,7 +92,7 @@ def test_scratch_buffers_are_reused_per_size():
     assert big[0].obj is not a[0].obj and (0, 4594) not in sc.views  # growing drops the old views
     s1 = sc.single_view(10_000)
     assert sc.single_view(10_000) is s1 and s1.obj is not big[0].obj
-    assert sc.single_view(5_000).obj is s1.obj  # smaller files share the single array  # smaller files share the single array
+    assert sc.single_view(5_000).obj is s1.obj  # smaller files share the single array
 
 
 @pytest.mark.parametrize("burst", [True, False])

@@ -100,6 +100,23 @@ def test_drop_last_false_pads_by_wrapping(kw: dict[str, Any]) -> None:
 
 
 @PROPS
+@given(kw=plan_kwargs(), drop_last=st.booleans(), data=st.data())
+def test_batch_block_rows_are_the_steps_batches(kw: dict[str, Any], drop_last: bool, data: Any) -> None:
+    for p in rank_plans(kw, drop_last=drop_last):
+        if p.steps == 0:
+            continue
+        first = data.draw(st.integers(0, p.steps - 1))
+        count = data.draw(st.integers(1, p.steps - first))
+        files, samples = p.batch_block(first, count)
+        assert files.shape == samples.shape == (count, kw["batch_size"])
+        for i in range(count):
+            f, s = p.batch(first + i)
+            assert files[i].tolist() == f.tolist() and samples[i].tolist() == s.tolist()
+        with pytest.raises(IndexError):
+            p.batch_block(first, p.steps - first + 1)
+
+
+@PROPS
 @given(kw=plan_kwargs(), workers=st.integers(1, 6), rank=st.integers(0, 4))
 def test_workers_split_steps_exactly_once(kw: dict[str, Any], workers: int, rank: int) -> None:
     plan = EpochPlan(**{**kw, "rank": rank % kw["world"]})
