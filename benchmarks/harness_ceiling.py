@@ -6,6 +6,10 @@ it measures, in this one process and with the same thread count, interleaved run
 - **ceiling**: ``threads`` threads released together, each reading its share of the files with
   ``os.open`` + ``os.readv`` into one reused buffer + ``os.close`` (sizes known: no stat, no
   allocation, no parsing);
+- **native ceiling** (printed as a second reference, with the engine's ratio to it): the same threads each
+  reading their whole share in one call to the C extension (``_cread.read_files``): the system calls
+  alone, with no Python and no GIL between them. The ceiling above pays a GIL hand-off per system call,
+  which the engine's native reader threads do not, so the engine can exceed it;
 - **engine**: what a user sees from a run: ``dlio_core.runner.run(cfg, quiet=True)`` with
   ``reader.data_loader: native``, ``computation_time: 0``, ``batch_size`` 4 and ``read_threads`` =
   the ceiling's thread count, reporting DLIO's training throughput (samples/s over the measured window);
