@@ -33,14 +33,12 @@ Run: ``.venv/bin/python benchmarks/harness_ceiling.py [--threads 2] [--repeat 5]
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 
@@ -53,6 +51,8 @@ from dlio_core.config import load_config  # noqa: E402
 from dlio_core.generate import dataset_files, generate_dataset  # noqa: E402
 from dlio_core.runner import run  # noqa: E402
 from dlio_core.storage import open_storage  # noqa: E402
+
+from _reference_readers import native_ceiling, np_load_loop, raw_ceiling, torch_loader  # noqa: E402
 
 DATASETS = {
     "a_4096x4KiB": {"num_files_train": 4096, "record_length_bytes": 4096},
@@ -93,80 +93,7 @@ def _overrides(folder: str, spec: dict, threads: int, batch: int, out: str) -> l
     ]
 
 
-# -- the contestants ---------------------------------------------------------------------------------
-def raw_ceiling(paths: list[str], sizes: list[int], threads: int) -> float:
-    """Samples (files) per second read by ``threads`` threads, each ``readv`` into its own reused buffer."""
-    start = threading.Barrier(threads + 1)
-    errors: list[BaseException] = []
-
-    def worker(share: list[tuple[str, int]]) -> None:
-        view = memoryview(bytearray(max(s for _, s in share)))
-        views = {s: [view[:s]] for s in {s for _, s in share}}
-        o_open, o_readv, o_close, flags = os.open, os.readv, os.close, os.O_RDONLY
-        start.wait()
-        try:
-            for p, s in share:
-                fd = o_open(p, flags)
-                try:
-                    if o_readv(fd, views[s]) != s:
-                        raise OSError(f"short read of {p}")
-                finally:
-                    o_close(fd)
-        except BaseException as exc:  # reported below: a failed ceiling must not look fast
-            errors.append(exc)
-
-    pairs = list(zip(paths, sizes))
-    ts = [threading.Thread(target=worker, args=(pairs[i::threads],)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for t in ts:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    return len(paths) / elapsed
-
-
-def native_ceiling(paths: list[str], sizes: list[int], threads: int) -> float | None:
-    """Files per second read by ``threads`` threads, each reading its whole share in one call to the C
-    extension (``_cread.read_files``, the GIL released throughout, one reused buffer): the system calls
-    alone, with no Python between them. ``None`` without the extension."""
-    from dlio_core.engine import whole_file
-
-    cread = whole_file._cread
-    if cread is None:
-        return None
-    start = threading.Barrier(threads + 1)
-    errors: list[BaseException] = []
-
-    def worker(share: list[tuple[str, int]]) -> None:
-        view = memoryview(bytearray(max(s for _, s in share)))
-        bufs = [view[:s] for _, s in share]
-        names = [p for p, _ in share]
-        start.wait()
-        try:
-            got, _ = cread.read_files(names, bufs)
-            if got != [s for _, s in share]:
-                raise OSError("short read")
-        except BaseException as exc:  # a failed ceiling must not look fast
-            errors.append(exc)
-
-    pairs = list(zip(paths, sizes))
-    ts = [threading.Thread(target=worker, args=(pairs[i::threads],)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for t in ts:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    return len(paths) / elapsed
-
-
+# -- the engine ------------------------------------------------------------------------------------
 def engine_run(cfg) -> float:
     """DLIO's training throughput of one run of the runner (what a user sees)."""
     result = run(cfg, quiet=True)
@@ -208,53 +135,6 @@ def engine_read_path(cfg, storage, files: list[tuple[str, int]]) -> str:
 
     loader = make_loader(cfg, storage, files, split="train")
     return "pooled" if loader._direct and loader._can_pool(cfg.reader.batch_size) else "threaded"
-
-
-def np_load_loop(paths: list[str]) -> float:
-    """Samples/s of the simplest loader: ``np.load(path)["x"]`` per file, one thread."""
-    t0 = time.perf_counter()
-    for p in paths:
-        with np.load(p) as z:
-            z["x"]
-    return len(paths) / (time.perf_counter() - t0)
-
-
-class _NpzFiles:
-    """A map-style dataset: item i is ``np.load(paths[i])["x"][..., 0]`` (one sample per file)."""
-
-    def __init__(self, paths: list[str]) -> None:
-        self.paths = paths
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        with np.load(self.paths[i]) as z:
-            return z["x"][..., 0]
-
-
-def torch_loader(paths: list[str], batch: int, workers: int, epochs: int) -> float | None:
-    """Best samples/s over ``epochs`` epochs of a persistent-worker torch DataLoader (first epoch not timed)."""
-    try:
-        import torch.utils.data as tud
-    except ImportError:
-        return None
-    dl = tud.DataLoader(_NpzFiles(paths), batch_size=batch, num_workers=workers, persistent_workers=True,
-                        drop_last=True, multiprocessing_context="fork")
-    best = 0.0
-    try:
-        for e in range(epochs + 1):
-            n = 0
-            t0 = time.perf_counter()
-            for b in dl:
-                n += len(b)
-            rate = n / (time.perf_counter() - t0)
-            if e:
-                best = max(best, rate)
-    finally:
-        del dl
-        gc.collect()
-    return best
 
 
 # -- one dataset -------------------------------------------------------------------------------------
