@@ -14,6 +14,11 @@ __all__ = ["Batch", "ReadError"]
 class ReadError(RuntimeError):
     """A sample could not be read or decoded; the message names the file."""
 
+    @classmethod
+    def from_os_error(cls, path: str, exc: OSError) -> "ReadError":
+        """``cannot read <path>: <reason>``, the one wording of a failed read (raise it ``from exc``)."""
+        return cls(f"cannot read {path}: {exc.strerror or exc}")
+
 
 @dataclass
 class Batch:

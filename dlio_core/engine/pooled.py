@@ -47,9 +47,9 @@ def can_pool(self: NativeLoader, batch_size: int) -> bool:
     """Whether this loader's epochs take the pooled path (see the module)."""
     if whole_file._cread is None or not self._direct or self.preprocess_s is not None:
         return False
-    if not getattr(self.fmt, "whole_file", True) or self._size_list is None or not self._size_list:
+    if not getattr(self.fmt, "whole_file", True) or self.sizes is None or not self.sizes.size:
         return False
-    largest = max(self._size_list)
+    largest = int(self.sizes.max())
     return largest <= whole_file._DIRECT_MAX and (self.keep_samples
                                                   or largest * batch_size <= whole_file.BURST_MAX_BYTES)
 
@@ -86,7 +86,7 @@ def epoch_pooled(self: NativeLoader, plan: Any, steps: int) -> Iterator[Batch]:
             except OSError as exc:
                 if prep.owned is not None:
                     self._pool.put(prep.owned)
-                raise ReadError(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+                raise ReadError.from_os_error(exc.filename, exc) from exc
             try:
                 batch = self._finish(step, samples, prep, got, io_s, None)
             except BaseException:

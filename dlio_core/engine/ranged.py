@@ -36,7 +36,7 @@ def read_batch_ranged(self: NativeLoader, step, files, samples, rng) -> Batch:
         try:
             n, sb, views, t_io, t_dec = reader.read(indices, self.keep_samples)
         except OSError as exc:
-            raise ReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+            raise ReadError.from_os_error(path, exc) from exc
         finally:
             reader.close()
         nbytes += n

@@ -175,7 +175,7 @@ def read_files(self: NativeLoader, paths: list[str], bufs: list[memoryview], siz
             for path, b in zip(paths, bufs):
                 got.append(read_into(path, b))
     except OSError as exc:
-        raise ReadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise ReadError.from_os_error(path, exc) from exc
     return got
 
 
