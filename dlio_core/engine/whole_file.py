@@ -54,9 +54,7 @@ _DIRECT_MAX = 0x7FFFF000 if hasattr(os, "preadv") else -1
 class Prepared(NamedTuple):
     """A batch's reads, planned and given buffers but not yet read (see :func:`prepare`)."""
 
-    fl: list[int]  # file of each sample
-    reads: list[int]  # file of each read (a run of samples in one file is one read)
-    which: list[int]  # read of each sample
+    which: list[int]  # read of each sample (a run of samples in one file is one read)
     paths: list[str]  # path of each read
     sizes: list[int]  # bytes of each read (the file's size)
     bufs: list[memoryview] | None  # where each read lands (None: read one at a time, see read_batch_large)
@@ -69,7 +67,7 @@ def prepare(self: NativeLoader, files: np.ndarray | list[int], scratch: _Scratch
     batch is to be read one large file at a time instead (see ``read_batch``)."""
     fl = files if type(files) is list else files.tolist()
     paths, sizes, storage = self.files, self._size_list, self.storage
-    reads: list[int] = []
+    reads: list[int] = []  # file of each read
     which: list[int] = []
     last = -1
     for f in fl:
@@ -82,9 +80,9 @@ def prepare(self: NativeLoader, files: np.ndarray | list[int], scratch: _Scratch
         get_buffer = self._pool.get
         owned = [get_buffer(n) for n in rsizes]
         bufs = [memoryview(b)[:n] for b, n in zip(owned, rsizes)]
-        return Prepared(fl, reads, which, [paths[f] for f in reads], rsizes, bufs, self.fmt.parse, owned)
+        return Prepared(which, [paths[f] for f in reads], rsizes, bufs, self.fmt.parse, owned)
     bufs = scratch.batch_views(rsizes) if sum(rsizes) <= BURST_MAX_BYTES else None
-    return Prepared(fl, reads, which, [paths[f] for f in reads], rsizes, bufs, scratch.parse, None)
+    return Prepared(which, [paths[f] for f in reads], rsizes, bufs, scratch.parse, None)
 
 
 def finish(self: NativeLoader, step: int, samples: np.ndarray | list[int], prep: Prepared, got: list[int],
@@ -119,8 +117,8 @@ def finish(self: NativeLoader, step: int, samples: np.ndarray | list[int], prep:
             views.append(x[..., s])
     decode_s = t2 - t1
     if self.preprocess_s is not None:
-        decode_s += self._preprocess(len(prep.fl), rng)
-    batch = Batch(step, len(prep.fl), nbytes, sample_bytes, io_s, decode_s, views)
+        decode_s += self._preprocess(len(prep.which), rng)
+    batch = Batch(step, len(prep.which), nbytes, sample_bytes, io_s, decode_s, views)
     if keep:
         owned = prep.owned
         batch._release = lambda: self._pool.put(owned)
@@ -206,5 +204,5 @@ def read_batch_large(self: NativeLoader, step: int, samples: np.ndarray, prep: P
                             "(dataset.num_samples_per_file does not match the files?)")
         sample_bytes += each
     if self.preprocess_s is not None:
-        decode_s += self._preprocess(len(prep.fl), rng)
-    return Batch(step, len(prep.fl), nbytes, sample_bytes, io_s, decode_s, None)
+        decode_s += self._preprocess(len(prep.which), rng)
+    return Batch(step, len(prep.which), nbytes, sample_bytes, io_s, decode_s, None)
