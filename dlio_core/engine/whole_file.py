@@ -51,6 +51,15 @@ _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _DIRECT_MAX = 0x7FFFF000 if hasattr(os, "preadv") else -1
 
 
+def _short_read(path: str, n: int, size: int) -> ReadError:
+    return ReadError(f"{path}: read {n} bytes, expected {size} (file changed or truncated?)")
+
+
+def _no_such_sample(path: str, sample: int, per_file: int) -> ReadError:
+    return ReadError(f"{path}: sample {sample} asked for, but the file holds {per_file} "
+                     "(dataset.num_samples_per_file does not match the files?)")
+
+
 class Prepared(NamedTuple):
     """A batch's reads, planned and given buffers but not yet read (see :func:`prepare`)."""
 
@@ -95,7 +104,7 @@ def finish(self: NativeLoader, step: int, samples: np.ndarray | list[int], prep:
     nbytes = 0
     for n, size, b, path in zip(got, prep.sizes, prep.bufs, paths):
         if n != size:
-            raise ReadError(f"{path}: read {n} bytes, expected {size} (file changed or truncated?)")
+            raise _short_read(path, n, size)
         arrays.append(parse(b, path))
         nbytes += n
     t2 = perf()
@@ -110,8 +119,7 @@ def finish(self: NativeLoader, step: int, samples: np.ndarray | list[int], prep:
             per_file = x.shape[-1] if x.ndim else 0
             each = x.nbytes // per_file if per_file else 0
         if not 0 <= s < per_file:
-            raise ReadError(f"{paths[r]}: sample {s} asked for, but the file holds {per_file} "
-                            "(dataset.num_samples_per_file does not match the files?)")
+            raise _no_such_sample(paths[r], s, per_file)
         sample_bytes += each
         if keep:
             views.append(x[..., s])
@@ -190,7 +198,7 @@ def read_batch_large(self: NativeLoader, step: int, samples: np.ndarray, prep: P
         (n,) = self._read_files([path], [b], [size])
         t1 = perf()
         if n != size:
-            raise ReadError(f"{path}: read {n} bytes, expected {size} (file changed or truncated?)")
+            raise _short_read(path, n, size)
         x = scratch.parse(b, path)
         decode_s += perf() - t1
         io_s += t1 - t0
@@ -200,8 +208,7 @@ def read_batch_large(self: NativeLoader, step: int, samples: np.ndarray, prep: P
     for s, r in zip(samples.tolist(), prep.which):
         per_file, each = figures[r]
         if not 0 <= s < per_file:
-            raise ReadError(f"{prep.paths[r]}: sample {s} asked for, but the file holds {per_file} "
-                            "(dataset.num_samples_per_file does not match the files?)")
+            raise _no_such_sample(prep.paths[r], s, per_file)
         sample_bytes += each
     if self.preprocess_s is not None:
         decode_s += self._preprocess(len(prep.which), rng)
