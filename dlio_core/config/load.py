@@ -133,7 +133,8 @@ def _read(path: Path) -> Mapping[str, Any]:
         raise ConfigError(f"{path}: cannot read workload file ({exc.__class__.__name__}: {exc})") from None
     node = load_yaml_text(text, where=str(path))
     if node is None:
-        return {}
+        raise ConfigError(f"{path}: the workload file is empty (or only comments); give at least the dataset "
+                          "and reader sections, or name a bundled workload (`dl-driver workloads` lists them)")
     if not isinstance(node, Mapping):
         raise ConfigError(f"{path}: expected a mapping of DLIO sections (model, dataset, reader, ...) at the top "
                           f"level, got a {type(node).__name__}")

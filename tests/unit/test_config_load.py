@@ -109,8 +109,9 @@ def test_yaml_path_source(tmp_path):
     cfg = load_config(path)
     assert cfg.dataset.num_files_train == 3 and cfg.source == str(path)
     empty = tmp_path / "empty.yaml"
-    empty.write_text("")
-    assert load_config(empty) == RunConfig()
+    empty.write_text("# nothing but a comment\n")
+    with pytest.raises(ConfigError, match=rf"^{empty}: the workload file is empty"):  # was silently defaults
+        load_config(empty)
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path):
