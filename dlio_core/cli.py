@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import warnings
 import os
 import sys
+import traceback
+import warnings
 from typing import Sequence
 
 __all__ = ["main"]
@@ -172,8 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dl-driver: interrupted; the metrics measured so far were written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # one line for the user, the traceback only on request
-        if args.debug:
-            raise
+        if args.debug:  # the traceback as well, never a different exit code
+            traceback.print_exc()
         bad_input = isinstance(exc, _bad_input_types())
         message = " ".join(str(exc).split()) or type(exc).__name__
         if not bad_input:

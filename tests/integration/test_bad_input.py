@@ -74,6 +74,13 @@ def test_debug_shows_traceback(tmp_path, run_cli):
     assert res.returncode != 0 and "Traceback" in res.stderr
 
 
+def test_debug_keeps_the_exit_code(tmp_path, run_cli):
+    plain = run_cli("run", *_run_args(tmp_path))
+    debug = run_cli("run", "--debug", *_run_args(tmp_path))
+    assert plain.returncode == debug.returncode == 2  # bad input (no data): --debug adds the traceback only
+    assert debug.stderr.strip().splitlines()[-1].startswith("dl-driver: error:")
+
+
 def test_ctrl_c_writes_what_was_measured(generated):
     args = _run_args(generated, "++workload.train.computation_time=0.05", "++workload.train.epochs=50")
     proc = subprocess.Popen([str(BIN / "dl-driver"), "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
