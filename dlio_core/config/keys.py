@@ -31,8 +31,8 @@ from functools import lru_cache
 from typing import Any
 
 from .errors import ConfigError
+from .layout import SECTIONS, default_items
 from .sections import PARQUET_KEYS, Section
-from .schema import SECTIONS
 
 __all__ = [
     "ALIASES", "SECTION_ALIASES", "NO_EFFECT", "CONDITIONAL_NO_EFFECT", "MAPPING_KEYS", "TIME_KEYS", "EXTENSIONS",
@@ -269,9 +269,7 @@ def resolve_for_get(key: str) -> tuple[str, tuple[str, ...]]:
 
 def key_table() -> list[dict[str, Any]]:
     """One row per key for documentation: key, default (plain), kind (canonical | alias | no effect), note."""
-    from .schema import RunConfig
-
-    defaults = dict(RunConfig().items())
+    defaults = dict(default_items())
     rows: list[dict[str, Any]] = []
     for key in canonical_keys():
         note = EXTENSIONS.get(key, "") or CONDITIONAL_NO_EFFECT.get(key, "") or NO_EFFECT.get(key, "")

@@ -15,56 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .enums import ConfigEnum, Framework
+from .enums import Framework
 from .errors import ConfigError
-from .frozen import FrozenMap, freeze, redact as _redact, thaw
+from .frozen import FrozenMap, freeze, redact as _redact
+from .keys import TIME_KEYS, attr_path, resolve_for_get
+from .layout import DEFAULT_FRAMEWORK, SECTIONS, plain, section_items
 from .sections import (
     CheckpointConfig, DatasetConfig, EvaluationConfig, MetricConfig, ModelConfig, OutputConfig, ProfilingConfig,
-    ReaderConfig, Section, StorageConfig, TrainConfig, WorkflowConfig,
+    ReaderConfig, StorageConfig, TrainConfig, WorkflowConfig,
 )
-from .timespec import TimeSpec
 
 __all__ = ["RunConfig", "SECTIONS", "plain"]
-
-# top-level attribute -> section class, in the order ``to_dict`` writes them (DLIO's workload files' order)
-SECTIONS: dict[str, type[Section]] = {
-    "model": ModelConfig,
-    "workflow": WorkflowConfig,
-    "dataset": DatasetConfig,
-    "storage": StorageConfig,
-    "reader": ReaderConfig,
-    "train": TrainConfig,
-    "evaluation": EvaluationConfig,
-    "checkpoint": CheckpointConfig,
-    "output": OutputConfig,
-    "metric": MetricConfig,
-    "profiling": ProfilingConfig,
-}
-
-
-def plain(value: Any) -> Any:
-    """A config value as plain YAML/JSON types (enums -> str, TimeSpec -> number/dict, tuples -> lists)."""
-    if isinstance(value, ConfigEnum):
-        return value.value
-    if isinstance(value, TimeSpec):
-        return value.to_config()
-    if isinstance(value, Section):
-        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, (Mapping, list, tuple)):
-        return thaw(value)
-    return value
-
-
-def _section_items(section: Section) -> list[tuple[str, Any]]:
-    """(dotted key, plain value) for every leaf of ``section``, nested sections flattened."""
-    out: list[tuple[str, Any]] = []
-    for f in fields(section):
-        value = getattr(section, f.name)
-        if isinstance(value, Section):
-            out.extend(_section_items(value))
-        else:
-            out.append((section.key_of(f.name), plain(value)))
-    return out
 
 
 def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
@@ -83,7 +44,7 @@ class RunConfig:
     (recorded ``hydra.*`` overrides) describe provenance and do not take part in ``==``.
     """
 
-    framework: Framework = Framework.TENSORFLOW
+    framework: Framework = DEFAULT_FRAMEWORK
     model: ModelConfig = field(default_factory=ModelConfig)
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -128,7 +89,7 @@ class RunConfig:
         """(canonical dotted key, plain value) for every key, in ``to_dict`` order."""
         out: list[tuple[str, Any]] = [("framework", self.framework.value)]
         for name in SECTIONS:
-            out.extend(_section_items(getattr(self, name)))
+            out.extend(section_items(getattr(self, name)))
         # model first, as DLIO's workload files write it
         return sorted(out, key=lambda kv: 0 if kv[0].startswith("model.") else 1)
 
@@ -149,8 +110,6 @@ class RunConfig:
         A section name returns that section as a dict, ``storage.storage_options.NAME`` one option, and a
         ``*_stdev`` time key the stdev of its normal distribution (0 otherwise). ``redact`` masks secrets.
         """
-        from .keys import TIME_KEYS, resolve_for_get  # keys imports this module
-
         path, sub = resolve_for_get(key)
         base = path[: -len("_stdev")]
         if path.endswith("_stdev") and base in TIME_KEYS:
@@ -165,8 +124,6 @@ class RunConfig:
         return _redact(value, key.rsplit(".", 1)[-1]) if redact else value
 
     def _attr(self, path: str) -> Any:
-        from .keys import attr_path
-
         node: Any = self
         for part in attr_path(path).split("."):
             node = getattr(node, part)
