@@ -26,9 +26,12 @@ import numpy as np
 
 from dlio_core.formats._ranged import LayoutCache, runs
 from dlio_core.formats.base import FormatError
-from dlio_core.formats.tfrecord import _FRAME, INDEX_CACHE, _header_length, _image_span, index_path
+from dlio_core.formats._tfrecord_frame import FRAME_BYTES, header_length, image_span, index_path
 
-__all__ = ["TFRecordReader"]
+__all__ = ["TFRecordReader", "INDEX_CACHE"]
+
+# per process: each file's record offsets (files of equal-length records weigh 1, others their record count)
+INDEX_CACHE = LayoutCache(max_weight=8 << 20)
 
 
 class _FileIndex:
@@ -100,7 +103,7 @@ class TFRecordReader:
         except ValueError:
             raise FormatError(f"{idx}: not a DALI TFRecord index (expected 'offset length' lines)") from None
         offsets, lengths = pairs[:, 0].copy(), pairs[:, 1].copy()
-        if len(offsets) and (offsets[0] < 0 or (lengths < _FRAME).any() or offsets[-1] + lengths[-1] > self.size
+        if len(offsets) and (offsets[0] < 0 or (lengths < FRAME_BYTES).any() or offsets[-1] + lengths[-1] > self.size
                              or (offsets[1:] < offsets[:-1] + lengths[:-1]).any()):
             raise FormatError(f"{idx}: index does not fit {self.path} ({self.size} bytes): stale index or "
                               f"truncated data file")
@@ -114,7 +117,7 @@ class TFRecordReader:
         while pos < self.size:
             got = self.storage.read_into(self.path, header, pos)
             nread += got
-            rec = _header_length(header[:got], pos, self.size, self.path)
+            rec = header_length(header[:got], pos, self.size, self.path)
             offsets.append(pos)
             lengths.append(rec)
             pos += rec
@@ -170,7 +173,7 @@ class TFRecordReader:
             end = start + rec - 4
             if mv[start:start + len(head)] == head and mv[end - len(tail):end] == tail:
                 return buf[start + len(head):end - len(tail)]
-        s, n = _image_span(buf, start, rec, self.path, span[0])
+        s, n = image_span(buf, start, rec, self.path, span[0])
         _FRAMES.put(rec, (bytes(mv[start:s]), bytes(mv[s + n:start + rec - 4])))
         return buf[s:s + n]
 

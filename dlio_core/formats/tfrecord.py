@@ -45,37 +45,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from dlio_core.formats._crc32c import crc32c_rows, mask, masked_crc32c
-from dlio_core.formats._ranged import LayoutCache
-from dlio_core.formats._tfexample import ProtoError, example_parts, find_feature
+from dlio_core.formats._tfexample import example_parts
+from dlio_core.formats._tfrecord_frame import FRAME_BYTES, U64, header_length, image_span, index_path
+from dlio_core.formats._tfrecord_read import INDEX_CACHE, TFRecordReader
 from dlio_core.formats.base import FormatError, where
 
 if TYPE_CHECKING:
     from dlio_core.storage import Storage
 
 __all__ = ["FORMAT", "TFRecordFormat", "index_path", "record_index", "INDEX_CACHE"]
-
-_FRAME = 16           # length (8) + length CRC (4) + payload CRC (4)
-_U64 = struct.Struct("<Q")
-_SPLITS = ("train", "valid")
-# per process: each file's record offsets (files of equal-length records weigh 1, others their record count)
-INDEX_CACHE = LayoutCache(max_weight=8 << 20)
-
-
-def index_path(path: str) -> str | None:
-    """DLIO's DALI index for a data file: ``{data_folder}/index/{split}/{name}.idx``, where the split is
-    the last ``train``/``valid`` folder in the path; None when the path has none.
-
-    Example:
-        >>> index_path("/data/train/3/img_3_of_8.tfrecord")
-        '/data/index/train/img_3_of_8.tfrecord.idx'
-        >>> index_path("x.tfrecord") is None
-        True
-    """
-    parts = path.split("/")
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] in _SPLITS:
-            return "/".join(parts[:i] + ["index", parts[i], parts[-1] + ".idx"])
-    return None
 
 
 def _samples(x: np.ndarray) -> np.ndarray:
@@ -111,26 +89,11 @@ def record_index(data: Any, path: str | None = None) -> tuple[np.ndarray, np.nda
     offsets, lengths = [], []
     pos, end = 0, mv.nbytes
     while pos < end:
-        rec = _header_length(mv[pos:pos + 12], pos, end, path)
+        rec = header_length(mv[pos:pos + 12], pos, end, path)
         offsets.append(pos)
         lengths.append(rec)
         pos += rec
     return np.array(offsets, np.int64), np.array(lengths, np.int64)
-
-
-def _header_length(header: Any, pos: int, size: int, path: str | None) -> int:
-    """Record length (framing included) from the 12 header bytes at ``pos``, checked."""
-    h = bytes(header)
-    if len(h) < 12:
-        raise FormatError(f"{where(path)}: truncated record header at byte {pos} (file is {size} bytes)")
-    (length,) = _U64.unpack_from(h, 0)
-    if struct.unpack_from("<I", h, 8)[0] != masked_crc32c(h[:8]):
-        raise FormatError(f"{where(path)}: corrupt record header at byte {pos} (length CRC mismatch); "
-                          f"not a TFRecord file?")
-    if pos + length + _FRAME > size:
-        raise FormatError(f"{where(path)}: record at byte {pos} needs {length + _FRAME} bytes but the file "
-                          f"ends at {size} (truncated)")
-    return length + _FRAME
 
 
 @dataclass(frozen=True)
@@ -165,7 +128,7 @@ class TFRecordFormat:
         n = int(shape[-1])
         sample = math.prod(int(s) for s in shape[:-1]) * np.dtype(dtype).itemsize
         head, tail = example_parts(sample, sample)
-        return n * (len(head) + sample + len(tail) + _FRAME)
+        return n * (len(head) + sample + len(tail) + FRAME_BYTES)
 
     def write_file(self, storage: Storage, path: str, x: np.ndarray, *, compression: str | None = "none") -> int:
         """Write one record per sample of ``x`` (samples on the last axis) to ``path`` and DLIO's
@@ -175,9 +138,9 @@ class TFRecordFormat:
         n, sample = rows.shape
         head, tail = example_parts(sample, sample)
         payload = len(head) + sample + len(tail)
-        rec = payload + _FRAME
+        rec = payload + FRAME_BYTES
         out = np.empty((n, rec), dtype=np.uint8)  # all records are alike but for the image: fill by columns
-        length = _U64.pack(payload)
+        length = U64.pack(payload)
         out[:, 0:8] = np.frombuffer(length, np.uint8)
         out[:, 8:12] = np.frombuffer(struct.pack("<I", masked_crc32c(length)), np.uint8)
         a = 12 + len(head)
@@ -200,7 +163,7 @@ class TFRecordFormat:
         if len(offsets) == 0:
             return np.empty((0, 0), np.uint8)
         arr = np.frombuffer(mv, np.uint8)
-        spans = [_image_span(arr, int(o), int(n), path) for o, n in zip(offsets, lengths)]
+        spans = [image_span(arr, int(o), int(n), path) for o, n in zip(offsets, lengths)]
         sizes = {s[1] for s in spans}
         if len(sizes) != 1:
             raise FormatError(f"{where(path)}: records hold images of different sizes {sorted(sizes)[:4]}; "
@@ -215,28 +178,7 @@ class TFRecordFormat:
     def open_reader(self, storage: Storage, path: str, size: int) -> Any:
         """A reader of some records of one file (the engine's ranged-format hook): a
         :class:`~dlio_core.formats._tfrecord_read.TFRecordReader`."""
-        from dlio_core.formats._tfrecord_read import TFRecordReader
-
         return TFRecordReader(storage, path, int(size), self.samples_per_file)
-
-
-def _image_span(arr: np.ndarray, offset: int, rec: int, path: str | None,
-                file_offset: int | None = None) -> tuple[int, int]:
-    """Absolute ``(start, length)`` in ``arr`` of the ``image`` bytes of the ``rec``-byte record at
-    ``offset`` (``file_offset``: where that record is in the file, for messages)."""
-    at = offset if file_offset is None else file_offset
-    (length,) = _U64.unpack_from(arr, offset)
-    if length + _FRAME != rec:
-        raise FormatError(f"{where(path)}: record at byte {at} has length field {length}, expected "
-                          f"{rec - _FRAME} (corrupt file, stale index, or more samples per file than "
-                          f"dataset.num_samples_per_file says)")
-    try:
-        found = find_feature(memoryview(arr), b"image", offset + 12, offset + 12 + length)
-    except ProtoError as e:
-        raise FormatError(f"{where(path)}: record at byte {at} is not a tf.train.Example: {e}") from None
-    if found is None:
-        raise FormatError(f"{where(path)}: record at byte {at} has no 'image' feature (not DLIO's layout)")
-    return found
 
 
 FORMAT = TFRecordFormat()
