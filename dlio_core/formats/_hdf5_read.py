@@ -31,9 +31,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dlio_core.formats._h5py import h5py_module
 from dlio_core.formats._ranged import LayoutCache, StorageFile, runs
 from dlio_core.formats.base import FormatError
-from dlio_core.formats.hdf5 import h5py_module
 
 __all__ = ["HDF5Reader", "read_all", "LAYOUT_CACHE"]
 

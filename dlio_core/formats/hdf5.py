@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from dlio_core.formats._h5py import h5py_module
+from dlio_core.formats._hdf5_read import HDF5Reader, read_all
 from dlio_core.formats.base import FormatError, where
 
 if TYPE_CHECKING:
@@ -53,21 +55,6 @@ __all__ = ["FORMAT", "HDF5Format", "LAYOUTS", "h5py_module"]
 
 LAYOUTS = ("records_k", "records")   # DLIO HEAD, DLIO 2.0.0
 _SLAB_BYTES = 64 << 20               # samples copied out of DLIO's layout per write call
-
-
-def h5py_module() -> Any:
-    """``h5py``, or a ``FormatError`` saying which extra installs it.
-
-    Example:
-        >>> h5py_module().__name__
-        'h5py'
-    """
-    try:
-        import h5py
-    except ImportError:
-        raise FormatError("dataset.format hdf5 needs h5py, which is not installed; "
-                          "run: pip install 'dl-driver[hdf5]'") from None
-    return h5py
 
 
 def _name(v: Any) -> str:
@@ -248,14 +235,10 @@ class HDF5Format:
 
     def parse(self, buffer: Any, path: str | None = None) -> np.ndarray:
         """``x`` (samples on the last axis) from the bytes of a whole file, in either layout."""
-        from dlio_core.formats._hdf5_read import read_all
-
         return read_all(io.BytesIO(bytes(memoryview(buffer).cast("B"))), where(path))
 
     def open_reader(self, storage: Storage, path: str, size: int) -> Any:
         """A reader of some samples of one file (the engine's ranged-format hook)."""
-        from dlio_core.formats._hdf5_read import HDF5Reader
-
         return HDF5Reader(storage, path, int(size))
 
 
