@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 from dlio_core.storage.backend import (
-    BackendSpec,
+    BACKENDS,
     Storage,
     StorageError,
     StorageNotFoundError,
@@ -26,7 +26,7 @@ from dlio_core.storage.backend import (
 from dlio_core.storage.local import LocalStorage
 
 __all__ = [
-    "BackendSpec",
+    "BACKENDS",
     "LocalStorage",
     "Storage",
     "StorageError",

@@ -3,8 +3,9 @@
 Every dataset and checkpoint byte goes through a :class:`Storage`. Paths handed to its methods are
 relative to the storage root (``"train/img_07_of_16.npz"``) or absolute URIs/paths; ``url`` is the root
 as a URI with no secrets in it. Backends are looked up by URI scheme in a registry modelled on
-fsspec's ``known_implementations``: adding one is one ``register_backend`` line, and a scheme whose
-backend is not in this build fails with an error naming the extra to install.
+fsspec's ``known_implementations`` (:class:`~dlio_core.registry.Registry`): adding one is one
+``register_backend`` line (or a ``dl_driver.storage`` entry point), and a scheme whose client is not
+installed fails with an error naming the extra to install.
 
 Objects keep only the root and options (never a live client), so they pickle into worker processes.
 
@@ -20,19 +21,18 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import IO, Any, Protocol, Union, runtime_checkable
 
+from dlio_core.registry import Entry, Registry
 from dlio_core.storage.uri import redact_uri, split_scheme
 
 __all__ = [
     "Storage",
     "StorageError",
     "StorageNotFoundError",
-    "BackendSpec",
+    "BACKENDS",
     "register_backend",
     "registered_schemes",
     "open_storage",
@@ -59,7 +59,8 @@ class Storage(Protocol):
 
     @property
     def url(self) -> str:
-        """The root as a URI (``file:///data/unet3d``), without credentials."""
+        """The root as a URI (``file:///data/unet3d``), without credentials; for messages and
+        reports, not for deciding what a storage can do (``local_path`` says that)."""
         ...
 
     def join(self, *parts: str) -> str:
@@ -106,55 +107,74 @@ class Storage(Protocol):
         """Delete a file, or a directory tree."""
         ...
 
+    def local_path(self, path: str) -> str | None:
+        """The OS path of ``path`` when plain file I/O on it does exactly what this storage's methods
+        do (a framework's own reader or checkpointer may then use it); None otherwise: object stores,
+        and ``direct://``, whose reads must bypass the page cache."""
+        ...
 
-@dataclass(frozen=True)
-class BackendSpec:
-    """Where the backend for a URI scheme lives.
+    def put_file(self, local_path: str, path: str) -> int:
+        """Copy the local file ``local_path`` to ``path`` (atomically, as ``write_atomic``; a multipart
+        upload on object stores); return its size in bytes."""
+        ...
 
-    ``module``/``cls`` is None while the backend is not part of this build; ``extra`` names the
-    ``pip install 'dl-driver[extra]'`` that brings its dependencies; ``note`` says what it is.
-    """
-
-    module: str | None
-    cls: str | None
-    extra: str | None = None
-    note: str = ""
+    def get_file(self, path: str, local_path: str) -> int:
+        """Copy ``path`` to the local file ``local_path`` (parent directories made); return its size."""
+        ...
 
 
-# scheme -> backend, in the spirit of fsspec.registry.known_implementations.
-_REGISTRY: dict[str, BackendSpec] = {
-    "file": BackendSpec("dlio_core.storage.local", "LocalStorage", None, "local file system"),
-    "local": BackendSpec("dlio_core.storage.local", "LocalStorage", None, "local file system"),
-    "direct": BackendSpec("dlio_core.storage.direct", "DirectStorage", None, "local files read with O_DIRECT"),
-    "s3": BackendSpec("dlio_core.storage.s3", "S3Storage", "s3", "S3 through fsspec + s3fs"),
-    "s3a": BackendSpec("dlio_core.storage.s3", "S3Storage", "s3", "S3 through fsspec + s3fs"),
-    "gs": BackendSpec("dlio_core.storage.gcs", "GCSStorage", "gcs", "Google Cloud Storage through fsspec + gcsfs"),
-    "gcs": BackendSpec("dlio_core.storage.gcs", "GCSStorage", "gcs", "Google Cloud Storage through fsspec + gcsfs"),
-    "az": BackendSpec("dlio_core.storage.azure", "AzureStorage", "azure", "Azure Blob Storage through fsspec + adlfs"),
-    "abfs": BackendSpec("dlio_core.storage.azure", "AzureStorage", "azure",
-                        "Azure Data Lake / Blob through fsspec + adlfs"),
-    "abfss": BackendSpec("dlio_core.storage.azure", "AzureStorage", "azure",
-                         "Azure Data Lake / Blob through fsspec + adlfs"),
-}
+# scheme -> backend class, in the spirit of fsspec.registry.known_implementations. Third-party
+# backends come through the ``dl_driver.storage`` entry point group (a class taking (root, options)).
+BACKENDS = Registry("storage scheme", group="dl_driver.storage", error=StorageError, show=lambda s: f"'{s}://'")
+_LOCAL = "dlio_core.storage.local:LocalStorage"
+_S3 = "dlio_core.storage.s3:S3Storage"
+_GCS = "dlio_core.storage.gcs:GCSStorage"
+_AZURE = "dlio_core.storage.azure:AzureStorage"
+BACKENDS.register_builtins([
+    Entry("file", _LOCAL, note="local file system"),
+    Entry("local", _LOCAL, note="local file system"),
+    Entry("direct", "dlio_core.storage.direct:DirectStorage", note="local files read with O_DIRECT"),
+    Entry("s3", _S3, extra="s3", note="S3 through fsspec + s3fs"),
+    Entry("s3a", _S3, extra="s3", note="S3 through fsspec + s3fs"),
+    Entry("gs", _GCS, extra="gcs", note="Google Cloud Storage through fsspec + gcsfs"),
+    Entry("gcs", _GCS, extra="gcs", note="Google Cloud Storage through fsspec + gcsfs"),
+    Entry("az", _AZURE, extra="azure", note="Azure Blob Storage through fsspec + adlfs"),
+    Entry("abfs", _AZURE, extra="azure", note="Azure Data Lake / Blob through fsspec + adlfs"),
+    Entry("abfss", _AZURE, extra="azure", note="Azure Data Lake / Blob through fsspec + adlfs"),
+])
 
-def register_backend(scheme: str, module: str | None, cls: str | None, *, extra: str | None = None,
-                     note: str = "") -> None:
-    """Make ``open_storage`` build ``module.cls(root, options)`` for ``scheme://`` URIs.
+
+def register_backend(scheme: str, target: str | type, *, extra: str | None = None, note: str = "",
+                     clobber: bool = False) -> None:
+    """Make ``open_storage`` build ``target(root, options)`` for ``scheme://`` URIs.
+
+    ``target`` is ``"module:Class"`` (imported when the scheme is first opened) or the class. A
+    scheme that is registered already needs ``clobber=True`` to be replaced.
 
     Example:
-        >>> register_backend("file", "dlio_core.storage.local", "LocalStorage", note="local")
+        >>> register_backend("mylocal", "dlio_core.storage.local:LocalStorage", note="local")
+        >>> registered_schemes()["mylocal"].origin
+        'register()'
+        >>> register_backend("mylocal", "dlio_core.storage.direct:DirectStorage")
+        Traceback (most recent call last):
+        ...
+        dlio_core.storage.backend.StorageError: storage scheme 'mylocal://' is already registered (dlio_core.storage.local:LocalStorage); pass clobber=True to replace it
+        >>> BACKENDS.unregister("mylocal")
     """
-    _REGISTRY[scheme.lower()] = BackendSpec(module, cls, extra, note)
+    try:
+        BACKENDS.register(scheme, target, extra=extra, note=note, clobber=clobber)
+    except ValueError as e:
+        raise StorageError(str(e)) from None
 
 
-def registered_schemes() -> dict[str, BackendSpec]:
-    """A copy of the scheme registry.
+def registered_schemes() -> dict[str, Entry]:
+    """A copy of the scheme registry (entry points included).
 
     Example:
         >>> registered_schemes()["s3"].extra
         's3'
     """
-    return dict(_REGISTRY)
+    return {name: BACKENDS[name] for name in BACKENDS.names()}
 
 
 def open_storage(uri_or_path: str, options: Mapping[str, Any] | None = None) -> Storage:
@@ -165,26 +185,16 @@ def open_storage(uri_or_path: str, options: Mapping[str, Any] | None = None) -> 
     Example:
         >>> open_storage("/tmp").url
         'file:///tmp'
+        >>> open_storage("gss://bucket/data")
+        Traceback (most recent call last):
+        ...
+        dlio_core.storage.backend.StorageError: gss://bucket/data: unknown storage scheme 'gss://'; did you mean 'gs://'? (available: abfs://, abfss://, az://, direct://, file://, gcs://, gs://, local://, s3://, s3a://)
     """
     if not isinstance(uri_or_path, str) or not uri_or_path:
         raise StorageError(f"storage location must be a non-empty path or URI, got {uri_or_path!r}")
     scheme, _rest = split_scheme(uri_or_path)
-    if scheme is None:
-        scheme = "file"
-    spec = _REGISTRY.get(scheme)
-    shown = redact_uri(uri_or_path)
-    if spec is None:
-        known = ", ".join(sorted(f"{s}://" for s in _REGISTRY))
-        raise StorageError(f"unknown storage scheme '{scheme}://' in {shown}; known schemes: {known}")
-    if spec.module is None or spec.cls is None:
-        how = (f"it comes with `pip install 'dl-driver[{spec.extra}]'`, " if spec.extra else "")
-        raise StorageError(
-            f"storage scheme '{scheme}://' ({spec.note}) is not available in this build of dl-driver yet "
-            f"({shown}); {how}once its backend is added to dlio_core.storage. Use a local path or "
-            f"file:// URI meanwhile.")
     try:
-        mod = importlib.import_module(spec.module)
-    except ImportError as e:
-        hint = f"; install it with `pip install 'dl-driver[{spec.extra}]'`" if spec.extra else ""
-        raise StorageError(f"storage backend for '{scheme}://' could not be imported ({e}){hint}") from e
-    return getattr(mod, spec.cls)(uri_or_path, options)
+        backend = BACKENDS.load(scheme or "file")
+    except StorageError as e:
+        raise StorageError(f"{redact_uri(uri_or_path)}: {e}") from e.__cause__
+    return backend(uri_or_path, options)

@@ -130,6 +130,16 @@ class DirectStorage(LocalStorage):
             return os.path.abspath(rest)
         return super().path(path)
 
+    def local_path(self, path: str) -> None:
+        """None: plain file I/O would read through the page cache, which ``direct://`` is there to avoid
+        (so a framework's own reader does not silently replace the O_DIRECT reads).
+
+        Example:
+            >>> DirectStorage("direct:///tmp").local_path("a") is None
+            True
+        """
+        return None
+
     def _open_direct(self, p: str) -> int:
         try:
             return os.open(p, os.O_RDONLY | _O_DIRECT | _O_CLOEXEC)

@@ -177,8 +177,8 @@ class FsspecStorage(LazyClient):
         self._run("upload to", path, go)
         return os.path.getsize(local_path)
 
-    def get_file(self, path: str, local_path: str) -> None:
-        """Download one object to a local file."""
+    def get_file(self, path: str, local_path: str) -> int:
+        """Download one object to a local file; returns its size."""
         full = self._full(path)
         os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
 
@@ -186,6 +186,11 @@ class FsspecStorage(LazyClient):
             await fs._get_file(full, local_path)
 
         self._run("download", path, go)
+        return os.path.getsize(local_path)
+
+    def local_path(self, path: str) -> None:
+        """None: objects have no OS path (copy them with ``get_file``)."""
+        return None
 
     def makedirs(self, path: str) -> None:
         """Directories are implicit in object stores; this only makes sure the bucket exists."""

@@ -20,11 +20,15 @@ import os
 import secrets
 import shutil
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
-from dlio_core.storage.backend import Data, StorageError, StorageNotFoundError, split_scheme
+from dlio_core.storage.backend import Data, StorageError, split_scheme
+from dlio_core.storage.osio import as_byte_view as _as_byte_view
+from dlio_core.storage.osio import os_error as _error
+from dlio_core.storage.osio import unlink_quietly as _unlink_quietly
+from dlio_core.storage.osio import write_all as _write_all
 
 __all__ = ["LocalStorage"]
 
@@ -33,36 +37,7 @@ _O_RDONLY = os.O_RDONLY | _O_CLOEXEC
 _HAS_PREADV = hasattr(os, "preadv")
 # Linux moves at most 0x7ffff000 bytes per read/write call; larger requests come back short.
 _MAX_IO = 0x7FFFF000
-
-
-def _error(action: str, path: str, err: OSError) -> StorageError:
-    """A StorageError naming the path; FileNotFoundError stays recognisable as such."""
-    cls = StorageNotFoundError if isinstance(err, FileNotFoundError) else StorageError
-    return cls(f"cannot {action} {path}: {err.strerror or err}")
-
-
-def _as_byte_view(data: Any) -> memoryview:
-    mv = memoryview(data)
-    if not mv.c_contiguous:
-        raise BufferError("buffer is not C-contiguous")
-    if mv.format != "B" or mv.ndim != 1:
-        mv = mv.cast("B")  # raises for non-contiguous buffers, which cannot be written in one call
-    return mv
-
-
-def _write_all(fd: int, parts: Sequence[memoryview]) -> int:
-    """Write every part with as few ``writev`` calls as the kernel allows; loop on short writes."""
-    total = 0
-    pending = [p for p in parts if p.nbytes]
-    while pending:
-        n = os.writev(fd, pending) if len(pending) > 1 else os.write(fd, pending[0])
-        total += n
-        while pending and n >= pending[0].nbytes:
-            n -= pending[0].nbytes
-            pending.pop(0)
-        if n:
-            pending[0] = pending[0][n:]
-    return total
+_COPY_CHUNK = 8 * 2**20  # put_file/get_file copy in pieces of this size (checkpoints can be large)
 
 
 class LocalStorage:
@@ -129,6 +104,57 @@ class LocalStorage:
                 raise StorageError(f"{path} is not a local path (storage root {self.url})")
             return os.path.abspath(rest)
         return path if os.path.isabs(path) else os.path.join(self.root, path)
+
+    def local_path(self, path: str) -> str | None:
+        """The OS path of ``path``: plain file I/O on it is what this storage does.
+
+        Example:
+            >>> LocalStorage("/tmp").local_path("a/b")
+            '/tmp/a/b'
+        """
+        return self.path(path)
+
+    def put_file(self, local_path: str, path: str) -> int:
+        """Copy the local file ``local_path`` to ``path`` atomically; return its size in bytes.
+
+        Example:
+            >>> import tempfile; st = LocalStorage(tempfile.mkdtemp())
+            >>> _ = st.write_atomic("a.bin", b"abc"); st.put_file(st.path("a.bin"), "copy/b.bin")
+            3
+        """
+        try:
+            with open(local_path, "rb") as src, self.open_write(path) as dst:
+                shutil.copyfileobj(src, dst, _COPY_CHUNK)
+                return dst.tell()
+        except OSError as e:
+            if isinstance(e, StorageError):
+                raise
+            raise _error("upload", local_path, e) from e
+
+    def get_file(self, path: str, local_path: str) -> int:
+        """Copy ``path`` to the local file ``local_path`` through ``read_into`` (so ``direct://`` keeps
+        reading with O_DIRECT); return its size in bytes.
+
+        Example:
+            >>> import os, tempfile; st = LocalStorage(tempfile.mkdtemp())
+            >>> _ = st.write_atomic("a.bin", b"abc"); st.get_file("a.bin", os.path.join(st.root, "b", "c.bin"))
+            3
+        """
+        buf = bytearray(min(_COPY_CHUNK, max(self.size(path), 1)))
+        done = 0
+        try:
+            os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
+            with open(local_path, "wb") as out:
+                while n := self.read_into(path, buf, offset=done):
+                    out.write(memoryview(buf)[:n])
+                    done += n
+                    if n < len(buf):
+                        break
+        except OSError as e:
+            if isinstance(e, StorageError):
+                raise
+            raise _error("download to", local_path, e) from e
+        return done
 
     def list_files(self, prefix: str = "", suffix: str = "") -> list[tuple[str, int]]:
         """Sorted ``(relpath, size_bytes)`` of every file under ``prefix`` ending with ``suffix``.
@@ -349,9 +375,3 @@ class LocalStorage:
         except OSError as e:
             raise _error("delete", p, e) from e
 
-
-def _unlink_quietly(p: str) -> None:
-    try:
-        os.unlink(p)
-    except OSError:  # already gone; the original error matters more
-        pass

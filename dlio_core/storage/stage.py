@@ -37,7 +37,6 @@ __all__ = ["COMMIT_MARKER", "upload_stage", "download_stage", "upload_dir", "dow
            "write_marker"]
 
 COMMIT_MARKER = ".dl-driver-complete"
-_COPY_CHUNK = 8 * 2**20
 
 
 def _storage(target: Storage | str, options: Mapping[str, Any] | None) -> Storage:
@@ -50,18 +49,6 @@ def _local_files(root: str) -> list[str]:
         for name in files:
             out.append(os.path.relpath(os.path.join(d, name), root).replace(os.sep, "/"))
     return sorted(out)
-
-
-def _upload_one(st: Storage, local: str, remote: str) -> int:
-    put = getattr(st, "put_file", None)
-    if put is not None:  # object stores: the client's multipart upload
-        return int(put(local, remote))
-    n = 0
-    with open(local, "rb") as src, st.open_write(remote) as dst:
-        while chunk := src.read(_COPY_CHUNK):
-            dst.write(chunk)
-            n += len(chunk)
-    return n
 
 
 def upload_dir(local_dir: str, target: Storage | str, prefix: str = "", *, options: Mapping[str, Any] | None = None,
@@ -83,7 +70,7 @@ def upload_dir(local_dir: str, target: Storage | str, prefix: str = "", *, optio
         st.delete(st.join(prefix, COMMIT_MARKER))  # overwriting: the old marker must not vouch for new files
 
     def one(rel: str) -> tuple[str, int]:
-        return rel, _upload_one(st, os.path.join(local_dir, rel), st.join(prefix, rel))
+        return rel, st.put_file(os.path.join(local_dir, rel), st.join(prefix, rel))
 
     with ThreadPoolExecutor(max(1, min(threads, len(files) or 1)), thread_name_prefix="dl-driver-upload") as ex:
         sizes = dict(ex.map(one, files))
@@ -141,14 +128,7 @@ def download_dir(target: Storage | str, prefix: str, local_dir: str, *, options:
         sizes = {p[cut:]: s for p, s in st.list_files(prefix) if not p.endswith(COMMIT_MARKER)}
 
     def one(rel: str) -> None:
-        dest = os.path.join(local_dir, *rel.split("/"))
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        get = getattr(st, "get_file", None)
-        if get is not None:
-            get(st.join(prefix, rel), dest)
-            return
-        with open(dest, "wb") as f:
-            f.write(st.read(st.join(prefix, rel)))
+        st.get_file(st.join(prefix, rel), os.path.join(local_dir, *rel.split("/")))
 
     with ThreadPoolExecutor(max(1, min(threads, len(sizes) or 1)), thread_name_prefix="dl-driver-download") as ex:
         list(ex.map(one, sorted(sizes)))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dlio_core.storage import (
+    BACKENDS,
     LocalStorage,
     Storage,
     StorageError,
@@ -57,14 +58,30 @@ def test_credentials_never_reach_error_text():
 
 
 def test_register_backend_is_one_line(tmp_path):
-    register_backend("mylocal", "dlio_core.storage.local", "LocalStorage", note="test")
+    register_backend("mylocal", "dlio_core.storage.local:LocalStorage", note="test")
     try:
         with pytest.raises(StorageError, match="LocalStorage cannot open mylocal://"):
             open_storage(f"mylocal://{tmp_path}")  # resolved to our class, which then refuses the scheme
     finally:
-        from dlio_core.storage import backend
-        backend._REGISTRY.pop("mylocal")
+        BACKENDS.unregister("mylocal")
     assert "mylocal" not in registered_schemes()
+
+
+def test_register_backend_refuses_to_replace_a_scheme_without_clobber(tmp_path):
+    with pytest.raises(StorageError, match=r"'file://' is already registered.*clobber=True"):
+        register_backend("file", "dlio_core.storage.direct:DirectStorage")
+    register_backend("file", "dlio_core.storage.local:LocalStorage")  # the same target again: a no-op
+    assert type(open_storage(str(tmp_path))) is LocalStorage
+
+
+def test_missing_client_module_names_the_extra(tmp_path):
+    register_backend("nofs", "no_such_module_xyz:Storage", extra="nofs")
+    try:
+        with pytest.raises(StorageError, match=r"nofs://x: storage scheme 'nofs://' needs no_such_module_xyz.*"
+                                               r"pip install 'dl-driver\[nofs\]'"):
+            open_storage("nofs://x")
+    finally:
+        BACKENDS.unregister("nofs")
 
 
 def test_empty_location_is_an_error():
