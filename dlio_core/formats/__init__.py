@@ -1,4 +1,6 @@
-"""File formats by DLIO name; each module is imported only when its format is asked for.
+"""File formats by DLIO name, in a :class:`~dlio_core.registry.Registry`: each module is imported
+only when its format is asked for, and third parties add formats through the ``dl_driver.formats``
+entry point group (``name = "mypkg.fmt:FORMAT"``, a :class:`Format`).
 
 Example:
     >>> from dlio_core.formats import get_format
@@ -7,29 +9,29 @@ Example:
     >>> get_format("parquet")
     Traceback (most recent call last):
     ...
-    dlio_core.formats.base.FormatError: dataset.format 'parquet' is a DLIO format that this build of dl-driver does not support yet (supported: hdf5, npy, npz, tfrecord)
+    dlio_core.formats.base.FormatError: dataset.format 'parquet' is a DLIO format that this build of dl-driver does not support yet (available: hdf5, npy, npz, tfrecord)
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-
 from dlio_core.formats.base import COMPRESSIONS, Format, FormatError
+from dlio_core.registry import Entry, Registry
 
-__all__ = ["Format", "FormatError", "COMPRESSIONS", "get_format", "format_for", "supported_formats"]
+__all__ = ["Format", "FormatError", "COMPRESSIONS", "FORMATS", "get_format", "format_for", "supported_formats"]
 
-# name -> module defining FORMAT; imported lazily so unused formats cost nothing (and their optional
+# name -> the module's FORMAT; imported lazily so unused formats cost nothing (and their optional
 # dependencies, e.g. h5py, are only needed when chosen).
-_MODULES: dict[str, str] = {
-    "npz": "dlio_core.formats.npz",
-    "npy": "dlio_core.formats.npy",
-    "hdf5": "dlio_core.formats.hdf5",          # h5py is imported when a file is written or read
-    "tfrecord": "dlio_core.formats.tfrecord",  # hand-encoded; never imports TensorFlow
-}
-# DLIO formats (HEAD and the MLCommons fork) that have no module here yet.
-_PLANNED = ("csv", "jpeg", "png", "indexed_binary", "mmap_indexed_binary", "parquet",
-            "synthetic")
+FORMATS = Registry("dataset.format", group="dl_driver.formats", error=FormatError)
+_NOT_YET = "is a DLIO format that this build of dl-driver does not support yet"
+FORMATS.register_builtins([
+    Entry("npz", "dlio_core.formats.npz:FORMAT"),
+    Entry("npy", "dlio_core.formats.npy:FORMAT"),
+    Entry("hdf5", "dlio_core.formats.hdf5:FORMAT"),          # h5py is imported when a file is written or read
+    Entry("tfrecord", "dlio_core.formats.tfrecord:FORMAT"),  # hand-encoded; never imports TensorFlow
+    # DLIO formats (HEAD and the MLCommons fork) that have no module here yet.
+    *(Entry(name, None, note=_NOT_YET) for name in ("csv", "jpeg", "png", "indexed_binary", "mmap_indexed_binary",
+                                                     "parquet", "synthetic")),
+])
 
 
 def supported_formats() -> tuple[str, ...]:
@@ -39,22 +41,21 @@ def supported_formats() -> tuple[str, ...]:
         >>> supported_formats()
         ('hdf5', 'npy', 'npz', 'tfrecord')
     """
-    return tuple(sorted(_MODULES))
+    return FORMATS.names(available=True)
 
 
 def get_format(name: str) -> Format:
-    """The format called ``name`` (DLIO's ``dataset.format`` value, case-insensitive)."""
-    key = str(getattr(name, "value", name)).lower()
-    mod = _MODULES.get(key)
-    if mod is None:
-        supported = ", ".join(supported_formats())
-        if key in _PLANNED:
-            raise FormatError(f"dataset.format '{key}' is a DLIO format that this build of dl-driver does not "
-                              f"support yet (supported: {supported})")
-        close = difflib.get_close_matches(key, list(_MODULES) + list(_PLANNED), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise FormatError(f"unknown dataset.format '{name}' (supported: {supported}){hint}")
-    return importlib.import_module(mod).FORMAT
+    """The format called ``name`` (DLIO's ``dataset.format`` value, case-insensitive).
+
+    Example:
+        >>> get_format("NPY").name
+        'npy'
+        >>> get_format("npzz")
+        Traceback (most recent call last):
+        ...
+        dlio_core.formats.base.FormatError: unknown dataset.format 'npzz'; did you mean 'npz'? (available: hdf5, npy, npz, tfrecord)
+    """
+    return FORMATS.load(name)
 
 
 def format_for(dataset: object) -> Format:
