@@ -7,7 +7,8 @@ environment: ``AZURE_STORAGE_CONNECTION_STRING``, ``AZURE_STORAGE_ACCOUNT_NAME``
 ``_SAS_TOKEN``, service principals. dl-driver extensions, as for S3: ``endpoint_url`` (a blob endpoint,
 e.g. Azurite's ``http://127.0.0.1:10000/devstoreaccount1``; combined with ``account_name`` and
 ``account_key`` into a connection string), ``max_attempts`` (default 5), ``connect_timeout_s``,
-``read_timeout_s``. ``abfs://container@account.dfs.core.windows.net/path`` names the account too.
+``read_timeout_s`` (typed and validated in :class:`~dlio_core.storage.options.AzureOptions`).
+``abfs://container@account.dfs.core.windows.net/path`` names the account too.
 
 Example:
     >>> from dlio_core.storage import open_storage
@@ -20,14 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlio_core.storage.backend import StorageError
 from dlio_core.storage.fsspec_backend import FsspecStorage
-from dlio_core.storage.retry import RetryPolicy, status_of
+from dlio_core.storage.options import AzureOptions
+from dlio_core.storage.retry import status_of
 
 __all__ = ["AzureStorage"]
-
-_OURS = {"endpoint_url", "max_attempts", "connect_timeout_s", "read_timeout_s"}
-
 
 class AzureStorage(FsspecStorage):
     """Blobs under ``az://container/prefix`` (also ``abfs://`` and ``abfss://``).
@@ -40,38 +38,33 @@ class AzureStorage(FsspecStorage):
     scheme = "az"
     extra = "azure"
     client_module = "adlfs"
+    options_class = AzureOptions
 
     def _fs_class(self) -> type:
         import adlfs
 
         return adlfs.AzureBlobFileSystem
 
-    def _client_kwargs(self, options: dict[str, Any], root: str) -> tuple[dict[str, Any], RetryPolicy]:
-        o = dict(options)
-        try:
-            retry = RetryPolicy(max_attempts=int(o.get("max_attempts", 5)))
-            connect_s = float(o.get("connect_timeout_s", 10))
-            read_s = float(o.get("read_timeout_s", 60))
-        except (TypeError, ValueError) as e:
-            raise StorageError(f"{self._url}: bad storage option ({e}); fix storage.storage_options") from None
-        self._endpoint = str(o.get("endpoint_url") or "")
-        kwargs: dict[str, Any] = {"connection_timeout": connect_s, "read_timeout": read_s,
+    def _client_kwargs(self, o: AzureOptions, root: str) -> dict[str, Any]:
+        self._endpoint = o.endpoint_url
+        kwargs: dict[str, Any] = {"connection_timeout": o.connect_timeout_s, "read_timeout": o.read_timeout_s,
                                   "skip_instance_cache": True, "use_listings_cache": False}
         kwargs.update(self._fs_class()._get_kwargs_from_urls(root))  # account from abfs://c@acct.dfs...
-        if self._endpoint and o.get("account_name") and o.get("account_key") and not o.get("connection_string"):
+        extra = dict(o.passthrough)
+        if self._endpoint and extra.get("account_name") and extra.get("account_key") \
+                and not extra.get("connection_string"):
             proto = self._endpoint.split("://", 1)[0]
-            kwargs["connection_string"] = (f"DefaultEndpointsProtocol={proto};AccountName={o['account_name']};"
-                                           f"AccountKey={o['account_key']};BlobEndpoint={self._endpoint};")
-            o = {k: v for k, v in o.items() if k not in ("account_name", "account_key")}
-        extra = {k: v for k, v in o.items() if k not in _OURS}
-        self._check_passthrough(extra, _OURS)
+            kwargs["connection_string"] = (f"DefaultEndpointsProtocol={proto};AccountName={extra['account_name']};"
+                                           f"AccountKey={extra['account_key']};BlobEndpoint={self._endpoint};")
+            extra = {k: v for k, v in extra.items() if k not in ("account_name", "account_key")}
+        self._check_passthrough(extra)
         kwargs.update(extra)
         if not self._endpoint:
             conn = str(kwargs.get("connection_string") or "")
             for part in conn.split(";"):
                 if part.lower().startswith("blobendpoint="):
                     self._endpoint = part.split("=", 1)[1]
-        return kwargs, retry
+        return kwargs
 
     def _configure(self, fs: Any) -> None:
         # azure-storage's own retry policy backs off 15 s, 18 s, 24 s... per request (about 90 s on a

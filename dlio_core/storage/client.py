@@ -9,8 +9,9 @@
 * **Bounded retries, one place.** Client-side retries are turned down where the client allows, and
   whole operations are retried by :class:`~dlio_core.storage.retry.RetryPolicy`; the last error is a
   one-line :class:`StorageError` that names the URI, never a secret.
-* **Options checked.** Keys dl-driver does not map go to the client's constructor, and a name it
-  does not take is an error with the nearest valid one.
+* **Options typed and checked.** Each backend's options are one frozen dataclass
+  (:mod:`~dlio_core.storage.options`), validated when built; keys dl-driver does not map go to the
+  client's constructor, and a name it does not take is an error with the nearest valid one.
 
 Example:
     >>> from dlio_core.storage import open_storage
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from dlio_core.storage.backend import StorageError, StorageNotFoundError
+from dlio_core.storage.options import ClientOptions
 from dlio_core.storage.retry import RetryExhausted, RetryPolicy
 from dlio_core.storage.uri import join_uri, redact_uri, scrub, split_scheme
 
@@ -88,15 +90,16 @@ def byte_view(buffer: Any, what: str) -> memoryview:
 class LazyClient:
     """Root URI, options and a per-process fsspec client; subclasses add the Storage methods.
 
-    Subclasses say how options become client kwargs (``_client_kwargs``), which class the client is
-    (``_fs_class``) and may adjust a new client (``_configure``).
+    Subclasses name their options class (``options_class``), say how those options become client
+    kwargs (``_client_kwargs``), which class the client is (``_fs_class``) and may adjust a new
+    client (``_configure``).
     """
 
     scheme: ClassVar[str] = ""
     extra: ClassVar[str] = ""
     client_module: ClassVar[str] = ""   # the import that must work ("s3fs")
     option_hint: ClassVar[str] = "storage.storage_options"
-    attempts_key: ClassVar[str] = "max_attempts"
+    options_class: ClassVar[type[ClientOptions]] = ClientOptions
 
     def __init__(self, root: str, options: Mapping[str, Any] | None = None) -> None:
         scheme, rest = split_scheme(root)
@@ -110,9 +113,9 @@ class LazyClient:
         self._options: dict[str, Any] = dict(options or {})
         self._url = redact_uri(root).rstrip("/")
         self._require_client()
-        kwargs, retry = self._client_kwargs(self._options, root)
-        self._kwargs: dict[str, Any] = kwargs
-        self._retry: RetryPolicy = retry
+        self.options = self.options_class.parse(self._options, where=self._url)
+        self._kwargs: dict[str, Any] = self._client_kwargs(self.options, root)
+        self._retry: RetryPolicy = self.options.retry
         self._base = self._strip(root).rstrip("/")
         # Every string option value that could be a credential: masked in any text we emit.
         self._secrets = tuple(sorted({str(v) for k, v in _flatten(self._options) if _looks_secret(k, v)}, key=len,
@@ -127,17 +130,18 @@ class LazyClient:
         """The fsspec file system class (imported lazily)."""
         raise NotImplementedError
 
-    def _client_kwargs(self, options: dict[str, Any], root: str) -> tuple[dict[str, Any], RetryPolicy]:
-        """Constructor kwargs for ``_fs_class()`` and the retry policy, from the storage options."""
+    def _client_kwargs(self, options: Any, root: str) -> dict[str, Any]:
+        """Constructor kwargs for ``_fs_class()``, from this backend's typed options."""
         raise NotImplementedError
 
     async def _create_root(self, fs: Any, bucket: str) -> None:
         """Create the bucket or container ``bucket``; must tolerate it already existing."""
         await fs._mkdir(bucket, create_parents=True)
 
-    def _check_passthrough(self, extra: Mapping[str, Any], ours: set[str]) -> None:
+    def _check_passthrough(self, extra: Mapping[str, Any]) -> None:
         """Options we do not map go to the client's constructor; a name it does not take is an error
         naming the nearest valid one (nothing is silently ignored)."""
+        ours = self.options_class.keys()
         cls = self._fs_class()
         allowed = set(_FSSPEC_KEYS)
         for c in cls.__mro__:  # subclasses may take **kwargs only (gcsfs's extended file system)
@@ -266,7 +270,7 @@ class LazyClient:
             server = f" at {where}" if where else ""
             raise StorageError(
                 f"cannot {action} {self.uri(path)}: {self._scrub(e)}; is the server{server} reachable? "
-                f"({self.option_hint}.{self.attempts_key} sets the number of tries)") from None
+                f"({self.option_hint}.{self.options_class.key_of('max_attempts')} sets the number of tries)") from None
         except StorageError:
             raise
         except FileNotFoundError as e:

@@ -5,7 +5,9 @@ checked against its signature. Without options gcsfs finds credentials the usual
 (``GOOGLE_APPLICATION_CREDENTIALS``, gcloud, metadata server) and honours ``STORAGE_EMULATOR_HOST``.
 With an ``endpoint_url`` (an emulator) and no ``token`` the client is anonymous, and gcsfs's core
 file system is used: its "extended" one asks Google's gRPC storage-control API about every bucket,
-which emulators do not serve. dl-driver extensions: ``max_attempts`` (default 5), ``read_timeout_s``.
+which emulators do not serve. dl-driver extensions (typed in :class:`~dlio_core.storage.options.GCSOptions`):
+``max_attempts`` (default 5), ``connect_timeout_s`` (default 10 s, the TCP connect of each request) and
+``read_timeout_s`` (default 60 s, the whole of each request).
 
 gcsfs's own per-request retries (6 tries, sleeps up to 32 s) are replaced by dl-driver's bounded ones.
 
@@ -21,14 +23,10 @@ import os
 import types
 from typing import Any
 
-from dlio_core.storage.backend import StorageError
 from dlio_core.storage.fsspec_backend import FsspecStorage
-from dlio_core.storage.retry import RetryPolicy
+from dlio_core.storage.options import GCSOptions
 
 __all__ = ["GCSStorage"]
-
-_OURS = {"max_attempts", "read_timeout_s", "connect_timeout_s"}
-
 
 class GCSStorage(FsspecStorage):
     """Objects under ``gs://bucket/prefix``.
@@ -41,6 +39,7 @@ class GCSStorage(FsspecStorage):
     scheme = "gs"
     extra = "gcs"
     client_module = "gcsfs"
+    options_class = GCSOptions
 
     def _fs_class(self) -> type:
         import gcsfs
@@ -49,22 +48,20 @@ class GCSStorage(FsspecStorage):
         emulated = self.__dict__.get("_endpoint") or os.environ.get("STORAGE_EMULATOR_HOST")
         return gcsfs.core.GCSFileSystem if emulated else gcsfs.GCSFileSystem
 
-    def _client_kwargs(self, options: dict[str, Any], root: str) -> tuple[dict[str, Any], RetryPolicy]:
-        o = dict(options)
-        try:
-            retry = RetryPolicy(max_attempts=int(o.get("max_attempts", 5)))
-            read_s = float(o.get("read_timeout_s", 60))
-        except (TypeError, ValueError) as e:
-            raise StorageError(f"{self._url}: bad storage option ({e}); fix storage.storage_options") from None
-        self._endpoint = str(o.get("endpoint_url") or "")
-        kwargs: dict[str, Any] = {"requests_timeout": read_s, "skip_instance_cache": True,
+    def _client_kwargs(self, o: GCSOptions, root: str) -> dict[str, Any]:
+        from aiohttp import ClientTimeout  # gcsfs's HTTP client (so installed with it)
+
+        self._endpoint = o.endpoint_url
+        # gcsfs hands requests_timeout to every aiohttp request: a number would be the total time only
+        # (as read_timeout_s always was); a ClientTimeout also bounds the connect.
+        timeout = ClientTimeout(total=o.read_timeout_s, sock_connect=o.connect_timeout_s)
+        kwargs: dict[str, Any] = {"requests_timeout": timeout, "skip_instance_cache": True,
                                   "use_listings_cache": False}
-        if self._endpoint and "token" not in o:
+        if self._endpoint and "token" not in o.passthrough:
             kwargs["token"] = "anon"
-        extra = {k: v for k, v in o.items() if k not in _OURS}
-        self._check_passthrough(extra, _OURS)
-        kwargs.update(extra)
-        return kwargs, retry
+        self._check_passthrough(o.passthrough)
+        kwargs.update(o.passthrough)
+        return kwargs
 
     def _configure(self, fs: Any) -> None:
         # gcsfs retries every HTTP request 6 times with sleeps up to 32 s (about 35 s on a dead server)

@@ -1,7 +1,8 @@
 """S3 (and S3-compatible servers) through s3fs, with DLIO's ``storage_options`` understood.
 
-DLIO's keys map as follows; any other key is passed to ``s3fs.S3FileSystem`` (and checked against
-its signature, so a misspelling is an error, not a silently ignored option):
+DLIO's keys (typed and validated in :class:`~dlio_core.storage.options.S3Options`) map as follows; any
+other key is passed to ``s3fs.S3FileSystem`` (and checked against its signature, so a misspelling is an
+error, not a silently ignored option):
 
 =======================  ==================================================================
 ``access_key_id``        ``key`` (else ``AWS_ACCESS_KEY_ID``, profiles, instance roles)
@@ -33,16 +34,14 @@ import os
 import warnings
 from typing import Any
 
-from dlio_core.storage.backend import StorageError
 from dlio_core.storage.fsspec_backend import FsspecStorage
-from dlio_core.storage.retry import RetryPolicy, status_of
-from dlio_core.storage.uri import as_bool, pick_endpoint
+from dlio_core.storage.options import S3Options
+from dlio_core.storage.retry import status_of
+from dlio_core.storage.uri import pick_endpoint
 
 __all__ = ["S3Storage"]
 
 _DLIO_DEFAULT_REGION = "us-east-1"
-_MAPPED = {"access_key_id", "secret_access_key", "session_token", "endpoint_url", "region", "s3_force_path_style",
-           "s3_max_attempts", "connect_timeout_s", "read_timeout_s"}
 _CHUNK = 1 << 20  # the most we ask the body for at a time (it returns what it has)
 
 
@@ -76,58 +75,47 @@ class S3Storage(FsspecStorage):
     scheme = "s3"
     extra = "s3"
     client_module = "s3fs"
-    attempts_key = "s3_max_attempts"
+    options_class = S3Options
 
     def _fs_class(self) -> type:
         import s3fs
 
         return s3fs.S3FileSystem
 
-    def _client_kwargs(self, options: dict[str, Any], root: str) -> tuple[dict[str, Any], RetryPolicy]:
-        o = dict(options)
-        endpoint = o.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    def _client_kwargs(self, o: S3Options, root: str) -> dict[str, Any]:
+        endpoint = o.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         self._endpoint = pick_endpoint(str(endpoint)) if endpoint else ""
-        self._region = str(o.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-                           or _DLIO_DEFAULT_REGION)
-        try:
-            attempts = int(o.get("s3_max_attempts", 5))
-            retry = RetryPolicy(max_attempts=attempts)
-            path_style = as_bool(o.get("s3_force_path_style", False), "s3_force_path_style")
-            connect_s = float(o.get("connect_timeout_s", 10))
-            read_s = float(o.get("read_timeout_s", 60))
-        except (TypeError, ValueError) as e:
-            raise StorageError(f"{self._url}: bad storage option ({e}); fix storage.storage_options") from None
+        self._region = (o.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                        or _DLIO_DEFAULT_REGION)
         config: dict[str, Any] = {
             # dl-driver retries whole operations (retry.py); botocore's own retries would multiply them.
             "retries": {"total_max_attempts": 1, "mode": "standard"},
-            "connect_timeout": connect_s,
-            "read_timeout": read_s,
+            "connect_timeout": o.connect_timeout_s,
+            "read_timeout": o.read_timeout_s,
             # aiobotocore's default pool of 10 would cap read_threads at 10 requests in flight.
             "max_pool_connections": 64,
         }
-        if path_style:
+        if o.s3_force_path_style:
             config["s3"] = {"addressing_style": "path"}
-        config.update(dict(o.get("config_kwargs") or {}))
-        client = {"region_name": self._region, **dict(o.get("client_kwargs") or {})}
+        config.update(o.config_kwargs)
+        client = {"region_name": self._region, **o.client_kwargs}
         kwargs: dict[str, Any] = {"client_kwargs": client, "config_kwargs": config,
                                   "skip_instance_cache": True, "use_listings_cache": False}
         if self._endpoint:
             kwargs["endpoint_url"] = self._endpoint
-        if o.get("access_key_id"):
-            kwargs["key"] = str(o["access_key_id"])
-        if o.get("secret_access_key"):
-            kwargs["secret"] = str(o["secret_access_key"])
-        if o.get("session_token"):
-            kwargs["token"] = str(o["session_token"])
-        if "storage_library" in o:
+        if o.access_key_id:
+            kwargs["key"] = o.access_key_id
+        if o.secret_access_key:
+            kwargs["secret"] = o.secret_access_key
+        if o.session_token:
+            kwargs["token"] = o.session_token
+        if o.storage_library is not None:
             # The MLCommons fork picks its S3 client with it (s3dlio, minio, s3torchconnector).
-            warnings.warn(f"storage.storage_options.storage_library={o['storage_library']!r} has no effect: "
+            warnings.warn(f"storage.storage_options.storage_library={o.storage_library!r} has no effect: "
                           f"dl-driver reads {self._url} through s3fs", stacklevel=4)
-        extra = {k: v for k, v in o.items()
-                 if k not in _MAPPED and k not in ("config_kwargs", "client_kwargs", "storage_library")}
-        self._check_passthrough(extra, _MAPPED)
-        kwargs.update(extra)
-        return kwargs, retry
+        self._check_passthrough(o.passthrough)
+        kwargs.update(o.passthrough)
+        return kwargs
 
     def _configure(self, fs: Any) -> None:
         fs.retries = 1  # s3fs's own retry loop (a class attribute, not a constructor option): ours instead
