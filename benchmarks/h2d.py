@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         device = "cuda"
 
     from dlio_core.config import load_config
-    from dlio_core.generate import dataset_files, dataset_storage, generate_dataset
+    from dlio_core.generate import generate_dataset
+    from dlio_core.listing import dataset_files, dataset_storage
 
     gpu = torch.cuda.get_device_name() if device == "cuda" else "none (dry run on the CPU)"
     print(f"GPU: {gpu}; torch {torch.__version__}; {os.cpu_count()} CPUs")

@@ -33,7 +33,7 @@ sys.path.insert(0, ROOT)
 from dlio_core.config import load_config  # noqa: E402
 from dlio_core.generate import generate_dataset  # noqa: E402
 from dlio_core.loaders import native_loader  # noqa: E402
-from dlio_core.manifest import dataset_files, dataset_storage  # noqa: E402
+from dlio_core.listing import dataset_files, dataset_storage  # noqa: E402
 from dlio_core.sampling import EpochPlan  # noqa: E402
 from tests.integration.conftest_servers import start_seaweed  # noqa: E402
 

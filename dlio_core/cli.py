@@ -137,7 +137,7 @@ def _bad_input_types() -> tuple[type, ...]:
     from .config import ConfigError
 
     types: list[type] = [ConfigError, _UsageError]
-    for module, name in (("dlio_core.generate", "DatasetError"), ("dlio_core.formats", "FormatError"),
+    for module, name in (("dlio_core.manifest", "DatasetError"), ("dlio_core.formats", "FormatError"),
                          ("dlio_core.engine", "ReadError"),
                          ("dlio_core.storage", "StorageError"), ("dlio_core.loaders", "LoaderUnavailable"),
                          ("dlio_core.runner", "RunError")):

@@ -46,21 +46,15 @@ from typing import Any
 import numpy as np
 
 from dlio_core.formats import Format, format_for, get_format
-from dlio_core.manifest import (
-    MANIFEST_NAME,
-    DatasetError,
-    Manifest,
-    dataset_files,
-    dataset_storage,
-    load_manifest,
-    scan_manifest,
-    write_manifest,
-)
+from dlio_core.listing import dataset_storage
+from dlio_core.listing import dataset_files, scan_manifest
+from dlio_core.manifest import MANIFEST_NAME, DatasetError, Manifest, load_manifest, write_manifest
 from dlio_core.progress import Progress
 
-__all__ = ["generate_dataset", "DatasetPlan", "sample_array", "file_name", "dlio_dims",
-           "Manifest", "DatasetError", "MANIFEST_NAME", "dataset_files", "dataset_storage", "load_manifest",
-           "write_manifest", "scan_manifest"]
+__all__ = ["generate_dataset", "DatasetPlan", "DatasetError", "sample_array", "file_name", "dlio_dims",
+           # Until their callers import them from dlio_core.listing / dlio_core.manifest:
+           "Manifest", "MANIFEST_NAME", "dataset_files", "dataset_storage", "load_manifest", "write_manifest",
+           "scan_manifest"]
 
 DIMS_SEED = 10      # DLIO: np.random.seed(10) right before get_dimension()
 CONTENT_SEED = 10   # ours: file contents come from SeedSequence([CONTENT_SEED, split_id, index])
@@ -257,7 +251,8 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     known in advance from the shapes, so it needs nothing from the other ranks (callers still barrier
     before reading). Compressed files are the exception: their sizes depend on the data, so with
     ``world > 1`` no manifest is written (sizes are -1 in the returned one); call
-    ``write_manifest(storage, scan_manifest(cfg, storage))`` after the barrier if one is wanted.
+    ``write_manifest(storage, scan_manifest(cfg, storage))`` (``dlio_core.manifest``, ``dlio_core.listing``)
+    after the barrier if one is wanted.
     """
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"rank {rank} is not in a world of {world}")

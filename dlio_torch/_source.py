@@ -67,7 +67,7 @@ class Source:
 
     @classmethod
     def from_files(cls, storage: Any, fmt: Any, files: Sequence[tuple[str, int]]) -> "Source":
-        """From ``(relpath, size_bytes)`` pairs as ``dlio_core.generate.dataset_files`` returns them."""
+        """From ``(relpath, size_bytes)`` pairs as ``dlio_core.listing.dataset_files`` returns them."""
         paths = [rel for rel, _ in files]
         sizes = [size for _, size in files]
         return cls(storage, fmt, np.asarray(paths, dtype=np.str_), np.asarray(sizes, dtype=np.int64))

@@ -51,7 +51,7 @@ def checkpoint_storage(cfg: Any) -> Storage:
         >>> checkpoint_storage(cfg).url
         'file:///tmp/ck'
     """
-    from dlio_core.manifest import dataset_storage
+    from dlio_core.listing import dataset_storage
 
     shim = types.SimpleNamespace(dataset=types.SimpleNamespace(data_folder=cfg.checkpoint.checkpoint_folder),
                                  storage=getattr(cfg, "storage", None))

@@ -52,7 +52,7 @@ def test_native_numpy_counts_whole_files_as_spf_samples(tmp_path):
     from dlio_core.sampling import EpochPlan
     from dlio_core.config import load_config
     from dlio_jax.dali.loader import native_dali_loader
-    from dlio_core.generate import dataset_files, dataset_storage
+    from dlio_core.listing import dataset_files, dataset_storage
 
     cfg = load_config("default", overrides(tmp_path, 8, 3, 6))
     pipe = pipeline(cfg, reader="native")

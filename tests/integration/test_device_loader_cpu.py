@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 from dlio_core.config import load_config  # noqa: E402
 from dlio_core.engine import NativeLoader, ReadError  # noqa: E402
 from dlio_core.formats import get_format  # noqa: E402
-from dlio_core.generate import dataset_files, dataset_storage, generate_dataset  # noqa: E402
+from dlio_core.generate import generate_dataset  # noqa: E402
+from dlio_core.listing import dataset_files, dataset_storage  # noqa: E402
 from dlio_core.storage import open_storage  # noqa: E402
 from dlio_torch import DeviceLoader  # noqa: E402
 from dlio_torch.device_loader import CUDA_ERROR, make_device_loader  # noqa: E402

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dlio_core.config import load_config
-from dlio_core.manifest import dataset_files
+from dlio_core.listing import dataset_files
 from dlio_core.runner import run
 from dlio_core.storage import StorageError, open_storage
 from dlio_core.storage.stage import COMMIT_MARKER, download_stage, is_committed, upload_stage

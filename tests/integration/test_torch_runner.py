@@ -38,7 +38,8 @@ def test_pytorch_loader_runs_workload(tmp_path, run_cli, context):
 def test_pytorch_and_native_read_the_same_steps(tmp_path):
     """Same plan, same steps, same bytes: the loaders differ only in how they move batches."""
     from dlio_core.config import load_config
-    from dlio_core.generate import dataset_files, dataset_storage, generate_dataset
+    from dlio_core.generate import generate_dataset
+    from dlio_core.listing import dataset_files, dataset_storage
     from dlio_core.loaders import make_loader
     from dlio_core.sampling import EpochPlan
 

@@ -14,16 +14,9 @@ import numpy as np
 import pytest
 
 from dlio_core.formats import FormatError
-from dlio_core.generate import (
-    MANIFEST_NAME,
-    DatasetError,
-    DatasetPlan,
-    dataset_files,
-    dataset_storage,
-    file_name,
-    generate_dataset,
-    load_manifest,
-)
+from dlio_core.generate import DatasetError, DatasetPlan, file_name, generate_dataset
+from dlio_core.listing import dataset_files, dataset_storage
+from dlio_core.manifest import MANIFEST_NAME, load_manifest
 from dlio_core.storage import LocalStorage, open_storage
 
 DEFAULTS = dict(format="npz", num_files_train=8, num_files_eval=0, num_samples_per_file=1, record_length_bytes=4096,

@@ -11,7 +11,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from dlio_core.manifest import dataset_storage
+from dlio_core.listing import dataset_storage
 from dlio_core.storage import StorageError, open_storage
 
 LAZY_CLIENTS = ("s3fs", "adlfs", "gcsfs", "fsspec", "aiobotocore", "botocore", "azure", "google")
@@ -24,7 +24,7 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_import_dlio_core_loads_no_object_store_client():
-    mods = _modules_after("import dlio_core, dlio_core.storage, dlio_core.manifest\n"
+    mods = _modules_after("import dlio_core, dlio_core.storage, dlio_core.listing\n"
                           "from dlio_core.storage import open_storage; open_storage('/tmp')")
     assert not [m for m in mods if m.split(".")[0] in LAZY_CLIENTS]
 

@@ -136,7 +136,7 @@ def test_pickles_without_its_pool(ddir, data):
 
 def test_reader_odirect_maps_a_local_run_onto_direct_io(ddir, tmp_path):
     from dlio_core.config import load_config
-    from dlio_core.manifest import dataset_storage
+    from dlio_core.listing import dataset_storage
     from dlio_core.runner import run
 
     cfg = load_config("default", [f"++workload.dataset.data_folder={ddir}/data", "++workload.reader.data_loader=native",
