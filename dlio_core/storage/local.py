@@ -106,13 +106,14 @@ class LocalStorage:
         return path if os.path.isabs(path) else os.path.join(self.root, path)
 
     def local_path(self, path: str) -> str | None:
-        """The OS path of ``path``: plain file I/O on it is what this storage does.
+        """The OS path of ``path`` (the root itself for ``""``): plain file I/O on it is what this
+        storage does.
 
         Example:
-            >>> LocalStorage("/tmp").local_path("a/b")
-            '/tmp/a/b'
+            >>> LocalStorage("/tmp").local_path("a/b"), LocalStorage("/tmp").local_path("")
+            ('/tmp/a/b', '/tmp')
         """
-        return self.path(path)
+        return self.path(path) if path else self.root
 
     def put_file(self, local_path: str, path: str) -> int:
         """Copy the local file ``local_path`` to ``path`` atomically; return its size in bytes.

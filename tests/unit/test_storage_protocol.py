@@ -30,7 +30,7 @@ def test_local_storage_gives_the_os_path(tmp_path):
     st = open_storage(str(tmp_path))
     assert isinstance(st, Storage)
     assert st.local_path("a/b.npz") == str(tmp_path / "a" / "b.npz")
-    assert st.local_path(f"file://{tmp_path}/x") == f"{tmp_path}/x"
+    assert st.local_path(f"file://{tmp_path}/x") == f"{tmp_path}/x" and st.local_path("") == str(tmp_path)
 
 
 def test_direct_storage_has_no_local_path(tmp_path):
