@@ -48,7 +48,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from dlio_core.config import load_config  # noqa: E402
-from dlio_core.generate import dataset_files, generate_dataset  # noqa: E402
+from dlio_core.generate import generate_dataset  # noqa: E402
+from dlio_core.listing import dataset_files  # noqa: E402
 from dlio_core.runner import run  # noqa: E402
 from dlio_core.storage import open_storage  # noqa: E402
 
@@ -106,13 +107,12 @@ def engine_loader_only(cfg, storage, files: list[tuple[str, int]], read_path: st
     ``read_path``: "default" (what a run takes), "threaded" (Python reader threads, each batch read by
     one C call), "python" (Python reader threads, os.open/os.preadv/os.close: no C extension).
     """
-    from dlio_core.dist import Dist
     from dlio_core.engine import NativeLoader, whole_file
     from dlio_core.loaders import make_loader
-    from dlio_core.runner import _plan
+    from dlio_core.reader import epoch_plan
 
     loader = make_loader(cfg, storage, files, split="train")
-    plan = _plan(cfg, Dist(), "train", 1, random_seed=1)
+    plan = epoch_plan(cfg, split="train", epoch=1, random_seed=1)
     saved = NativeLoader._can_pool, whole_file._cread
     if read_path != "default":
         NativeLoader._can_pool = lambda self, batch_size: False
@@ -194,13 +194,12 @@ def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, re
 def plan_cost(workload: str, batches: int = 20) -> dict:
     """Seconds to plan one epoch on one rank and compute its first batches (untraced), and the peak
     memory traced while doing it again."""
-    from dlio_core.dist import Dist
-    from dlio_core.runner import _plan  # the runner's own planning step
+    from dlio_core.reader import epoch_plan  # the runner's own planning step
 
     cfg = load_config(workload)
 
     def once():
-        plan = _plan(cfg, Dist(), "train", 1, random_seed=12345)
+        plan = epoch_plan(cfg, split="train", epoch=1, random_seed=12345)
         for step in range(min(batches, plan.steps)):
             plan.batch(step)
         return plan

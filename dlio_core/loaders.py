@@ -54,20 +54,10 @@ def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, spl
 
 
 def native_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> Any:
-    """The framework-free engine (:class:`~dlio_core.engine.NativeLoader`)."""
-    from .engine import NativeLoader
-    from .formats import format_for
+    """The framework-free engine (:class:`~dlio_core.engine.NativeLoader`), built by :mod:`dlio_core.reader`."""
+    from .reader import native_reader  # here, not at the top: choosing a loader imports no engine
 
-    return NativeLoader(
-        storage,
-        format_for(cfg.dataset),
-        [storage.join(rel) for rel, _ in files],
-        sizes=[size for _, size in files],
-        read_threads=cfg.reader.read_threads,
-        prefetch_size=cfg.reader.prefetch_size,
-        preprocess_s=cfg.reader.preprocess_time,
-        seed=cfg.train.seed + 7919 * rank,
-    )
+    return native_reader(cfg, storage, files, rank=rank)
 
 
 # The engine's entry is the function above itself (registered here, once it exists), not a string

@@ -28,9 +28,11 @@ import numpy as np
 
 from .dist import Dist, init as dist_init
 from .emulate import Compute, make_compute
+from .listing import dataset_files, dataset_storage
 from .loaders import make_loader
 from .metrics import PhaseRecord
 from .output import RunLog, resolve_output_folder, write_config_copies
+from .reader import epoch_plan
 from .report.host import timestamp
 from .report.access_order import AccessOrderLog
 
@@ -73,19 +75,6 @@ def _should_eval(cfg: Any, epoch: int) -> bool:
     return (epoch - ev.eval_after_epoch) % max(1, ev.epochs_between_evals) == 0
 
 
-def _plan(cfg: Any, dist: Dist, split: str, epoch: int, random_seed: int | None):
-    from .sampling import EpochPlan
-
-    files = cfg.dataset.num_files_train if split == "train" else cfg.dataset.num_files_eval
-    batch = cfg.reader.batch_size if split == "train" else cfg.reader.batch_size_eval
-    return EpochPlan(
-        num_files=files, samples_per_file=cfg.dataset.num_samples_per_file, batch_size=batch,
-        world=dist.world, rank=dist.rank, seed=cfg.train.seed, epoch=epoch,
-        file_shuffle=cfg.reader.file_shuffle, sample_shuffle=cfg.reader.sample_shuffle,
-        seed_change_epoch=cfg.train.seed_change_epoch, random_seed=random_seed,
-    )
-
-
 def _run_phase(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: Compute, dist: Dist | None,
                after_step: Callable[[int], float] | None = None) -> PhaseRecord:
     """Run ``steps`` steps into ``rec`` (filled in place, so an interrupted phase keeps what it measured).
@@ -119,8 +108,6 @@ def _run_phase(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: Co
 
 def _shared_files(cfg: Any, dist: Dist, storage: Any, split: str) -> list[tuple[str, int]]:
     """Rank 0 lists (or reads the manifest) once and shares the result; errors reach every rank."""
-    from .generate import dataset_files
-
     payload: Any
     if dist.is_root:
         try:
@@ -139,7 +126,6 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
     """Run the workload ``cfg`` (a :class:`~dlio_core.config.RunConfig`) and write DLIO's result files."""
     from .report import dlio as dlio_report
     from .sampling import draw_random_seed
-    from .generate import dataset_storage
 
     dist = dist or dist_init()
     log = log or RunLog(dist.rank, dist.world, quiet=quiet)
@@ -191,7 +177,10 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
     train_compute = make_compute(cfg, rng)
     eval_compute = make_compute(cfg, rng, phase="eval")
 
-    first = _plan(cfg, dist, "train", 1, random_seed)
+    def rank_plan(split: str, epoch: int) -> Any:  # this rank's plan, the same random seed on every rank
+        return epoch_plan(cfg, split=split, epoch=epoch, world=dist.world, rank=dist.rank, random_seed=random_seed)
+
+    first = rank_plan("train", 1)
     steps = first.steps
     cap = cfg.train.total_training_steps
     if cap > 0:
@@ -212,7 +201,7 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
             result.epochs.append(rec)
             log.output(f"Starting epoch {epoch}: {steps} steps expected")
             rec.train_start = timestamp()
-            plan = _plan(cfg, dist, "train", epoch, random_seed)
+            train_plan = rank_plan("train", epoch)
             after_step = None
             if checkpoints is not None and cfg.checkpoint.steps_between_checkpoints > 0:
                 def after_step(step: int, epoch: int = epoch) -> float:
@@ -222,23 +211,23 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
                     result.checkpoints.append(checkpoints.save(epoch, step))
                     return time.perf_counter() - t0  # this rank's wall time in the save, barriers included
             try:
-                _run_phase(rec.train, train_loader, plan, steps, train_compute, dist, after_step)
+                _run_phase(rec.train, train_loader, train_plan, steps, train_compute, dist, after_step)
             finally:
                 rec.train_end = timestamp()
                 if access_log is not None:
-                    access_log.add(epoch, plan, rec.train.steps)
+                    access_log.add(epoch, train_plan, rec.train.steps)
             dist.barrier()
             log.output(f"Ending epoch {epoch} - {rec.train.steps} steps completed in "
                        f"{rec.train.end[-1] - rec.train.start[0]:.2f} s")
             if checkpoints is not None and checkpoints.due_after_epoch(epoch):
                 result.checkpoints.append(checkpoints.save(epoch, checkpoints.epoch_end_step(steps)))
             if eval_loader is not None and _should_eval(cfg, epoch):
-                plan = _plan(cfg, dist, "valid", epoch, random_seed)
-                log.output(f"Starting eval - {plan.steps} steps expected")
+                eval_plan = rank_plan("valid", epoch)
+                log.output(f"Starting eval - {eval_plan.steps} steps expected")
                 rec.eval_start = timestamp()
                 rec.eval = PhaseRecord(cfg.reader.batch_size_eval)
                 try:
-                    _run_phase(rec.eval, eval_loader, plan, plan.steps, eval_compute, None)
+                    _run_phase(rec.eval, eval_loader, eval_plan, eval_plan.steps, eval_compute, None)
                 finally:
                     rec.eval_end = timestamp()
                 log.output(f"Ending eval - {rec.eval.steps} steps completed")

@@ -1,4 +1,4 @@
-"""Plans and resumption shared by the JAX iterator, the runner adapter and the DALI feeder.
+"""Resumption: the rest of an epoch plan, for the JAX iterator (plans and readers come from ``dlio_core.reader``).
 
 Example:
     >>> from dlio_core.sampling import EpochPlan
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Resumed", "plan_for", "reader_for"]
+__all__ = ["Resumed"]
 
 
 class Resumed:
@@ -31,27 +31,3 @@ class Resumed:
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         return self.plan.batch(step + self.start)
 
-
-def plan_for(cfg: Any, *, split: str, epoch: int, index: int, count: int, random_seed: int | None) -> Any:
-    """This process's :class:`~dlio_core.sampling.EpochPlan` (processes are DLIO's ranks)."""
-    from dlio_core.sampling import EpochPlan
-
-    return EpochPlan.from_config(cfg, world=count, rank=index, epoch=epoch, split=split, random_seed=random_seed)
-
-
-def reader_for(cfg: Any, storage: Any, files: list[tuple[str, int]], *, rank: int, keep_samples: bool = True) -> Any:
-    """The framework-free engine over ``files``, keeping sample views for the device copy."""
-    from dlio_core.engine import NativeLoader
-    from dlio_core.formats import get_format
-
-    return NativeLoader(
-        storage,
-        get_format(str(getattr(cfg.dataset.format, "value", cfg.dataset.format))),
-        [storage.join(rel) for rel, _ in files],
-        sizes=[size for _, size in files],
-        read_threads=cfg.reader.read_threads,
-        prefetch_size=cfg.reader.prefetch_size,
-        keep_samples=keep_samples,
-        preprocess_s=cfg.reader.preprocess_time,
-        seed=cfg.train.seed + 7919 * rank,
-    )

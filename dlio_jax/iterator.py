@@ -25,9 +25,11 @@ import atexit
 import weakref
 from typing import Any, Iterator, Sequence
 
+from dlio_core.reader import epoch_plan, native_reader
+
 from ._device import DeviceBatch, device_batches
 from ._pinned import make_put
-from ._plan import Resumed, plan_for, reader_for
+from ._plan import Resumed
 from ._process import resolve_process
 
 __all__ = ["JaxIterator", "make_iterator", "shared_random_seed"]
@@ -79,7 +81,7 @@ class JaxIterator:
                  process_index: int | None = None, process_count: int | None = None,
                  random_seed: int | None = None, storage: Any = None, buffers: int = 2,
                  staging: str = "plain") -> None:
-        from dlio_core.generate import dataset_files, dataset_storage
+        from dlio_core.listing import dataset_files, dataset_storage
 
         self.cfg = cfg
         self.split = split
@@ -94,8 +96,8 @@ class JaxIterator:
         self.step = 0
         self.last: DeviceBatch | None = None
         self._it: Iterator[DeviceBatch] | None = None
-        self.plan = plan_for(cfg, split=split, epoch=self.epoch, index=self.index, count=self.count,
-                             random_seed=self.random_seed)
+        self.plan = epoch_plan(cfg, split=split, epoch=self.epoch, world=self.count, rank=self.index,
+                               random_seed=self.random_seed)
         _LIVE.add(self)
 
     def _check_sharding(self, sharding: Any) -> None:
@@ -128,7 +130,7 @@ class JaxIterator:
         if self._it is None:
             if self.step >= self.plan.steps:
                 raise StopIteration
-            engine = reader_for(self.cfg, self.storage, self.files, rank=self.index)
+            engine = native_reader(self.cfg, self.storage, self.files, rank=self.index, keep_samples=True)
             self._it = device_batches(engine.epoch(Resumed(self.plan, self.step)), self._put, buffers=self._buffers)
         try:
             self.last = next(self._it)
@@ -157,8 +159,8 @@ class JaxIterator:
         self.close()
         self.epoch = int(state["epoch"])
         self.random_seed = state.get("random_seed")
-        self.plan = plan_for(self.cfg, split=self.split, epoch=self.epoch, index=self.index, count=self.count,
-                             random_seed=self.random_seed)
+        self.plan = epoch_plan(self.cfg, split=self.split, epoch=self.epoch, world=self.count, rank=self.index,
+                               random_seed=self.random_seed)
         self.step = int(state["step"])
         if not 0 <= self.step <= self.plan.steps:
             raise ValueError(f"iterator state step {self.step} is outside this epoch's {self.plan.steps} steps")

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
+from dlio_core.reader import native_reader
+
 from ._device import DeviceBatch, device_batches
 from ._pinned import make_put
-from ._plan import reader_for
 
 __all__ = ["JaxLoader", "jax_loader"]
 
@@ -40,4 +41,4 @@ class JaxLoader:
 
 def jax_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> JaxLoader:
     """Build the ``jax`` loader (the factory ``dlio_core.loaders`` calls)."""
-    return JaxLoader(reader_for(cfg, storage, list(files), rank=rank))
+    return JaxLoader(native_reader(cfg, storage, files, rank=rank, keep_samples=True))

@@ -5,8 +5,8 @@ picklable, thread-safe) without importing grain: record ``k`` is sample ``k % sa
 file ``k // samples_per_file`` (DLIO's sample numbering), returned as a numpy array that owns its
 memory. Each thread keeps the last file it parsed, so consecutive records of a multi-sample file cost
 one read; random access over multi-sample npz/npy files reads the whole file per record (the same
-read amplification the engine reports). Only the storage root + options, the format name and the
-file list are pickled, never a live client.
+read amplification the engine reports). Only the storage root + options, the format (bound to the
+dataset section's options) and the file list are pickled, never a live client.
 
 Example:
     >>> import pickle, tempfile
@@ -36,11 +36,15 @@ __all__ = ["DlioSource"]
 class DlioSource:
     """Random access to the samples of one split of a DLIO dataset (see the module docstring)."""
 
-    def __init__(self, storage: Any, fmt: str, files: Sequence[tuple[str, int]], samples_per_file: int) -> None:
+    def __init__(self, storage: Any, fmt: Any, files: Sequence[tuple[str, int]], samples_per_file: int) -> None:
+        """``fmt`` is a format name or a configured :class:`~dlio_core.formats.Format` (``reader_format(cfg)``)."""
+        from dlio_core.formats import get_format
+
         if samples_per_file < 1:
             raise ValueError(f"samples_per_file must be >= 1, got {samples_per_file}")
         self.storage = storage
-        self.format = str(getattr(fmt, "value", fmt))
+        self._format = get_format(fmt) if isinstance(fmt, str) or hasattr(fmt, "value") else fmt
+        self.format = self._format.name
         self.files = [(str(rel), int(size)) for rel, size in files]
         self.samples_per_file = int(samples_per_file)
         self._local = threading.local()
@@ -49,11 +53,12 @@ class DlioSource:
     def from_config(cls, config: Any, *, overrides: Sequence[str] = (), split: str = "train") -> "DlioSource":
         """The source over ``split`` (``train`` or ``valid``) of a workload config (name, path, dict, RunConfig)."""
         from dlio_core.config import load_config
-        from dlio_core.generate import dataset_files, dataset_storage
+        from dlio_core.listing import dataset_files, dataset_storage
+        from dlio_core.reader import reader_format
 
         cfg = load_config(config, list(overrides))
         storage = dataset_storage(cfg)
-        return cls(storage, cfg.dataset.format, dataset_files(cfg, storage, split), cfg.dataset.num_samples_per_file)
+        return cls(storage, reader_format(cfg), dataset_files(cfg, storage, split), cfg.dataset.num_samples_per_file)
 
     def __len__(self) -> int:
         return len(self.files) * self.samples_per_file
@@ -73,15 +78,13 @@ class DlioSource:
         local = self._local
         if getattr(local, "index", None) == f:
             return local.x
-        from dlio_core.formats import get_format
-
         rel, size = self.files[f]
         path = self.storage.join(rel)
         buf = np.empty(size, dtype=np.uint8)
         n = self.storage.read_into(path, buf)
         if n != size:
             raise OSError(f"{path}: read {n} bytes, expected {size} (file changed or truncated?)")
-        local.index, local.x = f, get_format(self.format).parse(buf, path)
+        local.index, local.x = f, self._format.parse(buf, path)
         return local.x
 
     def __repr__(self) -> str:

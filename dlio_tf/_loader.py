@@ -16,14 +16,15 @@ TF path) and yields :class:`TFBatch` records:
 Example:
     >>> import tempfile
     >>> from dlio_core.config import load_config
-    >>> from dlio_core.generate import generate_dataset, dataset_files, dataset_storage
-    >>> from dlio_core.sampling import EpochPlan
+    >>> from dlio_core.generate import generate_dataset
+    >>> from dlio_core.listing import dataset_files, dataset_storage
+    >>> from dlio_core.reader import epoch_plan
     >>> cfg = load_config("default", [f"++workload.dataset.data_folder={tempfile.mkdtemp()}",
     ...                               "++workload.dataset.num_files_train=8"])
     >>> _ = generate_dataset(cfg, progress=False)
     >>> st = dataset_storage(cfg)
     >>> loader = tf_loader(cfg, st, dataset_files(cfg, st, "train"), split="train")
-    >>> [b.num_samples for b in loader.epoch(EpochPlan.from_config(cfg, epoch=1))]
+    >>> [b.num_samples for b in loader.epoch(epoch_plan(cfg, epoch=1))]
     [4, 4]
 """
 

@@ -43,8 +43,8 @@ import numpy as np
 import tensorflow as tf
 
 from dlio_core.config import load_config
-from dlio_core.formats import get_format
-from dlio_core.generate import dataset_files, dataset_storage
+from dlio_core.listing import dataset_files, dataset_storage
+from dlio_core.reader import epoch_plan, reader_format
 from dlio_core.sampling import EpochPlan, Shuffle, draw_random_seed, normalise_shuffle
 
 __all__ = ["make_dataset", "Source", "build_dataset", "STAT_KEYS"]
@@ -205,7 +205,7 @@ class _FileReader:
 
     def __init__(self, src: Source, stats: bool) -> None:
         self.storage = src.storage
-        self.fmt = get_format(src.format)
+        self.fmt = reader_format(src.cfg)  # bound to the dataset section's options
         self.paths = [src.storage.join(rel) for rel, _ in src.files]
         self.sizes = [int(size) for _, size in src.files]
         self.spf = int(src.cfg.dataset.num_samples_per_file)
@@ -305,7 +305,6 @@ def make_dataset(config: Any, *, overrides: Sequence[str] = (), input_context: A
         random_seed = draw_random_seed()
     src = Source.from_config(cfg, split)
     local = replicas // pipelines
-    plan = EpochPlan.from_config(cfg, world=replicas, rank=index * local, epoch=epoch, split=split,
-                                 random_seed=random_seed)
+    plan = epoch_plan(cfg, split=split, epoch=epoch, world=replicas, rank=index * local, random_seed=random_seed)
     return build_dataset(src, plan, pipelines=pipelines, index=index, batches=plan.steps * local,
                          deterministic=deterministic)

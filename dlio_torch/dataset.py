@@ -116,20 +116,20 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         defaults to ``reader.batch_content`` (``constant`` when the key is absent, as DLIO does).
         """
         from dlio_core.config import load_config
-        from dlio_core.generate import dataset_files, dataset_storage
+        from dlio_core.listing import dataset_files, dataset_storage
+        from dlio_core.reader import epoch_plan, reader_format
 
         cfg = load_config(config, list(overrides), config_dir=config_dir)
         storage = dataset_storage(cfg)
         files = dataset_files(cfg, storage, split)
         if not files:
             raise ValueError(f"split {split!r} has no files (dataset.num_files_{'train' if split == 'train' else 'eval'} is 0)")
-        train = split == "train"
+        plan = epoch_plan(cfg, split=split, random_seed=random_seed)  # the config's batching and shuffles
         chosen = content or str(getattr(cfg.reader, "batch_content", "constant"))
-        return cls(Source.from_files(storage, dataset_format(cfg), files),
-                   samples_per_file=cfg.dataset.num_samples_per_file,
-                   batch_size=cfg.reader.batch_size if train else cfg.reader.batch_size_eval,
-                   seed=cfg.train.seed, file_shuffle=cfg.reader.file_shuffle, sample_shuffle=cfg.reader.sample_shuffle,
-                   seed_change_epoch=cfg.train.seed_change_epoch, random_seed=random_seed, rank=rank, world=world,
+        return cls(Source.from_files(storage, reader_format(cfg), files),
+                   samples_per_file=plan.samples_per_file, batch_size=plan.batch_size, seed=plan.seed,
+                   file_shuffle=plan.file_shuffle, sample_shuffle=plan.sample_shuffle,
+                   seed_change_epoch=plan.seed_change_epoch, random_seed=random_seed, rank=rank, world=world,
                    batched=batched, content=chosen, constant_shape=constant_shape(cfg),
                    constant_dtype=cfg.reader.transformed_record_element_type, with_info=with_info,
                    read_ahead=max(1, cfg.reader.prefetch_size))
@@ -296,15 +296,6 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
 
 def _torch_dtype(dtype: np.dtype) -> torch.dtype:
     return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-
-
-def dataset_format(cfg: Any) -> Any:
-    """The dataset's format bound to its section's options (tfrecord samples per file, hdf5 layout)."""
-    try:
-        from dlio_core.formats import format_for
-    except ImportError:  # an older core: formats by name only
-        return cfg.dataset.format
-    return format_for(cfg.dataset)
 
 
 def constant_shape(cfg: Any) -> tuple[int, ...]:

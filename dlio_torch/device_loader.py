@@ -157,8 +157,9 @@ class DeviceLoader:
                  buffers: int = 2, storage: Any = None, files: Sequence[tuple[str, int]] | None = None,
                  random_seed: int | None = None) -> None:
         from dlio_core.config import load_config
-        from dlio_core.generate import dataset_files, dataset_storage, generate_dataset
-        from dlio_core.sampling import EpochPlan
+        from dlio_core.generate import generate_dataset
+        from dlio_core.listing import dataset_files, dataset_storage
+        from dlio_core.reader import epoch_plan
 
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -171,8 +172,7 @@ class DeviceLoader:
         self.split = split
         self.storage = storage if storage is not None else dataset_storage(cfg)
         self.files = list(files) if files is not None else dataset_files(cfg, self.storage, split)
-        self.plan = EpochPlan.from_config(cfg, world=world, rank=rank, epoch=epoch, split=split,
-                                          random_seed=random_seed)
+        self.plan = epoch_plan(cfg, split=split, epoch=epoch, world=world, rank=rank, random_seed=random_seed)
         self.buffers = buffers
         self.notes: list[str] = []
         allocator: Callable[[int], np.ndarray] | None = None
@@ -187,22 +187,14 @@ class DeviceLoader:
         self._move = _Move(self.device)
 
     def _engine(self, threads: int | None, rank: int, allocator: Callable[[int], np.ndarray] | None) -> Any:
-        from dlio_core.engine import NativeLoader
-        from dlio_core.formats import format_for
+        from dlio_core.reader import native_reader
 
-        cfg = self.cfg
-        fmt = format_for(cfg.dataset)
-        if not getattr(fmt, "whole_file", True):
-            self.notes.append(f"{fmt.name} is read by ranges: its samples come from the format's reader, not "
+        engine = native_reader(self.cfg, self.storage, self.files, rank=rank, keep_samples=True, read_threads=threads,
+                               allocator=allocator)
+        if not getattr(engine.fmt, "whole_file", True):
+            self.notes.append(f"{engine.fmt.name} is read by ranges: its samples come from the format's reader, not "
                               "from the staging pool (pageable)")
-        kwargs: dict[str, Any] = {}
-        if allocator is not None:
-            kwargs["allocator"] = allocator
-        return NativeLoader(self.storage, fmt, [self.storage.join(rel) for rel, _ in self.files],
-                            sizes=[size for _, size in self.files],
-                            read_threads=cfg.reader.read_threads if threads is None else threads,
-                            prefetch_size=cfg.reader.prefetch_size, keep_samples=True,
-                            preprocess_s=cfg.reader.preprocess_time, seed=cfg.train.seed + 7919 * rank, **kwargs)
+        return engine
 
     @property
     def steps(self) -> int:

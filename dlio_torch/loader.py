@@ -27,9 +27,10 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from dlio_core.engine import Batch
+from dlio_core.reader import reader_format
 
 from .dataloader import dataloader_kwargs
-from .dataset import DlioIterableDataset, constant_shape, dataset_format
+from .dataset import DlioIterableDataset, constant_shape
 from ._source import Source
 from .h2d import DeviceCopy
 
@@ -63,7 +64,7 @@ class TorchLoader:
 
     def __init__(self, cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> None:
         self.cfg = cfg
-        self.source = Source.from_files(storage, dataset_format(cfg), files)
+        self.source = Source.from_files(storage, reader_format(cfg), files)
         self.split = split
         self.copy = DeviceCopy()
         self._key: Any = None

@@ -142,9 +142,9 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
     from nvidia.dali import fn, pipeline_def
 
     from dlio_core.config import load_config
-    from dlio_core.generate import dataset_files, dataset_storage
+    from dlio_core.listing import dataset_files, dataset_storage
+    from dlio_core.reader import epoch_plan, native_reader
 
-    from .._plan import plan_for, reader_for
     from .._process import resolve_process
     from ..iterator import shared_random_seed
 
@@ -170,10 +170,11 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
         from .feed import EngineFeed
 
         def make_plan(e: int) -> Any:
-            return plan_for(cfg, split=split, epoch=e, index=rank, count=world, random_seed=random_seed)
+            return epoch_plan(cfg, split=split, epoch=e, world=world, rank=rank, random_seed=random_seed)
 
         steps = make_plan(epoch).steps if max_steps is None else min(make_plan(epoch).steps, max_steps)
-        feed = EngineFeed(reader_for(cfg, storage, files, rank=rank), make_plan, first_epoch=epoch, max_steps=max_steps)
+        feed = EngineFeed(native_reader(cfg, storage, files, rank=rank, keep_samples=True), make_plan,
+                          first_epoch=epoch, max_steps=max_steps)
         info = DaliInfo("external", steps, 1, None, feed, rank, world)
         dali_batch = batch
     else:
