@@ -47,14 +47,10 @@ import numpy as np
 
 from dlio_core.formats import Format, format_for, get_format
 from dlio_core.listing import dataset_storage
-from dlio_core.listing import dataset_files, scan_manifest
-from dlio_core.manifest import MANIFEST_NAME, DatasetError, Manifest, load_manifest, write_manifest
+from dlio_core.manifest import DatasetError, Manifest, write_manifest
 from dlio_core.progress import Progress
 
-__all__ = ["generate_dataset", "DatasetPlan", "DatasetError", "sample_array", "file_name", "dlio_dims",
-           # Until their callers import them from dlio_core.listing / dlio_core.manifest:
-           "Manifest", "MANIFEST_NAME", "dataset_files", "dataset_storage", "load_manifest", "write_manifest",
-           "scan_manifest"]
+__all__ = ["generate_dataset", "DatasetPlan", "DatasetError", "sample_array", "file_name", "dlio_dims"]
 
 DIMS_SEED = 10      # DLIO: np.random.seed(10) right before get_dimension()
 CONTENT_SEED = 10   # ours: file contents come from SeedSequence([CONTENT_SEED, split_id, index])
