@@ -57,8 +57,10 @@ class GCSStorage(FsspecStorage):
         timeout = ClientTimeout(total=o.read_timeout_s, sock_connect=o.connect_timeout_s)
         kwargs: dict[str, Any] = {"requests_timeout": timeout, "skip_instance_cache": True,
                                   "use_listings_cache": False}
-        if self._endpoint and "token" not in o.passthrough:
-            kwargs["token"] = "anon"
+        if self._endpoint:
+            kwargs["endpoint_url"] = self._endpoint
+            if "token" not in o.passthrough:
+                kwargs["token"] = "anon"
         self._check_passthrough(o.passthrough)
         kwargs.update(o.passthrough)
         return kwargs

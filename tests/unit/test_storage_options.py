@@ -76,6 +76,7 @@ def test_gcs_uses_connect_timeout_s():
     st = open_storage("gs://b/d", {"endpoint_url": "http://127.0.0.1:9023", "connect_timeout_s": 3,
                                    "read_timeout_s": 45})
     timeout = st._kwargs["requests_timeout"]
+    assert st._kwargs["endpoint_url"] == "http://127.0.0.1:9023"  # a typed option, still handed to gcsfs
     assert (timeout.sock_connect, timeout.total) == (3.0, 45.0)
     assert st.fs.requests_timeout is timeout  # what gcsfs hands to every aiohttp request
     assert pickle.loads(pickle.dumps(st))._kwargs["requests_timeout"] == timeout
