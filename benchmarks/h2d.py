@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "++workload.reader.file_shuffle=seed", "++workload.workflow.generate_data=False"])
     generate_dataset(cfg, progress=False)
     st = dataset_storage(cfg)
-    paths = [st.path(rel) if hasattr(st, "path") else st.join(rel) for rel, _ in dataset_files(cfg, st, "train")]
+    paths = [st.local_path(rel) or st.join(rel) for rel, _ in dataset_files(cfg, st, "train")]
     total = sum(size for _, size in dataset_files(cfg, st, "train"))
     print(f"files: {args.files} x {total / args.files / (1 << 20):.1f} MiB npy (page-cached after the first epoch), "
           f"batch {args.batch}, {args.threads} threads/workers")

@@ -75,8 +75,7 @@ def _local_dir(target: Any) -> str | None:
         if s.startswith("file://"):
             return s[len("file://"):]
         return None if "://" in s else os.path.abspath(s)
-    url = str(getattr(target, "url", ""))
-    return url[len("file://"):] if url.startswith("file://") else None
+    return target.local_path("")
 
 
 def _tree_bytes(state: Any) -> int:

@@ -106,7 +106,7 @@ class TFCheckpointer:
         self.stage_dir = stage_dir
         self.max_to_keep = max_to_keep
         self.fsync = fsync
-        local = str(self.storage.url).startswith("file://") and hasattr(self.storage, "path")
+        local = self.storage.local_path("") is not None
         self.local = local if upload is None else (local and not upload)
 
     @classmethod
@@ -149,7 +149,7 @@ class TFCheckpointer:
     def _save_local(self, folder: str) -> tuple[int, float, float]:
         """Write into a stage beside the target, rename it into place, then commit; (bytes, t0, t1)."""
         self.storage.makedirs("")
-        stage = tempfile.mkdtemp(prefix=f".{folder}.tmp-", dir=self.storage.path(""))
+        stage = tempfile.mkdtemp(prefix=f".{folder}.tmp-", dir=self.storage.local_path(""))
         try:
             t0 = time.perf_counter()
             self.checkpoint.write(os.path.join(stage, "ckpt"))
@@ -157,7 +157,7 @@ class TFCheckpointer:
             sizes = _local_sizes(stage)
             if self.fsync:
                 _fsync_all(stage, sorted(sizes))
-            os.rename(stage, self.storage.path(folder))  # atomic on one file system
+            os.rename(stage, self.storage.local_path(folder))  # atomic on one file system
             write_marker(self.storage, folder, sizes, fsync=self.fsync)  # the commit: written last
         finally:
             shutil.rmtree(stage, ignore_errors=True)
@@ -169,7 +169,7 @@ class TFCheckpointer:
             return
         self.storage.delete(f"{folder}/{COMMIT_MARKER}", missing_ok=True)
         if self.local:
-            shutil.rmtree(self.storage.path(folder), ignore_errors=True)
+            shutil.rmtree(self.storage.local_path(folder), ignore_errors=True)
         else:
             for rel, _ in self.storage.list_files(folder):
                 self.storage.delete(rel, missing_ok=True)
@@ -196,7 +196,8 @@ class TFCheckpointer:
         if self.local:
             nbytes = sum(size for rel, size in self.storage.list_files(folder) if not rel.endswith(COMMIT_MARKER))
             t1 = time.perf_counter()
-            self.checkpoint.read(os.path.join(self.storage.path(folder), "ckpt")).assert_existing_objects_matched()
+            ckpt = os.path.join(self.storage.local_path(folder), "ckpt")
+            self.checkpoint.read(ckpt).assert_existing_objects_matched()
         else:
             with download_stage(self.storage, folder, dir=self.stage_dir) as stage:  # only the marker's files
                 nbytes = sum(_local_sizes(stage).values())

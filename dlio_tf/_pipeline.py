@@ -81,7 +81,7 @@ class Source:
     @property
     def native(self) -> bool:
         """TFRecord on local files: TensorFlow's own reader does the I/O."""
-        return self.format == "tfrecord" and str(self.storage.url).startswith("file://") and hasattr(self.storage, "path")
+        return self.format == "tfrecord" and self.storage.local_path("") is not None
 
     @property
     def batch_size(self) -> int:
@@ -167,7 +167,7 @@ def build_dataset(src: Source, plan: EpochPlan, *, pipelines: int, index: int, b
 
 
 def _tfrecord_records(src: Source, files: np.ndarray, threads: int) -> tf.data.Dataset:
-    paths = [src.storage.path(src.files[int(i)][0]) for i in files]
+    paths = [src.storage.local_path(src.files[int(i)][0]) for i in files]
     names = tf.data.Dataset.from_tensor_slices(tf.constant(paths, dtype=tf.string))
     transfer = src.cfg.reader.transfer_size
     return tf.data.TFRecordDataset(names, buffer_size=int(transfer) if transfer else None,

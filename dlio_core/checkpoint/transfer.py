@@ -60,10 +60,7 @@ def checkpoint_storage(cfg: Any) -> Storage:
 
 def local_path(storage: Storage, path: str) -> str | None:
     """The OS path of ``path`` when ``storage`` is a local file system, else None."""
-    resolve = getattr(storage, "path", None)
-    if not callable(resolve) or not str(getattr(storage, "url", "")).startswith("file://"):
-        return None
-    return resolve(path)
+    return storage.local_path(path)
 
 
 def drop_cache(storage: Storage, path: str) -> bool:

@@ -47,6 +47,9 @@ def test_staged_upload_commits_last_and_restores(tmp_path):
         def __getattr__(self, name):
             return getattr(self._st, name)
 
+        def local_path(self, path):  # what a remote Storage answers: no OS path
+            return None
+
     remote = Remote(tmp_path / "bucket")
     with OrbaxCheckpointer(remote, stage_dir=str(tmp_path / "stage")) as ck:
         t = ck.save(3, _state(3), wait=True)

@@ -73,6 +73,9 @@ def test_drop_cache_is_local_only(tmp_path):
         def path(self, p: str) -> str:
             return p
 
+        def local_path(self, p: str) -> None:  # the protocol's answer for a remote storage
+            return None
+
     local = open_storage(str(tmp_path))
     local.write_atomic("a", b"x")
     assert drop_cache(local, "a") is True
