@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from ..metrics import mean_std
 from .host import host_info, timestamp
+from .rank_summary import RankSummary, aggregate, stage_summaries
 
 __all__ = ["write_all", "metric_block"]
 
@@ -27,33 +28,6 @@ def _json_dump(path: str, obj: Any) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=4)
     os.replace(tmp, path)
-
-
-def _epoch_figures(cfg: Any, epochs: Sequence[Any], phase: str) -> list[dict]:
-    """This rank's per-epoch window figures for ``phase`` ("train" or "eval")."""
-    out = []
-    for rec in epochs:
-        record = rec.train if phase == "train" else rec.eval
-        if record is None or record.steps == 0:
-            continue
-        w = record.window(cfg.output.exclude_start_steps, cfg.output.exclude_end_steps)
-        out.append({"epoch": rec.epoch, "au": w.au_percentage, "au_nb": w.au_without_barrier_percentage,
-                    "throughput": w.throughput_samples_per_s, "io_bps": w.io_bytes_per_s,
-                    "bytes": w.bytes_read, "sample_bytes": w.sample_bytes, "full_window": w.full_window})
-    return out
-
-
-def _aggregate(per_rank: list[list[dict]]) -> dict[str, list[float]]:
-    """Across ranks, epoch by epoch: AU averaged, throughput and bytes/s summed (DLIO's rule)."""
-    n = min((len(r) for r in per_rank), default=0)
-    agg: dict[str, list[float]] = {"au": [], "au_nb": [], "throughput": [], "io_bps": []}
-    for i in range(n):
-        rows = [r[i] for r in per_rank]
-        agg["au"].append(sum(x["au"] for x in rows) / len(rows))
-        agg["au_nb"].append(sum(x["au_nb"] for x in rows) / len(rows))
-        agg["throughput"].append(sum(x["throughput"] for x in rows))
-        agg["io_bps"].append(sum(x["io_bps"] for x in rows))
-    return agg
 
 
 def _phase_metrics(prefix: str, agg: dict[str, list[float]], au_target: float) -> dict[str, Any]:
@@ -162,9 +136,10 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
     caching = [1 if data_per_host_gb <= mem else 0 for mem, _ in per_host.values()]
     my_caching = 1 if data_per_host_gb <= host["host_memory_GB"] else 0
 
-    train_rows = _epoch_figures(cfg, epochs, "train")
-    eval_rows = _epoch_figures(cfg, epochs, "eval")
-    gathered = dist.gather((train_rows, eval_rows, [rec.train for rec in epochs]))
+    # O(epochs) figures and fixed-size histograms per rank, never every step (rank_summary.py).
+    mine = RankSummary.from_epochs(epochs, exclude_start=cfg.output.exclude_start_steps,
+                                   exclude_end=cfg.output.exclude_end_steps)
+    gathered = dist.gather(mine)
     os.makedirs(folder, exist_ok=True)
     stats = _per_epoch_stats(epochs)
     if checkpoints is not None:
@@ -176,8 +151,8 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
         return {}
 
     metric: dict[str, Any] = {}
-    train_agg = _aggregate([g[0] for g in gathered])
-    eval_agg = _aggregate([g[1] for g in gathered])
+    train_agg = aggregate([g.train_rows for g in gathered])
+    eval_agg = aggregate([g.eval_rows for g in gathered])
     if train_agg["au"]:
         metric.update(_phase_metrics("train", train_agg, cfg.metric.au))
     if eval_agg["au"]:
@@ -204,7 +179,8 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
         "epochs": len(train_agg["au"]),
     }
     _json_dump(os.path.join(folder, "summary.json"), summary)
-    report = build_report(cfg, dist, summary, gathered, train_agg, eval_agg, dataset_bytes)
+    stages = stage_summaries(gathered, local_epochs=epochs if dist.world == 1 else None)
+    report = build_report(cfg, dist, summary, gathered, train_agg, eval_agg, dataset_bytes, stages=stages)
     if checkpoints is not None:
         report["checkpoint"] = {"plan": checkpoints.plan.describe(), "notes": list(checkpoints.plan.notes),
                                 "records": [r.to_dict() for r in checkpoint_records]}

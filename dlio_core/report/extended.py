@@ -3,7 +3,8 @@
 Per-stage latency distributions (wait, io, decode, compute, barrier: mean, p50, p95, p99, max),
 bytes actually read and the read amplification against the samples' own bytes, AU with and without
 barrier time, and provenance (versions, host, storage URI, the exact command). Every figure carries
-its unit in its name.
+its unit in its name. With several ranks the stage percentiles come from merged per-rank histograms,
+within 1% (+1 ns) of the exact ones (``histogram.py``); count, mean and max stay exact.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import platform
 import sys
 from typing import Any, Sequence
 
-from ..metrics import STAGES, mean_std, stage_summary
+from ..metrics import mean_std
 from ..output import redact_override
 from .host import host_memory_bytes, proc_dict
 
@@ -52,17 +53,13 @@ def provenance(cfg: Any) -> dict[str, Any]:
     }
 
 
-def _phase_block(records: Sequence[Any], rows: Sequence[Sequence[dict]], agg: dict[str, list[float]]) -> dict[str, Any]:
-    stages = {name: [] for name in STAGES}
-    for rec in records:
-        for name, values in rec.stage_lists().items():
-            stages[name].extend(values)
+def _phase_block(stages: dict[str, dict], rows: Sequence[Sequence[dict]], agg: dict[str, list[float]]) -> dict[str, Any]:
     flat = [r for rank_rows in rows for r in rank_rows]
     bytes_read = sum(r["bytes"] for r in flat)
     sample_bytes = sum(r["sample_bytes"] for r in flat)
     au_nb_mean, au_nb_std = mean_std(agg["au_nb"])
     return {
-        "stages": {name: stage_summary(values) for name, values in stages.items()},
+        "stages": stages,
         "bytes_read_in_windows": bytes_read,
         "sample_bytes_in_windows": sample_bytes,
         "read_amplification": (bytes_read / sample_bytes) if sample_bytes else None,
@@ -77,9 +74,11 @@ def _phase_block(records: Sequence[Any], rows: Sequence[Sequence[dict]], agg: di
 
 
 def build_report(cfg: Any, dist: Any, summary: dict, gathered: Sequence[Any], train_agg: dict,
-                 eval_agg: dict, dataset_bytes: int) -> dict[str, Any]:
-    """Assemble ``report.json`` on rank 0 from every rank's gathered records."""
-    train_records = [rec for g in gathered for rec in g[2]]
+                 eval_agg: dict, dataset_bytes: int, *, stages: dict[str, dict]) -> dict[str, Any]:
+    """Assemble ``report.json`` on rank 0 from every rank's :class:`~.rank_summary.RankSummary`.
+
+    ``stages`` is the per-stage latency block (:func:`~.rank_summary.stage_summaries`).
+    """
     report: dict[str, Any] = {
         "schema": "dl-driver/report/1",
         "start": summary["start"],
@@ -90,7 +89,7 @@ def build_report(cfg: Any, dist: Any, summary: dict, gathered: Sequence[Any], tr
         "dataset_bytes": dataset_bytes,
         "measured_window": {"exclude_start_steps": cfg.output.exclude_start_steps,
                             "exclude_end_steps": cfg.output.exclude_end_steps},
-        "train": _phase_block(train_records, [g[0] for g in gathered], train_agg),
+        "train": _phase_block(stages, [g.train_rows for g in gathered], train_agg),
         "provenance": provenance(cfg),
         "warnings": list(cfg.warnings),
     }
