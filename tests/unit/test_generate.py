@@ -346,9 +346,8 @@ def test_dataset_storage_resolution(tmp_path, monkeypatch):
 
 
 def test_default_workload_through_the_real_config(tmp_path):
-    load_config = getattr(pytest.importorskip("dlio_core.config"), "load_config", None)
-    if load_config is None:
-        pytest.skip("dlio_core.config.load_config not available yet")
+    from dlio_core.config import load_config
+
     cfg = load_config("default", [f"++workload.dataset.data_folder={tmp_path}/d"])
     m = generate_dataset(cfg, progress=False)
     assert len(m.train) == cfg.dataset.num_files_train and len(m.valid) == cfg.dataset.num_files_eval
