@@ -11,7 +11,7 @@
 """
 
 from .bijection import MAX_SIZE, FeistelPermutation
-from .plan import EpochPlan, distinct_files
+from .plan import EpochPlan
 from .policy import Shuffle, draw_random_seed, effective_seed, normalise_shuffle
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "FeistelPermutation",
     "MAX_SIZE",
     "Shuffle",
-    "distinct_files",
     "draw_random_seed",
     "effective_seed",
     "normalise_shuffle",

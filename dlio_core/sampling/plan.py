@@ -23,27 +23,18 @@ import dataclasses
 import operator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from .bijection import MAX_SIZE, FeistelPermutation
 from .policy import Shuffle, effective_seed, normalise_shuffle
 
-__all__ = ["EpochPlan", "distinct_files"]
+__all__ = ["EpochPlan"]
 
 # Independent random streams derived from one seed, so file and sample shuffles never correlate.
 _FILE_STREAM = 0
 _SAMPLE_STREAM = 1
-
-
-def distinct_files(files: np.ndarray) -> int:
-    """How many different files a batch touches (for read-amplification reports).
-
-    >>> distinct_files(np.array([3, 1, 3, 3]))
-    2
-    """
-    return int(np.unique(np.asarray(files)).size)
 
 
 def _rebuild(cls: type, kwargs: dict[str, Any]) -> "EpochPlan":
@@ -76,10 +67,11 @@ class EpochPlan:
     ``random_seed`` the same way, which must be drawn once per run (``draw_random_seed()``) and shared.
 
     >>> a = EpochPlan(8, 4, 4, seed=1, epoch=1, sample_shuffle="seed")
-    >>> b = a.for_epoch(2)
-    >>> sorted(a.sample_ids(0).tolist()) != sorted(b.sample_ids(0).tolist())  # orders change per epoch
+    >>> b = EpochPlan(8, 4, 4, seed=1, epoch=2, sample_shuffle="seed")
+    >>> files, samples = a.batch_block(0, a.steps)  # every step of the epoch at once
+    >>> sorted((files * 4 + samples).ravel().tolist()) == list(range(32))  # each sample once
     True
-    >>> sorted(i for s in range(a.steps) for i in a.sample_ids(s).tolist()) == list(range(32))
+    >>> a.batch(0)[1].tolist() != b.batch(0)[1].tolist()  # orders change per epoch
     True
     """
 
@@ -143,10 +135,6 @@ class EpochPlan:
             seed_change_epoch=tr.seed_change_epoch, drop_last=drop_last, random_seed=random_seed,
         )
 
-    def for_epoch(self, epoch: int) -> "EpochPlan":
-        """The same plan for another epoch (new seeds when ``seed_change_epoch``)."""
-        return dataclasses.replace(self, epoch=epoch)
-
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickle the fields only: workers rebuild the O(files) permutation instead of receiving it.
         return _rebuild, (type(self), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
@@ -165,11 +153,6 @@ class EpochPlan:
         if self.drop_last:
             return self.total_samples // per_step
         return -(-self.total_samples // per_step)
-
-    @property
-    def samples_per_rank(self) -> int:
-        """Samples this rank reads in the epoch (``steps * batch_size``)."""
-        return self.steps * self.batch_size
 
     @property
     def file_seed(self) -> int | None:
@@ -211,13 +194,6 @@ class EpochPlan:
             p %= self.total_samples
         return p
 
-    def locate(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(file_idx, sample_idx)`` int64 arrays for global-order positions in ``[0, S)``."""
-        p = np.asarray(positions)
-        if p.size and (int(p.min()) < 0 or int(p.max()) >= self.total_samples):
-            raise ValueError(f"positions must lie in [0, {self.total_samples})")
-        return self._locate(p.astype(np.int64, copy=False))
-
     def _locate(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         perm = self.sample_permutation
         s = p if perm is None else perm(p, check=False)  # positions are ours: in range
@@ -253,58 +229,6 @@ class EpochPlan:
             p %= self.total_samples
         files, samples = self._locate(p)
         return files.reshape(n, self.batch_size), samples.reshape(n, self.batch_size)
-
-    def sample_ids(self, step: int) -> np.ndarray:
-        """Global sample ids ``file_idx * samples_per_file + sample_idx`` read by ``step`` (int64)."""
-        files, samples = self.batch(step)
-        return files * self.samples_per_file + samples
-
-    def batches(self, worker: int = 0, workers: int = 1, *, start: int = 0,
-                stop: int | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield ``(step, file_idx, sample_idx)`` for steps in ``[start, stop)`` with ``step % workers == worker``.
-
-        Workers get whole batches, so the epoch's step count does not depend on how many there are.
-
-        >>> [s for s, _, _ in EpochPlan(10, 1, 2).batches(worker=1, workers=2)]
-        [1, 3]
-        """
-        workers = _as_int(workers, "workers", 1)
-        worker = _as_int(worker, "worker", 0)
-        if worker >= workers:
-            raise ValueError(f"worker must be < workers ({workers}), got {worker}")
-        end = self.steps if stop is None else min(_as_int(stop, "stop", 0), self.steps)
-        first = _as_int(start, "start", 0)
-        first += (worker - first) % workers  # first step >= start owned by this worker
-        for step in range(first, end, workers):
-            files, samples = self._locate(self.positions(step))
-            yield step, files, samples
-
-    def access_order(self, max_steps: int | None = None) -> Iterator[tuple[int, int]]:
-        """``(file_idx, sample_idx)`` per sample, in read order, for recording or replaying an epoch.
-
-        >>> list(EpochPlan(2, 2, 2).access_order(max_steps=1))
-        [(0, 0), (0, 1)]
-        """
-        n = self.steps if max_steps is None else min(_as_int(max_steps, "max_steps", 0), self.steps)
-        for step in range(n):
-            files, samples = self.batch(step)
-            yield from zip(files.tolist(), samples.tolist())
-
-    def read_amplification_hint(self, max_steps: int = 8) -> float:
-        """Bytes read over bytes used, per batch, when each file in a batch is read whole once.
-
-        Applies to formats read whole (npz, npy: samples on the last axis). Averaged over this rank's
-        first ``max_steps`` steps; 1.0 for one sample per file. A global sample shuffle over multi-sample
-        files gives about ``samples_per_file`` (DLIO reads the whole file per sample regardless).
-
-        >>> EpochPlan(64, 8, 4, sample_shuffle="seed").read_amplification_hint() > 4
-        True
-        """
-        n = min(_as_int(max_steps, "max_steps", 1), self.steps)
-        if n == 0 or self.samples_per_file == 1:
-            return 1.0
-        touched = sum(distinct_files(self.batch(step)[0]) for step in range(n))
-        return touched * self.samples_per_file / (n * self.batch_size)
 
     def _check_step(self, step: int) -> int:
         k = operator.index(step)

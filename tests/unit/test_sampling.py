@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import pickle
 import tracemalloc
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from dlio_core.sampling import EpochPlan, Shuffle, distinct_files, draw_random_seed
+from dlio_core.sampling import EpochPlan, Shuffle, draw_random_seed
 
 PROPS = settings(max_examples=150, deadline=None, derandomize=True)
 
@@ -38,6 +39,55 @@ def plan_kwargs(draw: Any, max_files: int = 24, max_spf: int = 12) -> dict[str, 
     )
 
 
+# -- views of a plan that only these tests need (EpochPlan keeps what the readers use) ------------------
+
+
+def sample_ids(plan: EpochPlan, step: int) -> np.ndarray:
+    """Global sample ids ``file_idx * samples_per_file + sample_idx`` read by ``step`` (int64)."""
+    files, samples = plan.batch(step)
+    return files * plan.samples_per_file + samples
+
+
+def worker_batches(plan: EpochPlan, worker: int = 0, workers: int = 1, *, start: int = 0,
+                   stop: int | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """``(step, file_idx, sample_idx)`` for steps in ``[start, stop)`` with ``step % workers == worker``."""
+    if not 0 <= worker < workers:
+        raise ValueError(f"worker must be < workers ({workers}), got {worker}")
+    end = plan.steps if stop is None else min(stop, plan.steps)
+    first = start + (worker - start) % workers  # first step >= start owned by this worker
+    for step in range(first, end, workers):
+        yield (step, *plan.batch(step))
+
+
+def access_order(plan: EpochPlan, max_steps: int | None = None) -> Iterator[tuple[int, int]]:
+    """``(file_idx, sample_idx)`` per sample, in read order."""
+    for step in range(plan.steps if max_steps is None else min(max_steps, plan.steps)):
+        files, samples = plan.batch(step)
+        yield from zip(files.tolist(), samples.tolist())
+
+
+def locate(plan: EpochPlan, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(file_idx, sample_idx)`` of global-order positions in ``[0, S)``."""
+    p = np.asarray(positions, dtype=np.int64)
+    if p.size and (int(p.min()) < 0 or int(p.max()) >= plan.total_samples):
+        raise ValueError(f"positions must lie in [0, {plan.total_samples})")
+    return plan._locate(p)
+
+
+def distinct_files(files: np.ndarray) -> int:
+    """How many different files a batch touches."""
+    return int(np.unique(np.asarray(files)).size)
+
+
+def read_amplification_hint(plan: EpochPlan, max_steps: int = 8) -> float:
+    """Files touched x samples per file over samples used, per batch, over the first ``max_steps`` steps."""
+    n = min(max_steps, plan.steps)
+    if n == 0 or plan.samples_per_file == 1:
+        return 1.0
+    touched = sum(distinct_files(plan.batch(step)[0]) for step in range(n))
+    return touched * plan.samples_per_file / (n * plan.batch_size)
+
+
 def rank_plans(kw: dict[str, Any], **changes: Any) -> list[EpochPlan]:
     kw = {**kw, **changes}
     return [EpochPlan(**{**kw, "rank": r}) for r in range(kw["world"])]
@@ -46,7 +96,7 @@ def rank_plans(kw: dict[str, Any], **changes: Any) -> list[EpochPlan]:
 def epoch_ids(kw: dict[str, Any], **changes: Any) -> np.ndarray:
     """Global sample ids read in the epoch: rank-major, then step, then position in batch."""
     plans = rank_plans(kw, **changes)
-    parts = [p.sample_ids(s) for p in plans for s in range(p.steps)]
+    parts = [sample_ids(p, s) for p in plans for s in range(p.steps)]
     return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
@@ -122,7 +172,7 @@ def test_workers_split_steps_exactly_once(kw: dict[str, Any], workers: int, rank
     plan = EpochPlan(**{**kw, "rank": rank % kw["world"]})
     seen: list[int] = []
     for w in range(workers):
-        for step, files, samples in plan.batches(worker=w, workers=workers):
+        for step, files, samples in worker_batches(plan, worker=w, workers=workers):
             assert step % workers == w
             f, s = plan.batch(step)
             assert np.array_equal(files, f) and np.array_equal(samples, s)
@@ -132,10 +182,10 @@ def test_workers_split_steps_exactly_once(kw: dict[str, Any], workers: int, rank
 
 def test_batches_start_stop() -> None:
     plan = EpochPlan(100, 1, 2)  # 50 steps
-    assert [s for s, _, _ in plan.batches(1, 3, start=5, stop=17)] == [7, 10, 13, 16]
-    assert [s for s, _, _ in plan.batches(0, 1, start=48, stop=1000)] == [48, 49]
+    assert [s for s, _, _ in worker_batches(plan, 1, 3, start=5, stop=17)] == [7, 10, 13, 16]
+    assert [s for s, _, _ in worker_batches(plan, 0, 1, start=48, stop=1000)] == [48, 49]
     with pytest.raises(ValueError, match="worker"):
-        next(plan.batches(worker=2, workers=2))
+        next(worker_batches(plan, worker=2, workers=2))
 
 
 # -- order: shuffles, seeds, epochs ----------------------------------------------------------------
@@ -143,7 +193,7 @@ def test_batches_start_stop() -> None:
 
 def test_off_is_identity_order() -> None:
     plan = EpochPlan(5, 3, 4, world=1)
-    assert np.array_equal(np.concatenate([plan.sample_ids(s) for s in range(plan.steps)]), np.arange(12))
+    assert np.array_equal(np.concatenate([sample_ids(plan, s) for s in range(plan.steps)]), np.arange(12))
 
 
 @PROPS
@@ -200,7 +250,7 @@ def test_accepts_a_foreign_shuffle_enum() -> None:
     a = EpochPlan(8, 2, 4, file_shuffle=ConfigShuffle.SEED, sample_shuffle=ConfigShuffle.OFF)
     b = EpochPlan(8, 2, 4, file_shuffle="seed", sample_shuffle=False)
     assert a == b and a.file_shuffle is Shuffle.SEED
-    assert np.array_equal(a.sample_ids(0), b.sample_ids(0))
+    assert np.array_equal(sample_ids(a, 0), sample_ids(b, 0))
 
 
 # -- records, helpers, pickling -----------------------------------------------------------------------
@@ -208,12 +258,12 @@ def test_accepts_a_foreign_shuffle_enum() -> None:
 
 def test_access_order_matches_batches() -> None:
     plan = EpochPlan(6, 5, 4, world=2, rank=1, file_shuffle="seed", sample_shuffle="seed")
-    recorded = list(plan.access_order())
-    assert len(recorded) == plan.samples_per_rank
-    expected = [(int(f), int(s)) for _, fs, ss in plan.batches() for f, s in zip(fs, ss)]
+    recorded = list(access_order(plan))
+    assert len(recorded) == plan.steps * plan.batch_size  # the samples this rank reads
+    expected = [(int(f), int(s)) for _, fs, ss in worker_batches(plan) for f, s in zip(fs, ss)]
     assert recorded == expected
-    assert list(plan.access_order(max_steps=1)) == expected[:4]
-    assert plan.locate(plan.positions(1))[0].tolist() == [f for f, _ in expected[4:8]]
+    assert list(access_order(plan, max_steps=1)) == expected[:4]
+    assert locate(plan, plan.positions(1))[0].tolist() == [f for f, _ in expected[4:8]]
 
 
 def test_pickles_small_and_identical() -> None:
@@ -222,15 +272,15 @@ def test_pickles_small_and_identical() -> None:
     blob = pickle.dumps(plan)
     assert len(blob) < 2_000
     clone = pickle.loads(blob)
-    assert clone == plan and np.array_equal(clone.sample_ids(3), plan.sample_ids(3))
+    assert clone == plan and np.array_equal(sample_ids(clone, 3), sample_ids(plan, 3))
 
 
 def test_read_amplification_hint() -> None:
-    assert EpochPlan(64, 1, 8, sample_shuffle="seed").read_amplification_hint() == 1.0
-    assert EpochPlan(64, 4, 8, file_shuffle="seed").read_amplification_hint() == 1.0  # 2 whole files
-    assert EpochPlan(4096, 16, 8, sample_shuffle="seed").read_amplification_hint() > 12
+    assert read_amplification_hint(EpochPlan(64, 1, 8, sample_shuffle="seed")) == 1.0
+    assert read_amplification_hint(EpochPlan(64, 4, 8, file_shuffle="seed")) == 1.0  # 2 whole files
+    assert read_amplification_hint(EpochPlan(4096, 16, 8, sample_shuffle="seed")) > 12
     assert distinct_files(np.array([5, 5, 1])) == 2
-    assert EpochPlan(2, 2, 8).read_amplification_hint() == 1.0  # zero steps
+    assert read_amplification_hint(EpochPlan(2, 2, 8)) == 1.0  # zero steps
 
 
 def test_from_config_reads_sections_by_attribute() -> None:
@@ -242,7 +292,7 @@ def test_from_config_reads_sections_by_attribute() -> None:
     plan = EpochPlan.from_config(cfg, world=2, rank=1, epoch=3)
     assert (plan.num_files, plan.batch_size, plan.steps, plan.file_seed) == (10, 4, 3, 7)
     assert EpochPlan.from_config(cfg, split="eval").steps == EpochPlan.from_config(cfg, split="valid").steps == 6
-    assert plan.for_epoch(4).file_seed == 7
+    assert dataclasses.replace(plan, epoch=4).file_seed == 7  # seed_change_epoch False
 
 
 @pytest.mark.parametrize(
@@ -266,7 +316,7 @@ def test_step_out_of_range() -> None:
     with pytest.raises(IndexError, match="2 steps"):
         plan.batch(2)
     with pytest.raises(ValueError):
-        plan.locate(np.array([4]))
+        locate(plan, np.array([4]))
 
 
 # -- scale: dlrm (4.8e9 samples) plans in O(files) memory ---------------------------------------------
