@@ -16,6 +16,9 @@ the same window (DLIO divides by the window but counts "len - 2" steps regardles
 - I/O bytes/s = bytes actually read in window / window wall time (DLIO multiplies samples/s by the
   configured record length instead).
 
+Records stay on their rank: rank 0 receives only a per-rank summary (``report/rank_summary.py``: the
+window figures above and a fixed-size histogram per stage), never the per-step lists.
+
 Example:
     >>> rec = PhaseRecord(batch_size=2)
     >>> for i in range(4):
