@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import time
 from typing import Any, Iterable
 
 import yaml
 
-from .config.frozen import redact_value
+from .redact import redact_override
 from .report.host import timestamp
 
 __all__ = ["resolve_output_folder", "RunLog", "write_config_copies", "redact_override"]
-
-# Overrides whose key names a secret are saved and logged with the value hidden.
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|connection_string|account_key|credential|sas)", re.I)
 
 
 def resolve_output_folder(cfg: Any) -> str:
@@ -34,16 +30,9 @@ def resolve_output_folder(cfg: Any) -> str:
     return os.path.join("hydra_log", str(cfg.model.name), time.strftime("%Y-%m-%d-%H-%M-%S"))
 
 
-def redact_override(text: str) -> str:
-    """``++workload.storage.storage_options.secret_access_key=abc`` -> ``...=***``."""
-    key, sep, value = text.partition("=")
-    if sep and _SECRET_KEY.search(key):
-        return f"{key}=***"
-    return f"{key}={redact_value(value)}" if sep else text
-
-
 def write_config_copies(folder: str, cfg: Any, overrides: Iterable[str], subdir: str = ".hydra") -> None:
-    """Save the resolved config (secrets redacted) and the overrides, as hydra lays them out."""
+    """Save the resolved config and the overrides, as hydra lays them out, secrets redacted
+    (``dlio_core.redact``: by key name, inside values, inside mapping-valued overrides)."""
     path = os.path.join(folder, subdir)
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "config.yaml"), "w", encoding="utf-8") as fh:

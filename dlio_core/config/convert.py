@@ -18,8 +18,9 @@ import math
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from ..redact import REDACTED, is_secret_path, redact
 from .errors import ConfigError
-from .frozen import REDACTED, FrozenMap, is_secret_key, redact
+from .frozen import FrozenMap
 
 __all__ = [
     "Check", "integer", "number", "boolean", "text", "optional", "int_tuple", "str_tuple", "mapping",
@@ -33,8 +34,8 @@ _FALSE = {"false", "no", "off", "0"}
 
 
 def show(key: str, value: Any) -> str:
-    """``repr`` of a value for an error message, hiding it when the key names a secret."""
-    if is_secret_key(key):
+    """``repr`` of a value for an error message, hiding it when the key (or a section above it) names a secret."""
+    if is_secret_path(key):
         return REDACTED
     text = repr(redact(value))  # secrets nested in mappings, connection strings, URL passwords
     return text if len(text) <= 80 else text[:77] + "..."

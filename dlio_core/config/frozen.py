@@ -1,9 +1,9 @@
-"""Read-only, picklable containers for free-form config values, and secret redaction.
+"""Read-only, picklable containers for free-form config values, printed with secrets redacted.
 
 ``storage.storage_options`` and ``dataset.parquet`` are passed through as given; they are stored deep-frozen
 (``FrozenMap`` for mappings, tuples for lists) so a ``RunConfig`` stays immutable, hashable and picklable
-(it travels to worker processes). ``repr`` hides secrets, so a config printed in a log or a traceback
-never shows a key.
+(it travels to worker processes). ``repr`` hides secrets (``dlio_core.redact``), so a config printed in a
+log or a traceback never shows a key.
 
 >>> from dlio_core.config.frozen import freeze, thaw, redact
 >>> opts = freeze({"endpoint_url": "http://h:9000", "secret_access_key": "abc"})
@@ -17,38 +17,13 @@ True
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+# Redaction lives in one module for every caller; re-exported here for the config's users.
+from ..redact import REDACTED, is_secret_key, redact, redact_value
+
 __all__ = ["FrozenMap", "freeze", "thaw", "redact", "is_secret_key", "redact_value", "REDACTED"]
-
-REDACTED = "***"
-
-# Names whose values are credentials. ``access_key_id`` (the public half of an S3 key pair) is left visible:
-# it identifies the account in a report without granting access.
-_SECRET_NAME = re.compile(
-    r"secret|password|passwd|token|connection_string|credential|account_key|private_key|api_key|(^|_)sas(_|$)",
-    re.IGNORECASE,
-)
-# Secrets embedded in values: Azure connection strings, SAS query strings, passwords in URLs.
-_SECRET_IN_VALUE = re.compile(r"(AccountKey=|SharedAccessSignature=|[?&]sig=)([^;&]*)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/:@]*:)([^/@]*)(@)", re.IGNORECASE)
-
-
-def is_secret_key(name: str) -> bool:
-    """Whether a key name (last component of a dotted path) holds a credential.
-
-    >>> is_secret_key("secret_access_key"), is_secret_key("access_key_id"), is_secret_key("sas_token")
-    (True, False, True)
-    """
-    return bool(_SECRET_NAME.search(name.rsplit(".", 1)[-1]))
-
-
-def redact_value(value: str) -> str:
-    """``value`` with secrets embedded in it (connection-string keys, SAS signatures, URL passwords) masked."""
-    value = _SECRET_IN_VALUE.sub(lambda m: m.group(1) + REDACTED, value)
-    return _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(3), value)
 
 
 class FrozenMap(Mapping[str, Any]):
@@ -105,17 +80,4 @@ def thaw(value: Any) -> Any:
         return {str(k): thaw(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [thaw(v) for v in value]
-    return value
-
-
-def redact(value: Any, name: str = "") -> Any:
-    """Plain copy of ``value`` with every secret replaced by ``"***"`` (by key name or embedded in a string)."""
-    if isinstance(value, Mapping):
-        return {str(k): redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, name) for v in value]
-    if name and is_secret_key(name) and value not in (None, ""):
-        return REDACTED
-    if isinstance(value, str):
-        return redact_value(value)
     return value

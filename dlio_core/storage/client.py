@@ -28,13 +28,14 @@ import inspect
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from dlio_core.redact import redact_message, secret_values
 from dlio_core.storage.backend import StorageError, StorageNotFoundError
 from dlio_core.storage.options import ClientOptions
 from dlio_core.storage.retry import RetryExhausted, RetryPolicy
-from dlio_core.storage.uri import join_uri, redact_uri, scrub, split_scheme
+from dlio_core.storage.uri import join_uri, redact_uri, split_scheme
 
 __all__ = ["LazyClient", "byte_view"]
 
@@ -118,8 +119,7 @@ class LazyClient:
         self._retry: RetryPolicy = self.options.retry
         self._base = self._strip(root).rstrip("/")
         # Every string option value that could be a credential: masked in any text we emit.
-        self._secrets = tuple(sorted({str(v) for k, v in _flatten(self._options) if _looks_secret(k, v)}, key=len,
-                                     reverse=True))
+        self._secrets = secret_values(self._options)
         self._fs: Any = None
         self._fs_pid: int | None = None
         self._root_ready = False
@@ -251,8 +251,7 @@ class LazyClient:
         return redact_uri(path) if scheme is not None else join_uri(self._url, path)
 
     def _scrub(self, exc: BaseException | str) -> str:
-        text = exc if isinstance(exc, str) else (str(exc) or type(exc).__name__)
-        return scrub(" ".join(text.split()), self._secrets)
+        return redact_message(exc, self._secrets)
 
     def _run(self, action: str, path: str, factory: Callable[[Any], Any], *, retry: bool = True) -> Any:
         """Run ``factory(fs)`` (a coroutine) on the client's loop under the retry policy; turn every
@@ -283,25 +282,3 @@ class LazyClient:
 
 
 _AZ = ("az", "abfs", "abfss")
-
-
-_SECRETISH = ("secret", "password", "passwd", "token", "connection_string", "credential", "account_key",
-              "private_key", "api_key", "sas", "key")
-
-
-def _looks_secret(key: str, value: Any) -> bool:
-    name = key.rsplit(".", 1)[-1].lower()
-    if not isinstance(value, str) or not value:
-        return False
-    if name in ("access_key_id", "key_id", "account_name", "endpoint_url", "region", "project"):
-        return False  # identifiers, not credentials (DLIO shows the access key id too)
-    return any(s in name for s in _SECRETISH)
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for k, v in d.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            yield from _flatten(v, name + ".")
-        else:
-            yield name, v

@@ -13,21 +13,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+# Redaction lives in dlio_core.redact for every caller; re-exported here for the backends.
+from dlio_core.redact import REDACTED, redact_uri, scrub
 
 __all__ = ["split_scheme", "redact_uri", "join_uri", "scrub", "as_bool", "pick_endpoint", "launcher_rank",
            "REDACTED"]
 
-REDACTED = "***"
-
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
-# ``user:password@``; a bare ``name@`` stays (abfs://container@account.dfs.core.windows.net names no secret).
-_USERINFO_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/@:]*:[^/@]*@")
-# Credentials that travel inside URIs or connection strings: SAS signatures, account keys, tokens.
-_SECRET_IN_TEXT = re.compile(
-    r"((?:AccountKey|SharedAccessSignature|SharedAccessKey)=|[?&](?:sig|X-Amz-Signature|X-Amz-Credential|"
-    r"X-Amz-Security-Token|access_token|token)=)([^;&\s\"']*)", re.IGNORECASE)
 # Launchers' rank variables, most specific first (mpirun: Open MPI, MPICH/PMI, PMIx; srun; torchrun).
 _RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID", "RANK")
 
@@ -43,34 +38,6 @@ def split_scheme(uri_or_path: str) -> tuple[str | None, str]:
     if not m:
         return None, uri_or_path
     return m.group(1).lower(), uri_or_path[m.end():]
-
-
-def redact_uri(uri: str) -> str:
-    """``uri`` without ``user:password@`` and without signatures or keys in its query string.
-
-    Example:
-        >>> redact_uri("s3://AKIA:secret@bucket/data")
-        's3://***@bucket/data'
-        >>> redact_uri("az://c/x?sv=2020&sig=abc")
-        'az://c/x?sv=2020&sig=***'
-    """
-    return _SECRET_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, _USERINFO_RE.sub(r"\1***@", uri))
-
-
-def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every known secret value, and any key or signature embedded in it, masked.
-
-    Used on every message that leaves a backend (exception text, ``repr``), because client libraries
-    sometimes echo a request URL or a connection string in theirs.
-
-    Example:
-        >>> scrub("DefaultEndpointsProtocol=http;AccountKey=abc==;BlobEndpoint=x")
-        'DefaultEndpointsProtocol=http;AccountKey=***;BlobEndpoint=x'
-    """
-    for s in secrets:
-        if s and len(s) >= 4:  # shorter values would mask ordinary words
-            text = text.replace(s, REDACTED)
-    return redact_uri(_SECRET_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, text))
 
 
 def join_uri(root: str, *parts: str) -> str:
