@@ -107,15 +107,15 @@ def engine_loader_only(cfg, storage, files: list[tuple[str, int]], read_path: st
     ``read_path``: "default" (what a run takes), "threaded" (Python reader threads, each batch read by
     one C call), "python" (Python reader threads, os.open/os.preadv/os.close: no C extension).
     """
-    from dlio_core.engine import NativeLoader, whole_file
+    from dlio_core.engine import pooled, whole_file
     from dlio_core.loaders import make_loader
     from dlio_core.reader import epoch_plan
 
     loader = make_loader(cfg, storage, files, split="train")
     plan = epoch_plan(cfg, split="train", epoch=1, random_seed=1)
-    saved = NativeLoader._can_pool, whole_file._cread
+    saved = pooled.can_pool, whole_file._cread
     if read_path != "default":
-        NativeLoader._can_pool = lambda self, batch_size: False
+        pooled.can_pool = lambda inputs, batch_size: False
     if read_path == "python":
         whole_file._cread = None
     try:
@@ -126,7 +126,7 @@ def engine_loader_only(cfg, storage, files: list[tuple[str, int]], read_path: st
             batch.release()
         return n / (time.perf_counter() - t0)
     finally:
-        NativeLoader._can_pool, whole_file._cread = saved
+        pooled.can_pool, whole_file._cread = saved
 
 
 def engine_read_path(cfg, storage, files: list[tuple[str, int]]) -> str:
@@ -134,7 +134,7 @@ def engine_read_path(cfg, storage, files: list[tuple[str, int]]) -> str:
     from dlio_core.loaders import make_loader
 
     loader = make_loader(cfg, storage, files, split="train")
-    return "pooled" if loader._direct and loader._can_pool(cfg.reader.batch_size) else "threaded"
+    return loader.read_path(cfg.reader.batch_size).name
 
 
 # -- one dataset -------------------------------------------------------------------------------------

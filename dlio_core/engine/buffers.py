@@ -2,7 +2,8 @@
 
 Without ``keep_samples`` a thread reads into its own :class:`_Scratch` (kept across epochs, so a file
 size seen before costs no allocation and no page faults); with it, into buffers from a
-:class:`_BufferPool`, which the batch gives back on ``Batch.release()``.
+:class:`_BufferPool`, which the batch gives back on ``Batch.release()``. A loader's scratch buffers
+wait between epochs on its :class:`ScratchShelf`.
 """
 
 from __future__ import annotations
@@ -104,3 +105,38 @@ class _Scratch:
             v = self.views[(-1, size)] = memoryview(self.single)[:size]
         return v
 
+
+
+class ScratchShelf:
+    """A loader's :class:`_Scratch` sets between epochs: an epoch's threads ``take`` one each and
+    ``give`` it back when they end, so the next epoch reuses their memory (and the parsers' caches).
+
+    ``take`` returns None when the loader reads into no scratch (``enabled`` False: kept samples go
+    to pooled buffers; ranged formats bring their own).
+
+    Example:
+        >>> from dlio_core.formats import get_format
+        >>> shelf = ScratchShelf(get_format("npz"), enabled=True)
+        >>> s = shelf.take(); shelf.give(s)
+        >>> shelf.take() is s, ScratchShelf(None, enabled=False).take()
+        (True, None)
+    """
+
+    __slots__ = ("fmt", "enabled", "kept", "_lock")
+
+    def __init__(self, fmt: Any, *, enabled: bool) -> None:
+        self.fmt = fmt
+        self.enabled = enabled
+        self.kept: list[_Scratch] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> _Scratch | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            return self.kept.pop() if self.kept else _Scratch(self.fmt)
+
+    def give(self, scratch: _Scratch | None) -> None:
+        if scratch is not None:
+            with self._lock:
+                self.kept.append(scratch)

@@ -25,33 +25,44 @@ are submitted. Without ``keep_samples`` each of those ``in_flight + 1`` steps re
 of its own (reused every ``in_flight + 1`` steps); with it, into pooled buffers the batch keeps until
 ``release()``. Read errors surface as ``ReadError`` naming the file, in step order.
 
-The functions here are :class:`~dlio_core.engine.NativeLoader` methods (``self`` is the loader).
+Its state lives in :class:`PooledPath`; ``can_pool`` says whether a loader's epoch takes it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
-from .batch import Batch, ReadError
-from .steps import _Failed
 from . import whole_file
-
-if TYPE_CHECKING:
-    from .loader import NativeLoader
+from .batch import Batch, ReadError
+from .buffers import ScratchShelf, _BufferPool
+from .read_path import ReadInputs
+from .steps import _Failed
+from .whole_file import WholeFileBatches
 
 # How long an idle reader thread, or a consumer waiting on a step being read, spins before sleeping.
 POOL_SPIN_US = 50
 
 
-def can_pool(self: NativeLoader, batch_size: int) -> bool:
-    """Whether this loader's epochs take the pooled path (see the module)."""
-    if whole_file._cread is None or not self._direct or self.preprocess_s is not None:
+def can_pool(inputs: ReadInputs, batch_size: int) -> bool:
+    """Whether an epoch of ``batch_size``-sample steps over ``inputs`` takes the pooled path (see the
+    module): plain local files of a whole-file format, sizes known, no ``preprocess_time``, the C
+    extension built, and the batch small enough for scratch sets (or samples kept in pooled buffers).
+
+    Example:
+        >>> from dlio_core.formats import get_format
+        >>> from dlio_core.storage import open_storage
+        >>> o_direct = open_storage("direct:///tmp")  # no plain OS reads: the threaded path
+        >>> can_pool(ReadInputs.build(o_direct, get_format("npz"), ["a.npz"], sizes=[4096]), 4)
+        False
+    """
+    if whole_file._cread is None or not inputs.plain_local_files or inputs.preprocess_s is not None:
         return False
-    if not getattr(self.fmt, "whole_file", True) or self.sizes is None or not self.sizes.size:
+    sizes = inputs.sizes
+    if not inputs.whole_file or sizes is None or not sizes.size:
         return False
-    largest = int(self.sizes.max())
-    return largest <= whole_file._DIRECT_MAX and (self.keep_samples
-                                                  or largest * batch_size <= whole_file.BURST_MAX_BYTES)
+    largest = int(sizes.max())
+    return largest <= whole_file._LOCAL_READ_MAX_BYTES and (inputs.keep_samples
+                                                            or largest * batch_size <= whole_file.BURST_MAX_BYTES)
 
 
 def batch_size_of(plan: Any) -> int:
@@ -61,46 +72,77 @@ def batch_size_of(plan: Any) -> int:
     return int(size) if size is not None else int(len(plan.batch(0)[0]))
 
 
-def epoch_pooled(self: NativeLoader, plan: Any, steps: int) -> Iterator[Batch]:
-    """Yield ``steps`` batches of ``plan`` in order, read by a ``ReadPool`` (see the module)."""
-    in_flight = self.in_flight
-    slots = in_flight + 1
-    scratches = [] if self.keep_samples else [self._take_scratch() for _ in range(slots)]
-    pool = whole_file._cread.ReadPool(min(self.read_threads, steps), spin_us=POOL_SPIN_US)
-    jobs: dict[int, Any] = {}  # step -> (ticket, prepared, samples), or _Failed
-    planner = _Planner(plan, steps)
-    submitted = 0
-    try:
-        for step in range(steps):
-            last = min(steps, step + in_flight + 1)
-            while submitted < last:
-                jobs[submitted] = _submit(self, pool, planner, submitted,
-                                          scratches[submitted % slots] if scratches else None)
-                submitted += 1
-            job = jobs.pop(step)
-            if type(job) is _Failed:
-                raise job.exc
-            ticket, prep, samples = job
-            try:
-                got, io_s = pool.wait(ticket)
-            except OSError as exc:
-                if prep.owned is not None:
-                    self._pool.put(prep.owned)
-                raise ReadError.from_os_error(exc.filename, exc) from exc
-            try:
-                batch = self._finish(step, samples, prep, got, io_s, None)
-            except BaseException:
-                if prep.owned is not None:
-                    self._pool.put(prep.owned)
-                raise
-            yield batch
-    finally:
-        pool.close()  # joins the threads: nothing is still being read into a buffer after this
-        for job in jobs.values():  # submitted, never consumed
-            if type(job) is not _Failed and job[1].owned is not None:
-                self._pool.put(job[1].owned)
-        for scratch in scratches:
-            self._give_scratch(scratch)
+class PooledPath:
+    """The ``ReadPath`` of native reader threads (``_cread.ReadPool``): the consumer plans each step
+    and submits its reads with ``reads.prepare``, then checks and parses them with ``reads.finish``.
+
+    Example:
+        >>> import numpy as np, tempfile
+        >>> from dlio_core.formats import get_format
+        >>> from dlio_core.sampling import EpochPlan
+        >>> from dlio_core.storage import open_storage
+        >>> st, fmt = open_storage(tempfile.mkdtemp()), get_format("npy")
+        >>> sizes = [fmt.write_file(st, f"f{i}.npy", np.zeros((4, 1), np.uint8)) for i in range(4)]
+        >>> inputs = ReadInputs.build(st, fmt, [f"f{i}.npy" for i in range(4)], sizes=sizes, read_threads=2)
+        >>> pool = _BufferPool()
+        >>> path = PooledPath(inputs, WholeFileBatches(inputs, pool), ScratchShelf(fmt, enabled=True), pool)
+        >>> plan = EpochPlan(num_files=4, samples_per_file=1, batch_size=2)
+        >>> [b.num_samples for b in path.epoch(plan, 2)] if can_pool(inputs, 2) else [2, 2]  # C extension built
+        [2, 2]
+    """
+
+    name = "pooled"
+
+    def __init__(self, inputs: ReadInputs, reads: WholeFileBatches, scratches: ScratchShelf,
+                 pool: _BufferPool) -> None:
+        self.read_threads = inputs.read_threads
+        self.in_flight = inputs.in_flight
+        self.keep_samples = inputs.keep_samples
+        self.reads = reads
+        self.scratches = scratches
+        self.pool = pool  # where kept samples' buffers go back when their batch is never yielded
+
+    def epoch(self, plan: Any, steps: int) -> Iterator[Batch]:
+        """Yield ``steps`` batches of ``plan`` in order, read by a ``ReadPool`` (see the module)."""
+        in_flight = self.in_flight
+        slots = in_flight + 1
+        scratches = [] if self.keep_samples else [self.scratches.take() for _ in range(slots)]
+        pool = whole_file._cread.ReadPool(min(self.read_threads, steps), spin_us=POOL_SPIN_US)
+        reads, finish, give_back = self.reads, self.reads.finish, self.pool.put
+        jobs: dict[int, Any] = {}  # step -> (ticket, prepared, samples), or _Failed
+        planner = _Planner(plan, steps)
+        submitted = 0
+        try:
+            for step in range(steps):
+                last = min(steps, step + in_flight + 1)
+                while submitted < last:
+                    jobs[submitted] = _submit(reads, pool, planner, submitted,
+                                              scratches[submitted % slots] if scratches else None)
+                    submitted += 1
+                job = jobs.pop(step)
+                if type(job) is _Failed:
+                    raise job.exc
+                ticket, prep, samples = job
+                try:
+                    got, io_s = pool.wait(ticket)
+                except OSError as exc:
+                    if prep.owned is not None:
+                        give_back(prep.owned)
+                    raise ReadError.from_os_error(exc.filename, exc) from exc
+                try:
+                    batch = finish(step, samples, prep, got, io_s, None)
+                except BaseException:
+                    if prep.owned is not None:
+                        give_back(prep.owned)
+                    raise
+                yield batch
+        finally:
+            pool.close()  # joins the threads: nothing is still being read into a buffer after this
+            for job in jobs.values():  # submitted, never consumed
+                if type(job) is not _Failed and job[1].owned is not None:
+                    give_back(job[1].owned)
+            for scratch in scratches:
+                self.scratches.give(scratch)
 
 
 class _Planner:
@@ -136,12 +178,12 @@ PLAN_BLOCK_STEPS = 64
 PLAN_BLOCK_SAMPLES = 8192
 
 
-def _submit(self: NativeLoader, pool: Any, planner: _Planner, step: int, scratch: Any) -> Any:
+def _submit(reads: WholeFileBatches, pool: Any, planner: _Planner, step: int, scratch: Any) -> Any:
     """Plan ``step``, give its reads buffers and queue them: ``(ticket, prepared, samples)``, or a
     ``_Failed`` to raise when the consumer reaches the step."""
     try:
         files, samples = planner.batch(step)
-        prep = self._prepare(files, scratch)
+        prep = reads.prepare(files, scratch)
         return pool.submit(prep.paths, prep.bufs), prep, samples
     except BaseException as exc:
         return _Failed(exc)

@@ -3,8 +3,8 @@
 Steps are claimed one at a time, in plan order, from a shared counter under a lock, and built batches
 are handed over by step number, so the consumer yields them in plan order whoever built them. At most
 ``in_flight`` batches are read ahead of the consumer: step ``k`` may be claimed only once the consumer
-has taken step ``k - in_flight``. The loop that uses this state is ``NativeLoader.epoch`` (consumer)
-and ``NativeLoader._worker`` (readers), in ``loader.py``.
+has taken step ``k - in_flight``. The loop that uses this state is ``ThreadedPath.epoch`` (consumer)
+and its ``_worker`` (readers), in ``threaded.py``.
 """
 
 from __future__ import annotations

@@ -13,42 +13,34 @@ the format's per-thread ``parser()`` re-checks the header bytes and hands back t
 time instead of building a new array. Bytes actually read, I/O seconds and decode
 seconds are summed per batch; nothing is formatted or logged per sample.
 
-The functions here are :class:`~dlio_core.engine.NativeLoader` methods (``self`` is the loader), bound
-in its class body: moved here, not wrapped, so a call costs what a method call did.
+:class:`WholeFileBatches` holds what these reads need, taken from the loader's ``ReadInputs`` once,
+as plain attributes: the hot path pays one attribute lookup per input, as the loader's methods did.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .batch import Batch, ReadError
-from .buffers import _Scratch
+from .buffers import _BufferPool, _Scratch
+from .read_path import ReadInputs
 
 try:  # the optional C extension (setup.py): batch reads with the GIL released once
     from . import _cread
 except ImportError:  # not compiled here: the os.open/os.preadv/os.close loop below does the same reads
     _cread = None
 
-if TYPE_CHECKING:
-    from .loader import NativeLoader
-
-
-def _local_storage_class() -> type:
-    from dlio_core.storage.local import LocalStorage
-
-    return LocalStorage
-
-
 # A batch of files up to this many bytes in all is read back to back into one scratch array, then
-# parsed (see NativeLoader._read_batch); above it, one file at a time into one buffer.
+# parsed (see WholeFileBatches.read); above it, one file at a time into one buffer.
 BURST_MAX_BYTES = 4 << 20
-# What the direct local read does in one os.preadv call; larger files go through storage.read_into.
+# The largest file the engine reads itself in one os.preadv (or C) call; larger plain local files,
+# like every other storage's, go through storage.read_into.
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_DIRECT_MAX = 0x7FFFF000 if hasattr(os, "preadv") else -1
+_LOCAL_READ_MAX_BYTES = 0x7FFFF000 if hasattr(os, "preadv") else -1
 
 
 def _short_read(path: str, n: int, size: int) -> ReadError:
@@ -61,155 +53,182 @@ def _no_such_sample(path: str, sample: int, per_file: int) -> ReadError:
 
 
 class Prepared(NamedTuple):
-    """A batch's reads, planned and given buffers but not yet read (see :func:`prepare`)."""
+    """A batch's reads, planned and given buffers but not yet read (see ``WholeFileBatches.prepare``)."""
 
     which: list[int]  # read of each sample (a run of samples in one file is one read)
     paths: list[str]  # path of each read
     sizes: list[int]  # bytes of each read (the file's size)
-    bufs: list[memoryview] | None  # where each read lands (None: read one at a time, see read_batch_large)
+    bufs: list[memoryview] | None  # where each read lands (None: read one at a time, see ``read_large``)
     parse: Any  # the format's parse, or a scratch's caching parser
     owned: list[np.ndarray] | None  # pooled buffers the batch keeps (keep_samples), else None
 
 
-def prepare(self: NativeLoader, files: np.ndarray | list[int], scratch: _Scratch | None) -> Prepared:
-    """Plan a batch's whole-file reads and give each a buffer; no buffers (``bufs`` None) when the
-    batch is to be read one large file at a time instead (see ``read_batch``)."""
-    fl = files if type(files) is list else files.tolist()
-    paths, sizes, storage = self.files, self._size_list, self.storage
-    reads: list[int] = []  # file of each read
-    which: list[int] = []
-    last = -1
-    for f in fl:
-        if f != last:
-            reads.append(f)
-            last = f
-        which.append(len(reads) - 1)
-    rsizes = [sizes[f] for f in reads] if sizes is not None else [storage.size(paths[f]) for f in reads]
-    if scratch is None:
-        get_buffer = self._pool.get
-        owned = [get_buffer(n) for n in rsizes]
-        bufs = [memoryview(b)[:n] for b, n in zip(owned, rsizes)]
-        return Prepared(which, [paths[f] for f in reads], rsizes, bufs, self.fmt.parse, owned)
-    bufs = scratch.batch_views(rsizes) if sum(rsizes) <= BURST_MAX_BYTES else None
-    return Prepared(which, [paths[f] for f in reads], rsizes, bufs, scratch.parse, None)
 
 
-def finish(self: NativeLoader, step: int, samples: np.ndarray | list[int], prep: Prepared, got: list[int],
-           io_s: float, rng: np.random.Generator | None) -> Batch:
-    """Check and parse a prepared batch's reads (``got`` bytes each, read in ``io_s``) into its Batch."""
-    perf = time.perf_counter
-    t1 = perf()
-    parse, paths, keep = prep.parse, prep.paths, prep.owned is not None
-    arrays = []
-    nbytes = 0
-    for n, size, b, path in zip(got, prep.sizes, prep.bufs, paths):
-        if n != size:
-            raise _short_read(path, n, size)
-        arrays.append(parse(b, path))
-        nbytes += n
-    t2 = perf()
-    sample_bytes = 0
-    views: list[np.ndarray] | None = [] if keep else None
-    prev = None
-    per_file = each = 0
-    for s, r in zip(samples if type(samples) is list else samples.tolist(), prep.which):
-        x = arrays[r]
-        if x is not prev:
-            prev = x
-            per_file = x.shape[-1] if x.ndim else 0
-            each = x.nbytes // per_file if per_file else 0
-        if not 0 <= s < per_file:
-            raise _no_such_sample(paths[r], s, per_file)
-        sample_bytes += each
-        if keep:
-            views.append(x[..., s])
-    decode_s = t2 - t1
-    if self.preprocess_s is not None:
-        decode_s += self._preprocess(len(prep.which), rng)
-    batch = Batch(step, len(prep.which), nbytes, sample_bytes, io_s, decode_s, views)
-    if keep:
-        owned = prep.owned
-        batch._release = lambda: self._pool.put(owned)
-    return batch
+class WholeFileBatches:
+    """Builds whole-file batches (the ``BatchReader`` of npz and npy): plans each batch's reads
+    (``prepare``), reads them (``read_files``) and checks and parses what they read (``finish``).
 
+    The pooled path calls ``prepare`` and ``finish`` itself around its native threads' reads.
 
-def read_batch(self: NativeLoader, step: int, files: np.ndarray, samples: np.ndarray, scratch: _Scratch | None,
-               rng: np.random.Generator) -> Batch:
-    """Whole-file formats: each run of a batch's samples in one file is one whole-file read.
-
-    A batch's files are read back to back (one call into ``_cread`` with the GIL released once, or
-    a tight loop of system calls without it), then parsed; the reader thus holds the GIL in one
-    block per batch rather than between every two system calls, which is what lets reader threads
-    share it (with short Python spells between system calls, each thread's return from a call finds
-    the GIL taken by another thread, and sleeps). Batches bigger than ``BURST_MAX_BYTES`` without
-    ``keep_samples`` are read one file at a time into one scratch buffer instead: their copies
-    dwarf the Python.
+    Example:
+        >>> import numpy as np, tempfile
+        >>> from dlio_core.formats import get_format
+        >>> from dlio_core.storage import open_storage
+        >>> st, fmt = open_storage(tempfile.mkdtemp()), get_format("npy")
+        >>> sizes = [fmt.write_file(st, f"f{i}.npy", np.full((4, 1), i, np.uint8)) for i in range(2)]
+        >>> inputs = ReadInputs.build(st, fmt, ["f0.npy", "f1.npy"], sizes=sizes, keep_samples=True)
+        >>> batch = WholeFileBatches(inputs, _BufferPool()).read(0, np.array([1, 0]), np.array([0, 0]), None, None)
+        >>> [int(x[0]) for x in batch.samples], batch.bytes_read == sum(sizes)
+        ([1, 0], True)
     """
-    prep = self._prepare(files, scratch)
-    if prep.bufs is None:
-        return self._read_batch_large(step, samples, prep, scratch, rng)
-    t0 = time.perf_counter()
-    got = self._read_files(prep.paths, prep.bufs, prep.sizes)
-    return self._finish(step, samples, prep, got, time.perf_counter() - t0, rng)
 
+    def __init__(self, inputs: ReadInputs, pool: _BufferPool) -> None:
+        # Copied out of ``inputs``: one attribute lookup each on the hot path.
+        self.storage = inputs.storage
+        self.paths = inputs.paths
+        self.sizes = inputs.size_list
+        self.plain_local_files = inputs.plain_local_files
+        self.parse = inputs.fmt.parse
+        self.preprocess_s = inputs.preprocess_s
+        self.preprocess = inputs.preprocess
+        self.pool = pool
 
-def read_files(self: NativeLoader, paths: list[str], bufs: list[memoryview], sizes: list[int]) -> list[int]:
-    """Read each whole file into its buffer, back to back; bytes read per file."""
-    got: list[int] = []
-    path = ""
-    try:
-        if self._direct and max(sizes) <= _DIRECT_MAX:
-            if _cread is not None:
-                try:
-                    return _cread.read_files(paths, bufs)[0]
-                except OSError as exc:
-                    path = exc.filename
-                    raise
-            os_open, os_preadv, os_close, flags = os.open, os.preadv, os.close, _O_RDONLY
-            for path, b in zip(paths, bufs):  # the tight loop: system calls, next to no Python
-                fd = os_open(path, flags)
-                try:
-                    got.append(os_preadv(fd, (b,), 0))
-                finally:
-                    os_close(fd)
-            for i, (n, size) in enumerate(zip(got, sizes)):
-                if n != size and n:  # a short read (signals, odd file systems): finish it
-                    path = paths[i]
-                    got[i] = n + self.storage.read_into(path, bufs[i][n:], n)
-        else:
-            read_into = self.storage.read_into
-            for path, b in zip(paths, bufs):
-                got.append(read_into(path, b))
-    except OSError as exc:
-        raise ReadError.from_os_error(path, exc) from exc
-    return got
+    def prepare(self, files: np.ndarray | list[int], scratch: _Scratch | None) -> Prepared:
+        """Plan a batch's whole-file reads and give each a buffer; no buffers (``bufs`` None) when the
+        batch is to be read one large file at a time instead (see ``read``)."""
+        fl = files if type(files) is list else files.tolist()
+        paths, sizes, storage = self.paths, self.sizes, self.storage
+        reads: list[int] = []  # file of each read
+        which: list[int] = []
+        last = -1
+        for f in fl:
+            if f != last:
+                reads.append(f)
+                last = f
+            which.append(len(reads) - 1)
+        rsizes = [sizes[f] for f in reads] if sizes is not None else [storage.size(paths[f]) for f in reads]
+        if scratch is None:
+            get_buffer = self.pool.get
+            owned = [get_buffer(n) for n in rsizes]
+            bufs = [memoryview(b)[:n] for b, n in zip(owned, rsizes)]
+            return Prepared(which, [paths[f] for f in reads], rsizes, bufs, self.parse, owned)
+        bufs = scratch.batch_views(rsizes) if sum(rsizes) <= BURST_MAX_BYTES else None
+        return Prepared(which, [paths[f] for f in reads], rsizes, bufs, scratch.parse, None)
 
-
-def read_batch_large(self: NativeLoader, step: int, samples: np.ndarray, prep: Prepared, scratch: _Scratch,
-                     rng: np.random.Generator) -> Batch:
-    """Large files without kept samples: one at a time through one reused scratch buffer."""
-    perf = time.perf_counter
-    io_s = decode_s = 0.0
-    nbytes = sample_bytes = 0
-    figures = []
-    for path, size in zip(prep.paths, prep.sizes):
-        b = scratch.single_view(size)
-        t0 = perf()
-        (n,) = self._read_files([path], [b], [size])
+    def finish(self, step: int, samples: np.ndarray | list[int], prep: Prepared, got: list[int], io_s: float,
+               rng: np.random.Generator | None) -> Batch:
+        """Check and parse a prepared batch's reads (``got`` bytes each, read in ``io_s``) into its Batch."""
+        perf = time.perf_counter
         t1 = perf()
-        if n != size:
-            raise _short_read(path, n, size)
-        x = scratch.parse(b, path)
-        decode_s += perf() - t1
-        io_s += t1 - t0
-        nbytes += n
-        per_file = x.shape[-1] if x.ndim else 0
-        figures.append((per_file, x.nbytes // per_file if per_file else 0))
-    for s, r in zip(samples.tolist(), prep.which):
-        per_file, each = figures[r]
-        if not 0 <= s < per_file:
-            raise _no_such_sample(prep.paths[r], s, per_file)
-        sample_bytes += each
-    if self.preprocess_s is not None:
-        decode_s += self._preprocess(len(prep.which), rng)
-    return Batch(step, len(prep.which), nbytes, sample_bytes, io_s, decode_s, None)
+        parse, paths, keep = prep.parse, prep.paths, prep.owned is not None
+        arrays = []
+        nbytes = 0
+        for n, size, b, path in zip(got, prep.sizes, prep.bufs, paths):
+            if n != size:
+                raise _short_read(path, n, size)
+            arrays.append(parse(b, path))
+            nbytes += n
+        t2 = perf()
+        sample_bytes = 0
+        views: list[np.ndarray] | None = [] if keep else None
+        prev = None
+        per_file = each = 0
+        for s, r in zip(samples if type(samples) is list else samples.tolist(), prep.which):
+            x = arrays[r]
+            if x is not prev:
+                prev = x
+                per_file = x.shape[-1] if x.ndim else 0
+                each = x.nbytes // per_file if per_file else 0
+            if not 0 <= s < per_file:
+                raise _no_such_sample(paths[r], s, per_file)
+            sample_bytes += each
+            if keep:
+                views.append(x[..., s])
+        decode_s = t2 - t1
+        if self.preprocess_s is not None:
+            decode_s += self.preprocess(len(prep.which), rng)
+        batch = Batch(step, len(prep.which), nbytes, sample_bytes, io_s, decode_s, views)
+        if keep:
+            owned, put = prep.owned, self.pool.put
+            batch._release = lambda: put(owned)
+        return batch
+
+    def read(self, step: int, files: np.ndarray, samples: np.ndarray, scratch: _Scratch | None,
+             rng: np.random.Generator) -> Batch:
+        """Each run of a batch's samples in one file is one whole-file read.
+
+        A batch's files are read back to back (one call into ``_cread`` with the GIL released once, or
+        a tight loop of system calls without it), then parsed; the reader thus holds the GIL in one
+        block per batch rather than between every two system calls, which is what lets reader threads
+        share it (with short Python spells between system calls, each thread's return from a call finds
+        the GIL taken by another thread, and sleeps). Batches bigger than ``BURST_MAX_BYTES`` without
+        ``keep_samples`` are read one file at a time into one scratch buffer instead: their copies
+        dwarf the Python.
+        """
+        prep = self.prepare(files, scratch)
+        if prep.bufs is None:
+            return self.read_large(step, samples, prep, scratch, rng)
+        t0 = time.perf_counter()
+        got = self.read_files(prep.paths, prep.bufs, prep.sizes)
+        return self.finish(step, samples, prep, got, time.perf_counter() - t0, rng)
+
+    def read_files(self, paths: list[str], bufs: list[memoryview], sizes: list[int]) -> list[int]:
+        """Read each whole file into its buffer, back to back; bytes read per file."""
+        got: list[int] = []
+        path = ""
+        try:
+            if self.plain_local_files and max(sizes) <= _LOCAL_READ_MAX_BYTES:
+                if _cread is not None:
+                    try:
+                        return _cread.read_files(paths, bufs)[0]
+                    except OSError as exc:
+                        path = exc.filename
+                        raise
+                os_open, os_preadv, os_close, flags = os.open, os.preadv, os.close, _O_RDONLY
+                for path, b in zip(paths, bufs):  # the tight loop: system calls, next to no Python
+                    fd = os_open(path, flags)
+                    try:
+                        got.append(os_preadv(fd, (b,), 0))
+                    finally:
+                        os_close(fd)
+                for i, (n, size) in enumerate(zip(got, sizes)):
+                    if n != size and n:  # a short read (signals, odd file systems): finish it
+                        path = paths[i]
+                        got[i] = n + self.storage.read_into(path, bufs[i][n:], n)
+            else:
+                read_into = self.storage.read_into
+                for path, b in zip(paths, bufs):
+                    got.append(read_into(path, b))
+        except OSError as exc:
+            raise ReadError.from_os_error(path, exc) from exc
+        return got
+
+    def read_large(self, step: int, samples: np.ndarray, prep: Prepared, scratch: _Scratch,
+                   rng: np.random.Generator) -> Batch:
+        """Large files without kept samples: one at a time through one reused scratch buffer."""
+        perf = time.perf_counter
+        io_s = decode_s = 0.0
+        nbytes = sample_bytes = 0
+        figures = []
+        for path, size in zip(prep.paths, prep.sizes):
+            b = scratch.single_view(size)
+            t0 = perf()
+            (n,) = self.read_files([path], [b], [size])
+            t1 = perf()
+            if n != size:
+                raise _short_read(path, n, size)
+            x = scratch.parse(b, path)
+            decode_s += perf() - t1
+            io_s += t1 - t0
+            nbytes += n
+            per_file = x.shape[-1] if x.ndim else 0
+            figures.append((per_file, x.nbytes // per_file if per_file else 0))
+        for s, r in zip(samples.tolist(), prep.which):
+            per_file, each = figures[r]
+            if not 0 <= s < per_file:
+                raise _no_such_sample(prep.paths[r], s, per_file)
+            sample_bytes += each
+        if self.preprocess_s is not None:
+            decode_s += self.preprocess(len(prep.which), rng)
+        return Batch(step, len(prep.which), nbytes, sample_bytes, io_s, decode_s, None)

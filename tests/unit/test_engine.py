@@ -15,7 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from dlio_core.engine import Batch, NativeLoader, whole_file
+from dlio_core.engine import Batch, NativeLoader
+from dlio_core.engine import pooled, whole_file
 from dlio_core.formats import get_format
 from dlio_core.sampling import EpochPlan
 from dlio_core.storage import open_storage
@@ -64,7 +65,7 @@ def mode(request, monkeypatch):
     if request.param == "pooled" and whole_file._cread is None:
         pytest.skip("the C extension dlio_core.engine._cread is not built")
     if request.param != "pooled":
-        monkeypatch.setattr(NativeLoader, "_can_pool", lambda self, batch_size: False)
+        monkeypatch.setattr(pooled, "can_pool", lambda inputs, batch_size: False)
     if request.param == "one-by-one":
         monkeypatch.setattr(whole_file, "BURST_MAX_BYTES", 0)
     if request.param == "python-reads":
@@ -107,6 +108,9 @@ class Recording:
 
     def size(self, path):
         return self.inner.size(path)
+
+    def local_path(self, path):  # no OS paths: every read goes through read_into, and is recorded
+        return None
 
 
 def _plan(n: int, spf: int, batch: int, **kw) -> EpochPlan:

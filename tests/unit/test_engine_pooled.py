@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from dlio_core.config.timespec import TimeSpec
-from dlio_core.engine import NativeLoader, pooled, whole_file
+from dlio_core.engine import NativeLoader
+from dlio_core.engine import pooled, whole_file
 from dlio_core.formats import get_format
 
 from .test_engine import Recording, _drain, _identity, _plan, dataset, os_threads, threads_settle_at  # noqa: F401
@@ -22,16 +23,25 @@ pytestmark = [pytest.mark.timeout(60),
 def test_taken_for_small_local_whole_files_only(dataset, monkeypatch):
     st, paths, sizes = dataset(8, 1)
     npz = get_format("npz")
-    assert NativeLoader(st, npz, paths, sizes=sizes)._can_pool(4)
-    assert NativeLoader(st, npz, paths, sizes=sizes, keep_samples=True)._can_pool(10**6)  # pooled buffers
-    assert not NativeLoader(st, npz, paths)._can_pool(4)  # sizes unknown: the threads stat as they go
-    assert not NativeLoader(Recording(st), npz, paths, sizes=sizes)._can_pool(4)  # not plain local storage
+    assert pooled_for(NativeLoader(st, npz, paths, sizes=sizes), 4)
+    assert pooled_for(NativeLoader(st, npz, paths, sizes=sizes, keep_samples=True), 10**6)  # pooled buffers
+    assert not pooled_for(NativeLoader(st, npz, paths), 4)  # sizes unknown: the threads stat as they go
+    assert not pooled_for(NativeLoader(Recording(st), npz, paths, sizes=sizes), 4)  # not plain local storage
     sleepy = TimeSpec.parse(0.001, key="reader.preprocess_time")  # runs on the reader threads: not pooled
-    assert not NativeLoader(st, npz, paths, sizes=sizes, preprocess_s=sleepy)._can_pool(4)
+    assert not pooled_for(NativeLoader(st, npz, paths, sizes=sizes, preprocess_s=sleepy), 4)
     big = whole_file.BURST_MAX_BYTES // max(sizes) + 1
-    assert not NativeLoader(st, npz, paths, sizes=sizes)._can_pool(big)  # a batch too big for scratch sets
+    assert not pooled_for(NativeLoader(st, npz, paths, sizes=sizes), big)  # a batch too big for scratch sets
     monkeypatch.setattr(whole_file, "_cread", None)
-    assert not NativeLoader(st, npz, paths, sizes=sizes)._can_pool(4)
+    assert not pooled_for(NativeLoader(st, npz, paths, sizes=sizes), 4)
+
+
+def pooled_for(loader: NativeLoader, batch_size: int) -> bool:
+    """Whether ``loader``'s epochs of ``batch_size``-sample steps take the pooled path (and, the same
+    thing said by the predicate alone, whether ``pooled.can_pool`` says so)."""
+    path = loader.read_path(batch_size)
+    assert path.name in ("pooled", "threaded")
+    assert (path.name == "pooled") == pooled.can_pool(loader.inputs, batch_size)
+    return path.name == "pooled"
 
 
 @pytest.mark.parametrize("threads", [1, 2, 5])
@@ -51,7 +61,7 @@ def test_yields_what_the_threaded_path_yields(dataset, monkeypatch, threads, shu
         return out
 
     got = {keep: epoch(keep) for keep in (False, True)}
-    monkeypatch.setattr(NativeLoader, "_can_pool", lambda self, batch_size: False)
+    monkeypatch.setattr(pooled, "can_pool", lambda inputs, batch_size: False)
     want = {keep: epoch(keep) for keep in (False, True)}
     assert got == want
     assert [ids for *_, ids in got[True]] == [list(zip(*(a.tolist() for a in plan.batch(s))))
@@ -76,9 +86,9 @@ def test_read_ahead_is_bounded(dataset, monkeypatch, prefetch):
     consumed, worst = [0], [0]
     submit = pooled._submit
 
-    def spy(self, pool, plan, step, scratch):
+    def spy(reads, pool, planner, step, scratch):
         worst[0] = max(worst[0], step + 1 - consumed[0])
-        return submit(self, pool, plan, step, scratch)
+        return submit(reads, pool, planner, step, scratch)
 
     monkeypatch.setattr(pooled, "_submit", spy)
     loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=2, prefetch_size=prefetch)
@@ -107,11 +117,12 @@ def test_scratch_sets_are_kept_across_epochs(dataset):
     st, paths, sizes = dataset(16, 1)
     loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=2, prefetch_size=3)
     _drain(loader, _plan(16, 1, 2))
-    first = {id(s) for s in loader._scratches}
-    arrays = {id(s.batch) for s in loader._scratches}
+    first = {id(s) for s in loader._scratches.kept}
+    arrays = {id(s.batch) for s in loader._scratches.kept}
     _drain(loader, _plan(16, 1, 2))
     assert len(first) == 4  # in_flight 3 steps ahead + the one being consumed
-    assert {id(s) for s in loader._scratches} == first and {id(s.batch) for s in loader._scratches} == arrays
+    kept = loader._scratches.kept
+    assert {id(s) for s in kept} == first and {id(s.batch) for s in kept} == arrays
 
 
 def test_npy_files_too(dataset):

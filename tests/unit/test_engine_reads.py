@@ -9,7 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from dlio_core.engine import NativeLoader, ReadError, _Scratch, whole_file
+from dlio_core.engine import NativeLoader, ReadError
+from dlio_core.engine import whole_file
+from dlio_core.engine.buffers import _Scratch
 from dlio_core.formats import FormatError, get_format
 
 from .test_engine import (Recording, _drain, _identity, _plan, _run_in_thread, dataset, mode,  # noqa: F401
@@ -111,7 +113,7 @@ def test_engine_reuses_one_buffer_for_files_of_one_size(dataset, monkeypatch, bu
     _drain(loader, _plan(12, 1, 2))
     _drain(loader, _plan(12, 1, 2))
     assert len(buffers) <= 3  # one scratch array per reader thread and the consumer's, across batches and epochs
-    assert 2 <= len(loader._scratches) <= 3  # the consumer's is made the first time it reads a step itself
+    assert 2 <= len(loader._scratches.kept) <= 3  # the consumer's is made the first time it reads a step itself
 
 
 class _RangedFormat:
@@ -138,9 +140,16 @@ class _RangedFormat:
         return R()
 
 
+class _NoFiles:
+    """A storage the fake ranged format never reads from (its files have no OS path)."""
+
+    def local_path(self, path):
+        return None
+
+
 def test_ranged_formats_use_the_reader_hook():
     fmt = _RangedFormat()
-    loader = NativeLoader(None, fmt, [f"p{i}" for i in range(4)], sizes=[100] * 4, read_threads=2,
+    loader = NativeLoader(_NoFiles(), fmt, [f"p{i}" for i in range(4)], sizes=[100] * 4, read_threads=2,
                           keep_samples=True)
     plan = _plan(4, 3, 3)
     for step, b in enumerate(loader.epoch(plan)):
@@ -168,7 +177,7 @@ def test_direct_local_reads_finish_short_reads(dataset, monkeypatch, burst):
 
     monkeypatch.setattr(os, "preadv", short_preadv)
     loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=2, keep_samples=True)
-    assert loader._direct and os.path.isabs(loader.files[0])
+    assert loader.inputs.plain_local_files and os.path.isabs(loader.files[0])
     got = []
     for b in loader.epoch(_plan(6, 2, 4)):
         got += [_identity(s) for s in b.samples]
@@ -178,16 +187,20 @@ def test_direct_local_reads_finish_short_reads(dataset, monkeypatch, burst):
 
 
 def test_direct_path_is_only_for_plain_local_storage(dataset):
+    from dlio_core.storage import open_storage
     from dlio_core.storage.local import LocalStorage
 
     st, paths, sizes = dataset(2, 1)
 
-    class Sub(LocalStorage):  # e.g. DirectStorage (O_DIRECT) keeps its own read_into
-        pass
+    class Sub(LocalStorage):  # e.g. DirectStorage (O_DIRECT) keeps its own read_into: no plain OS path
+        def local_path(self, path):
+            return None
 
-    assert NativeLoader(st, get_format("npz"), paths, sizes=sizes)._direct
+    assert NativeLoader(st, get_format("npz"), paths, sizes=sizes).inputs.plain_local_files
     sub = NativeLoader(Sub(st.root), get_format("npz"), paths, sizes=sizes)
-    assert not sub._direct and sub.files == paths
+    assert not sub.inputs.plain_local_files and sub.files == paths
+    o_direct = NativeLoader(open_storage("direct://" + st.root), get_format("npz"), paths, sizes=sizes)
+    assert not o_direct.inputs.plain_local_files and o_direct.files == paths
 
 
 def test_kept_samples_live_in_buffers_from_the_allocator(tmp_path):

@@ -11,7 +11,8 @@ from queue import SimpleQueue
 
 import pytest
 
-from dlio_core.engine import NativeLoader, ReadError, loader as engine_loader, steps as engine_steps
+from dlio_core.engine import NativeLoader, ReadError
+from dlio_core.engine import steps as engine_steps, threaded as engine_threaded
 from dlio_core.formats import get_format
 
 from .test_engine import (Recording, _drain, _identity, _plan, _run_in_thread, dataset, mode,  # noqa: F401
@@ -92,7 +93,7 @@ def slow_wakeups(monkeypatch):
             super().__init__(steps, in_flight)
             self.wake = _SlowWake(0.1)
 
-    monkeypatch.setattr(engine_loader, "_EpochState", State)  # the name NativeLoader.epoch looks up
+    monkeypatch.setattr(engine_threaded, "_EpochState", State)  # the name ThreadedPath.epoch looks up
 
 
 @pytest.mark.parametrize("keep", [False, True])
