@@ -27,7 +27,6 @@ def _cfg(tmp_path, files=16, batch=4):
 
 def test_batches_land_on_the_gpu_equal_to_the_cpu_path_with_h2d_timed(tmp_path):
     from dlio_torch import DeviceLoader
-    from dlio_torch.device_loader import engine_accepts_allocator
 
     cfg = _cfg(tmp_path)
     gpu = list(DeviceLoader(cfg, device="cuda", threads=4))
@@ -37,14 +36,12 @@ def test_batches_land_on_the_gpu_equal_to_the_cpu_path_with_h2d_timed(tmp_path):
         assert g.data.is_cuda and g.h2d_s is not None and g.h2d_s > 0
         assert torch.equal(g.data.cpu(), c.data)
     loader = DeviceLoader(cfg, device="cuda")
-    assert loader.pinned == engine_accepts_allocator()
+    assert loader.pinned  # the engine reads kept samples into pinned staging buffers from the allocator
 
 
-def test_staging_buffers_are_pinned_when_the_engine_takes_an_allocator():
-    from dlio_torch.device_loader import engine_accepts_allocator, pinned_allocator
+def test_staging_buffers_are_pinned():
+    from dlio_torch.device_loader import pinned_allocator
 
-    if not engine_accepts_allocator():
-        pytest.skip("dlio_core.engine.NativeLoader takes no allocator yet (pageable staging)")
     buf = pinned_allocator(1 << 20)
     assert torch.from_numpy(buf).is_pinned()
 
