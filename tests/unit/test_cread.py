@@ -13,7 +13,7 @@ import pytest
 
 from dlio_core.engine import whole_file
 
-from .test_engine import os_threads, threads_settle_at
+from ._engine_helpers import os_threads, threads_settle_at
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,145 +1,22 @@
 """The native engine, what it yields: every sample once, in plan order, with correct figures and bytes.
 
-Shared fixtures and helpers for the engine's tests live here (imported by ``test_engine_threads.py``
-and ``test_engine_reads.py``). Wall-clock speed is measured in benchmarks/harness_ceiling.py, never
-asserted here.
+The engine tests' fixtures (``dataset``, ``mode``) are in ``conftest.py`` and their helpers in
+``_engine_helpers.py``. Wall-clock speed is measured in benchmarks/harness_ceiling.py, never asserted here.
 """
 
 from __future__ import annotations
 
 import collections
-import os
-import threading
-import time
 
 import numpy as np
 import pytest
 
-from dlio_core.engine import Batch, NativeLoader
-from dlio_core.engine import pooled, whole_file
+from dlio_core.engine import NativeLoader
 from dlio_core.formats import get_format
-from dlio_core.sampling import EpochPlan
-from dlio_core.storage import open_storage
+
+from ._engine_helpers import Recording, _drain, _identity, _plan
 
 pytestmark = pytest.mark.timeout(60)
-
-
-# -- fixtures ----------------------------------------------------------------------------------------
-def _x(file: int, spf: int, dims: tuple[int, ...] = (3,)) -> np.ndarray:
-    """A file's samples (DLIO layout, samples on the last axis); sample i of file f starts (f, i, 7, ...)."""
-    x = np.full((*dims, spf), 7, np.uint32)
-    flat = x.reshape(-1, spf)  # a view: row k is element k of every sample
-    flat[0] = file
-    flat[1] = np.arange(spf)
-    return x
-
-
-def _identity(sample: np.ndarray) -> tuple[int, int]:
-    flat = sample.reshape(-1)
-    return int(flat[0]), int(flat[1])
-
-
-@pytest.fixture
-def dataset(tmp_path):
-    """Build ``n`` files of ``spf`` samples in ``fmt``; returns (storage, paths, sizes)."""
-
-    def make(n: int, spf: int, fmt: str = "npz", *, vary: bool = False):
-        st = open_storage(str(tmp_path))
-        f = get_format(fmt)
-        paths, sizes = [], []
-        for i in range(n):
-            dims = (3 + (i % 3 if vary else 0),)
-            rel = f"train/f{i:03d}.{fmt}"
-            sizes.append(f.write_file(st, rel, _x(i, spf, dims)))
-            paths.append(rel)
-        return st, paths, sizes
-
-    return make
-
-
-@pytest.fixture(params=["pooled", "burst", "one-by-one", "python-reads"])
-def mode(request, monkeypatch):
-    """Every read path of the engine for plain local files: native reader threads (pooled.py); Python
-    reader threads reading a batch back to back (with the C extension), or one large file at a time;
-    and Python threads without the C extension (os.open/os.preadv/os.close)."""
-    if request.param == "pooled" and whole_file._cread is None:
-        pytest.skip("the C extension dlio_core.engine._cread is not built")
-    if request.param != "pooled":
-        monkeypatch.setattr(pooled, "can_pool", lambda inputs, batch_size: False)
-    if request.param == "one-by-one":
-        monkeypatch.setattr(whole_file, "BURST_MAX_BYTES", 0)
-    if request.param == "python-reads":
-        monkeypatch.setattr(whole_file, "_cread", None)
-    return request.param
-
-
-def os_threads() -> int:
-    """Threads of this process as the OS counts them: Python's and native ones (the pooled path's)."""
-    return len(os.listdir("/proc/self/task"))
-
-
-def threads_settle_at(n: int, timeout: float = 5.0) -> bool:
-    """Whether the OS thread count reaches ``n`` within ``timeout`` (a joined thread may take a moment
-    to leave the kernel's list)."""
-    deadline = time.monotonic() + timeout
-    while os_threads() != n and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return os_threads() == n
-
-
-class Recording:
-    """A storage wrapper that records every ``read_into`` (path, thread) and can fail or block them."""
-
-    def __init__(self, inner, *, fail: str | None = None, before_read=None) -> None:
-        self.inner = inner
-        self.reads: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-        self.fail = fail
-        self.before_read = before_read
-
-    def read_into(self, path, buffer, offset=0):
-        with self.lock:
-            self.reads.append((path, threading.current_thread().name))
-        if self.before_read is not None:
-            self.before_read(path)
-        if self.fail is not None and path.endswith(self.fail):
-            raise PermissionError(13, "Permission denied")
-        return self.inner.read_into(path, buffer, offset)
-
-    def size(self, path):
-        return self.inner.size(path)
-
-    def local_path(self, path):  # no OS paths: every read goes through read_into, and is recorded
-        return None
-
-
-def _plan(n: int, spf: int, batch: int, **kw) -> EpochPlan:
-    return EpochPlan(num_files=n, samples_per_file=spf, batch_size=batch, world=1, rank=0, seed=5, epoch=1, **kw)
-
-
-def _drain(loader: NativeLoader, plan, **kw) -> list[Batch]:
-    out = []
-    for b in loader.epoch(plan, **kw):
-        out.append(b)
-        b.release()
-    return out
-
-
-
-def _run_in_thread(fn, timeout=20.0):
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed back to the test
-            box["error"] = exc
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), "the engine hung"
-    return box
 
 
 # -- every sample once, in plan order --------------------------------------------------------------

@@ -14,7 +14,7 @@ from dlio_core.engine import NativeLoader
 from dlio_core.engine import pooled, whole_file
 from dlio_core.formats import get_format
 
-from .test_engine import Recording, _drain, _identity, _plan, dataset, os_threads, threads_settle_at  # noqa: F401
+from ._engine_helpers import Recording, _drain, _identity, _plan, os_threads, threads_settle_at
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.skipif(whole_file._cread is None, reason="the C extension _cread is not built")]

@@ -17,7 +17,7 @@ from dlio_core.engine.read_path import ReadInputs
 from dlio_core.engine.threaded import ThreadedPath
 from dlio_core.formats import get_format
 
-from .test_engine import Recording, _plan, dataset, os_threads, threads_settle_at  # noqa: F401
+from ._engine_helpers import Recording, _NoFiles, _plan, _RangedFormat, os_threads, threads_settle_at
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,8 +36,6 @@ def test_each_epoch_takes_the_read_path_its_inputs_allow(dataset):
 
 
 def test_ranged_formats_take_the_threaded_path_without_scratch():
-    from .test_engine_reads import _NoFiles, _RangedFormat
-
     loader = NativeLoader(_NoFiles(), _RangedFormat(), ["p0", "p1"], sizes=[100, 100])
     assert loader.read_path(2).name == "threaded" and loader._scratches.take() is None
 

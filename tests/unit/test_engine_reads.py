@@ -14,8 +14,8 @@ from dlio_core.engine import whole_file
 from dlio_core.engine.buffers import _Scratch
 from dlio_core.formats import FormatError, get_format
 
-from .test_engine import (Recording, _drain, _identity, _plan, _run_in_thread, dataset, mode,  # noqa: F401
-                          os_threads, threads_settle_at)
+from ._engine_helpers import (Recording, _drain, _identity, _NoFiles, _plan, _RangedFormat, _run_in_thread,
+                              os_threads, threads_settle_at)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,37 +114,6 @@ def test_engine_reuses_one_buffer_for_files_of_one_size(dataset, monkeypatch, bu
     _drain(loader, _plan(12, 1, 2))
     assert len(buffers) <= 3  # one scratch array per reader thread and the consumer's, across batches and epochs
     assert 2 <= len(loader._scratches.kept) <= 3  # the consumer's is made the first time it reads a step itself
-
-
-class _RangedFormat:
-    """A format read by ranges (whole_file = False): the engine's hook for hdf5/tfrecord readers."""
-
-    name, extension, whole_file = "fake", "fake", False
-
-    def __init__(self):
-        self.opened = []
-
-    def open_reader(self, storage, path, size):
-        self.opened.append(path)
-        fmt = self
-
-        class R:
-            def read(self, indices, keep):
-                views = [np.full(2, i, np.uint8) for i in indices] if keep else None
-                return 10 * len(indices), 2 * len(indices), views, 0.001, 0.002
-
-            def close(self):
-                pass
-
-        del fmt
-        return R()
-
-
-class _NoFiles:
-    """A storage the fake ranged format never reads from (its files have no OS path)."""
-
-    def local_path(self, path):
-        return None
 
 
 def test_ranged_formats_use_the_reader_hook():

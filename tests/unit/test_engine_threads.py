@@ -15,8 +15,7 @@ from dlio_core.engine import NativeLoader, ReadError
 from dlio_core.engine import steps as engine_steps, threaded as engine_threaded
 from dlio_core.formats import get_format
 
-from .test_engine import (Recording, _drain, _identity, _plan, _run_in_thread, dataset, mode,  # noqa: F401
-                          os_threads, threads_settle_at)
+from ._engine_helpers import Recording, _drain, _identity, _plan, _run_in_thread, os_threads, threads_settle_at
 
 pytestmark = pytest.mark.timeout(60)
 
