@@ -53,7 +53,8 @@ def provenance(cfg: Any) -> dict[str, Any]:
     }
 
 
-def _phase_block(stages: dict[str, dict], rows: Sequence[Sequence[dict]], agg: dict[str, list[float]]) -> dict[str, Any]:
+def _phase_block(stages: dict[str, dict], rows: Sequence[Sequence[dict]],
+                 agg: dict[str, list[float]]) -> dict[str, Any]:
     flat = [r for rank_rows in rows for r in rank_rows]
     bytes_read = sum(r["bytes"] for r in flat)
     sample_bytes = sum(r["sample_bytes"] for r in flat)
