@@ -32,11 +32,12 @@ import numpy as np
 
 __all__ = ["WaitTimeout", "PeerLost", "LocalComm", "MpiComm", "TorchComm", "flush_and_exit"]
 
-# A status exchange usually completes within microseconds of the last rank arriving: spin briefly,
-# then sleep in growing steps so that many ranks oversubscribed on few cores do not starve each other.
-_SPIN_S = 0.0005
+# MPI moves a non-blocking collective along only while its ranks call Test, so a rank that sleeps
+# stalls the others: poll, yielding the core (ranks may outnumber cores), for as long as a step's
+# straggler usually takes, and only then sleep in growing steps (a long wait: a slow or lost rank).
+_YIELD_S = 0.05
 _FIRST_SLEEP_S = 50e-6
-_MAX_SLEEP_S = 0.002
+_MAX_SLEEP_S = 0.001
 
 
 class WaitTimeout(TimeoutError):
@@ -114,13 +115,15 @@ class _MpiPending:
         """Poll the request (which also drives MPI's progress) until it completes or the deadline passes."""
         now = time.monotonic()
         deadline = None if timeout_s is None else now + timeout_s
-        spin_until, delay = now + _SPIN_S, _FIRST_SLEEP_S
+        yield_until, delay = now + _YIELD_S, _FIRST_SLEEP_S
         try:
             while not self._req.Test():
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     raise WaitTimeout(f"not complete after {timeout_s:g} s")
-                if now >= spin_until:
+                if now < yield_until:
+                    os.sched_yield()
+                else:
                     time.sleep(delay)
                     delay = min(delay * 2, _MAX_SLEEP_S)
         except self._mpi.Exception as exc:

@@ -160,6 +160,8 @@ class Dist:
     launcher: str = "none"
     rank_timeout_s: float = DEFAULT_RANK_TIMEOUT_S
     lost: bool = False  # set once a wait on other ranks failed: no collective may run after it
+    _status_buffers: tuple[np.ndarray, np.ndarray] = field(
+        default_factory=lambda: (np.zeros(1, np.int64), np.zeros(1, np.int64)), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.host_names:
@@ -220,9 +222,9 @@ class Dist:
             return StepOutcome(status, self.rank, _one_line(message) if status else "", signum if status else 0)
         # One MAX finds the worst (status, signal) and, among the ranks that had it, the lowest rank.
         world = self.world
-        key = (int(status) * _SIGNAL_SLOTS + signum) * world + (world - 1 - self.rank)
-        out = np.zeros(1, np.int64)
-        self._wait(self.comm.start_allreduce_max(np.array([key], np.int64), out), self.rank_timeout_s, where)
+        send, out = self._status_buffers
+        send[0] = (int(status) * _SIGNAL_SLOTS + signum) * world + (world - 1 - self.rank)
+        self._wait(self.comm.start_allreduce_max(send, out), self.rank_timeout_s, where)
         worst, rank = divmod(int(out[0]), world)
         rank = world - 1 - rank
         worst_status, worst_signal = RankStatus(worst // _SIGNAL_SLOTS), worst % _SIGNAL_SLOTS
