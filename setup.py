@@ -2,7 +2,7 @@
 
 The extension is optional: where it cannot be compiled (no C compiler, no Python headers) the
 install still succeeds and the engine reads with ``os.open``/``os.preadv``/``os.close`` instead
-(``dlio_core.engine.whole_file.HAVE_CREAD`` says which).
+(``dlio_core.engine.whole_file._cread is None`` when it was not built).
 """
 
 from setuptools import Extension, setup
