@@ -8,6 +8,7 @@ Usage (DLIO's command-line forms work in every subcommand)::
     dl-driver validate resnet50_h100 --ranks 8
     dl-driver query reader.batch_size unet3d_h100
     dl-driver workloads
+    dl-driver mlperf closed training unet3d datasize ...   # the MLPerf Storage workflow (dl-driver mlperf -h)
     dl-driver workload=default ++workload.train.epochs=2      # no subcommand: run, as dlio_benchmark
 
 Errors are one line and exit non-zero; ``--debug`` shows the traceback.
@@ -27,7 +28,8 @@ __all__ = ["main"]
 
 _SUBCOMMANDS = ("run", "generate", "validate", "query", "workloads")
 
-# Exit codes: 2 bad input (config, data, arguments), 1 a failure while running, 130 interrupted.
+# Exit codes (one table, in dlio_core/exits.py and the README): 2 bad input (config, data, arguments),
+# 1 a failure while running (storage unreachable, a rank lost), 130 SIGINT, 143 SIGTERM.
 EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
 
 
@@ -134,23 +136,18 @@ def _cmd_workloads() -> int:
 
 
 def _bad_input_types() -> tuple[type, ...]:
-    from .config import ConfigError
+    from .exits import bad_input_types
 
-    types: list[type] = [ConfigError, _UsageError]
-    for module, name in (("dlio_core.manifest", "DatasetError"), ("dlio_core.formats", "FormatError"),
-                         ("dlio_core.engine", "ReadError"),
-                         ("dlio_core.storage", "StorageError"), ("dlio_core.loaders", "LoaderUnavailable"),
-                         ("dlio_core.runner", "RunError")):
-        try:
-            types.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(types)
+    return bad_input_types(_UsageError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dl-driver`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "mlperf":  # the MLPerf Storage workflow has its own command tree
+        from .mlperf.cli import main as mlperf_main
+
+        return mlperf_main(argv[1:])
     if argv and argv[0] not in _SUBCOMMANDS and not argv[0].startswith("-"):
         argv = ["run", *argv]  # dlio_benchmark style: dl-driver workload=NAME ++workload...
     args, rest = _parser().parse_known_args(argv)
@@ -175,12 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one line for the user, the traceback only on request
         if args.debug:  # the traceback as well, never a different exit code
             traceback.print_exc()
-        bad_input = isinstance(exc, _bad_input_types())
+        from .exits import exit_code_of
+
+        code = exit_code_of(exc, _UsageError)
         message = " ".join(str(exc).split()) or type(exc).__name__
-        if not bad_input:
+        if not isinstance(exc, _bad_input_types()):  # an unexpected error: say what it was
             message = f"{type(exc).__name__}: {message} (--debug shows the traceback)"
         print(f"dl-driver: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT if bad_input else EXIT_FAILURE
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

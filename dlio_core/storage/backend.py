@@ -32,6 +32,10 @@ __all__ = [
     "Storage",
     "StorageError",
     "StorageNotFoundError",
+    "CAUSE_INPUT",
+    "CAUSE_UNREACHABLE",
+    "CAUSE_TIMEOUT",
+    "CAUSE_IO",
     "BACKENDS",
     "register_backend",
     "registered_schemes",
@@ -45,8 +49,38 @@ Buffer = Any
 Data = Union[Buffer, Sequence[Buffer]]
 
 
+# Why a storage operation failed, as ``StorageError.cause``; the command's exit code follows from it.
+CAUSE_INPUT = "input"              # a wrong URI, option or credential, a missing object: exit 2
+CAUSE_UNREACHABLE = "unreachable"  # the server refused, reset or throttled every try: exit 1
+CAUSE_TIMEOUT = "timeout"          # no answer within the per-request timeouts or the total deadline: exit 1
+CAUSE_IO = "io"                    # the device failed under a valid request (disk full, I/O error): exit 1
+CAUSES = (CAUSE_INPUT, CAUSE_UNREACHABLE, CAUSE_TIMEOUT, CAUSE_IO)
+
+
 class StorageError(OSError):
-    """A storage operation failed; the message names the path or URI and, where known, the fix."""
+    """A storage operation failed; the message names the path or URI and, where known, the fix.
+
+    ``cause`` says why, set where the error is raised: ``"input"`` (the default: a bad URI or option,
+    refused credentials, a missing object), ``"unreachable"``, ``"timeout"`` or ``"io"`` (the storage
+    failed while the run was going). ``bad_input`` is True for the first only.
+
+    Example:
+        >>> StorageError("cannot read s3://b/k: no answer", cause="timeout").bad_input
+        False
+        >>> StorageError("s3://b: unknown option").cause
+        'input'
+    """
+
+    def __init__(self, *args: Any, cause: str = CAUSE_INPUT) -> None:
+        super().__init__(*args)
+        if cause not in CAUSES:
+            raise ValueError(f"StorageError cause must be one of {CAUSES}, got {cause!r}")
+        self.cause = cause
+
+    @property
+    def bad_input(self) -> bool:
+        """True when the input was wrong (exit 2), False when the storage failed while running (exit 1)."""
+        return self.cause == CAUSE_INPUT
 
 
 class StorageNotFoundError(StorageError, FileNotFoundError):

@@ -32,9 +32,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from dlio_core.redact import redact_message, secret_values
-from dlio_core.storage.backend import StorageError, StorageNotFoundError
+from dlio_core.storage.backend import (CAUSE_INPUT, CAUSE_TIMEOUT, CAUSE_UNREACHABLE, StorageError,
+                                       StorageNotFoundError)
 from dlio_core.storage.options import ClientOptions
-from dlio_core.storage.retry import RetryExhausted, RetryPolicy
+from dlio_core.storage.retry import DeadlineExceeded, RetryExhausted, RetryPolicy, is_transient, status_of
 from dlio_core.storage.uri import join_uri, redact_uri, split_scheme
 
 __all__ = ["LazyClient", "byte_view"]
@@ -253,23 +254,42 @@ class LazyClient:
     def _scrub(self, exc: BaseException | str) -> str:
         return redact_message(exc, self._secrets)
 
-    def _run(self, action: str, path: str, factory: Callable[[Any], Any], *, retry: bool = True) -> Any:
+    def _run(self, action: str, path: str, factory: Callable[[Any], Any], *, retry: bool = True,
+             deadline: bool = True) -> Any:
         """Run ``factory(fs)`` (a coroutine) on the client's loop under the retry policy; turn every
-        failure into a one-line StorageError naming the URI."""
+        failure into a one-line StorageError naming the URI and its ``cause``.
+
+        With ``deadline`` the whole operation ends by ``total_timeout_s``: a request still waiting then
+        is cancelled. Whole-file transfers (checkpoint uploads and downloads) pass False: their time
+        grows with their size, and the per-request timeouts still bound a stalled server.
+        """
         from fsspec.asyn import sync
 
-        def once() -> Any:
+        def once(left_s: float | None) -> Any:
             fs = self.fs
-            return sync(fs.loop, factory, fs)
+            return sync(fs.loop, factory, fs, timeout=max(left_s, 1e-3) if left_s is not None else None)
 
+        policy = self._retry if deadline else RetryPolicy(max_attempts=self._retry.max_attempts)
+        where = redact_uri(self.endpoint())  # an endpoint from the environment may carry credentials
+        server = f" at {where}" if where else ""
         try:
-            return self._retry.call(once) if retry else once()
-        except RetryExhausted as e:
-            where = self.endpoint()
-            server = f" at {where}" if where else ""
+            return policy.call_within(once) if retry else once(policy.total_timeout_s)
+        except DeadlineExceeded as e:
             raise StorageError(
-                f"cannot {action} {self.uri(path)}: {self._scrub(e)}; is the server{server} reachable? "
-                f"({self.option_hint}.{self.options_class.key_of('max_attempts')} sets the number of tries)") from None
+                f"cannot {action} {self.uri(path)}: no answer{server} within the total deadline of "
+                f"{e.deadline_s:g} s ({e.attempts} attempt(s), the last: {type(e.last).__name__}); "
+                f"is the server stalled? ({self.option_hint}.total_timeout_s sets the deadline)",
+                cause=CAUSE_TIMEOUT) from None
+        except RetryExhausted as e:
+            timed_out = any(isinstance(x, TimeoutError) or "Timeout" in type(x).__name__
+                            for x in (e.last, e.last.__cause__) if x is not None)
+            answered = _service_answer(e.last)
+            question = (f"the server{server} answered {answered} to every try (overloaded?)" if answered
+                        else f"is the server{server} reachable?")
+            raise StorageError(
+                f"cannot {action} {self.uri(path)}: {self._scrub(e)}; {question} "
+                f"({self.option_hint}.{self.options_class.key_of('max_attempts')} sets the number of tries)",
+                cause=CAUSE_TIMEOUT if timed_out else CAUSE_UNREACHABLE) from None
         except StorageError:
             raise
         except FileNotFoundError as e:
@@ -278,7 +298,22 @@ class LazyClient:
             raise StorageError(f"cannot {action} {self.uri(path)}: permission denied ({self._scrub(e)}); "
                                f"check the credentials in {self.option_hint} or the environment") from None
         except Exception as e:
-            raise StorageError(f"cannot {action} {self.uri(path)}: {type(e).__name__}: {self._scrub(e)}") from None
+            raise StorageError(f"cannot {action} {self.uri(path)}: {type(e).__name__}: {self._scrub(e)}",
+                               cause=CAUSE_UNREACHABLE if is_transient(e) else CAUSE_INPUT) from None
 
 
 _AZ = ("az", "abfs", "abfss")
+
+
+def _service_answer(exc: BaseException) -> str:
+    """``HTTP 503 SlowDown``: the status and error code a server answered with, found anywhere in the
+    chain of causes (s3fs turns SlowDown into ``OSError(EBUSY)`` and keeps the answer as the cause)."""
+    e: BaseException | None = exc
+    for _ in range(6):
+        if e is None:
+            break
+        status, code = status_of(e)
+        if status or code:
+            return " ".join(x for x in (f"HTTP {status}" if status else "", code or "") if x)
+        e = e.__cause__ or e.__context__
+    return ""

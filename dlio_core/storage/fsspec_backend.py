@@ -174,7 +174,7 @@ class FsspecStorage(LazyClient):
         async def go(fs: Any) -> None:
             await fs._put_file(local_path, full)
 
-        self._run("upload to", path, go)
+        self._run("upload to", path, go, deadline=False)
         return os.path.getsize(local_path)
 
     def get_file(self, path: str, local_path: str) -> int:
@@ -185,7 +185,7 @@ class FsspecStorage(LazyClient):
         async def go(fs: Any) -> None:
             await fs._get_file(full, local_path)
 
-        self._run("download", path, go)
+        self._run("download", path, go, deadline=False)
         return os.path.getsize(local_path)
 
     def local_path(self, path: str) -> None:

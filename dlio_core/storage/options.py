@@ -25,11 +25,14 @@ from typing import Any, ClassVar, TypeVar
 
 from dlio_core.storage.backend import StorageError
 from dlio_core.storage.retry import RetryPolicy
-from dlio_core.storage.uri import as_bool
+from dlio_core.storage.uri import as_bool, redact_uri
 
-__all__ = ["ClientOptions", "S3Options", "AzureOptions", "GCSOptions"]
+__all__ = ["ClientOptions", "S3Options", "AzureOptions", "GCSOptions", "DEFAULT_TOTAL_TIMEOUT_S"]
 
 OptionsT = TypeVar("OptionsT", bound="ClientOptions")
+
+# The default deadline of one storage operation, tries and sleeps together (README: "Faults").
+DEFAULT_TOTAL_TIMEOUT_S = 120.0
 
 
 # -- converters: the option's value as given (YAML or strings) -> the field's type --------------------
@@ -66,6 +69,16 @@ def _text(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def _endpoint(v: Any) -> str:
+    text = _text(v)
+    if redact_uri(text) != text:
+        # botocore refuses them anyway ("Cannot combine AUTHORIZATION header with ... credentials encoded
+        # in URL"), and a URL ends up in messages and reports: say so once, without the secret.
+        raise ValueError(f"must not carry credentials ({redact_uri(text)}); pass them as their own options "
+                         f"(access_key_id / secret_access_key, account_key, token) or in the environment")
+    return text
+
+
 def _optional_text(v: Any) -> str | None:
     return None if v is None or v == "" else str(v)
 
@@ -91,6 +104,8 @@ class ClientOptions:
         max_attempts: tries per operation, with bounded backoff (``RetryPolicy``).
         connect_timeout_s: per-request connect timeout.
         read_timeout_s: per-request read timeout.
+        total_timeout_s: one deadline per operation, all tries and backoff sleeps included (a stalled
+            server ends the run in this time, not ``max_attempts`` x ``read_timeout_s``).
         endpoint_url: the server, when not the provider's default.
         passthrough: every other option, for the client's constructor.
 
@@ -102,7 +117,8 @@ class ClientOptions:
     max_attempts: int = _option(_attempts, 5)
     connect_timeout_s: float = _option(_seconds, 10.0)
     read_timeout_s: float = _option(_seconds, 60.0)
-    endpoint_url: str = _option(_text, "")
+    total_timeout_s: float = _option(_seconds, DEFAULT_TOTAL_TIMEOUT_S)
+    endpoint_url: str = _option(_endpoint, "")
     passthrough: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     hint: ClassVar[str] = "storage.storage_options"
@@ -151,7 +167,7 @@ class ClientOptions:
     @property
     def retry(self) -> RetryPolicy:
         """The retry policy every operation runs under."""
-        return RetryPolicy(max_attempts=self.max_attempts)
+        return RetryPolicy(max_attempts=self.max_attempts, total_timeout_s=self.total_timeout_s)
 
 
 @dataclass(frozen=True)

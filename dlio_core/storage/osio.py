@@ -13,19 +13,33 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from dlio_core.storage.backend import StorageError, StorageNotFoundError
+from dlio_core.storage.backend import CAUSE_INPUT, CAUSE_IO, CAUSE_UNREACHABLE, StorageError, StorageNotFoundError
+from dlio_core.storage.retry import is_transient
 
 __all__ = ["os_error", "as_byte_view", "write_all", "unlink_quietly"]
 
 
 def os_error(action: str, path: str, err: OSError) -> StorageError:
-    """A StorageError naming the path; FileNotFoundError stays recognisable as such."""
+    """A StorageError naming the path; FileNotFoundError stays recognisable as such, and a device that
+    fails under a valid request (disk full, I/O error) or a network file system that stops answering
+    is a failure while running (``cause``), not bad input.
+
+    Example:
+        >>> os_error("write", "/full/x", OSError(errno.ENOSPC, "No space left on device")).cause
+        'io'
+    """
     cls = StorageNotFoundError if isinstance(err, FileNotFoundError) else StorageError
-    return cls(f"cannot {action} {path}: {err.strerror or err}")
+    cause = CAUSE_IO if err.errno in _DEVICE_FAILED else CAUSE_UNREACHABLE if is_transient(err) else CAUSE_INPUT
+    return cls(f"cannot {action} {path}: {err.strerror or err}", cause=cause)
+
+
+# errno values that say the device failed, not that the request was wrong.
+_DEVICE_FAILED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO})
 
 
 def as_byte_view(data: Any) -> memoryview:

@@ -16,6 +16,8 @@ error, not a silently ignored option):
 ``s3_max_attempts``      tries per operation (default 5, DLIO's) with bounded backoff
 ``connect_timeout_s``    per-request connect timeout (default 10 s; dl-driver extension)
 ``read_timeout_s``       per-request socket read timeout (default 60 s; dl-driver extension)
+``total_timeout_s``      one deadline per operation, tries and sleeps included (default 120 s;
+                         dl-driver extension; uploads and downloads of whole files are exempt)
 =======================  ==================================================================
 
 Reads stream the body of one ranged ``GetObject`` straight into the caller's buffer, chunk by

@@ -57,7 +57,7 @@ def test_each_backend_knows_its_keys():
     assert {"s3_max_attempts", "connect_timeout_s", "read_timeout_s", "endpoint_url", "secret_access_key"} \
         <= S3Options.keys()
     assert AzureOptions.keys() == GCSOptions.keys() == {"max_attempts", "connect_timeout_s", "read_timeout_s",
-                                                        "endpoint_url"}
+                                                        "total_timeout_s", "endpoint_url"}
 
 
 def test_s3_timeouts_reach_botocore():
