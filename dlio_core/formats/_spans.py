@@ -19,7 +19,7 @@ import numpy as np
 
 from dlio_core.formats.base import FormatError
 
-__all__ = ["gather", "check_wanted"]
+__all__ = ["gather", "coalesce", "fill", "check_wanted"]
 
 
 def check_wanted(uniq: Sequence[int], count: int, path: str, what: str = "the index lists") -> None:
@@ -27,6 +27,37 @@ def check_wanted(uniq: Sequence[int], count: int, path: str, what: str = "the in
     if uniq and (uniq[0] < 0 or uniq[-1] >= count):
         bad = uniq[-1] if uniq[-1] >= count else uniq[0]
         raise FormatError(f"{path}: sample {bad} asked for, but {what} {count} sample(s)")
+
+
+def coalesce(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+    """``(first, end, offset, length)`` for each run of spans ``first..end-1`` that follow each other in
+    the file: one read each.
+
+    Example:
+        >>> coalesce([(0, 4), (4, 2), (10, 1)])
+        [(0, 2, 0, 6), (2, 3, 10, 1)]
+    """
+    out = []
+    k = 0
+    while k < len(spans):
+        e = k + 1
+        end = spans[k][0] + spans[k][1]
+        while e < len(spans) and spans[e][0] == end:
+            end += spans[e][1]
+            e += 1
+        out.append((k, e, spans[k][0], end - spans[k][0]))
+        k = e
+    return out
+
+
+def fill(view: Any, at: int, fetch: Callable[[Any, int], int], path: str) -> int:
+    """``fetch(view, at)``, a ``FormatError`` naming ``path`` when it gets fewer bytes than ``view`` holds."""
+    want = len(view)
+    got = fetch(view, at) if want else 0
+    if got != want:
+        raise FormatError(f"{path}: read {got} of {want} bytes at byte {at} "
+                          f"(file truncated or changed since it was listed)")
+    return got
 
 
 def gather(spans: Sequence[tuple[int, int]], fetch: Callable[[Any, int], int],
@@ -41,16 +72,6 @@ def gather(spans: Sequence[tuple[int, int]], fetch: Callable[[Any, int], int],
         starts.append(starts[-1] + n)
     buf = np.empty(starts[-1], dtype=np.uint8)
     nbytes = 0
-    k = 0
-    while k < len(spans):
-        e = k + 1
-        while e < len(spans) and spans[e][0] == spans[e - 1][0] + spans[e - 1][1]:
-            e += 1
-        want, at = starts[e] - starts[k], spans[k][0]
-        got = fetch(buf[starts[k]:starts[e]], at) if want else 0
-        nbytes += got
-        if got != want:
-            raise FormatError(f"{path}: read {got} of {want} bytes at byte {at} "
-                              f"(file truncated or changed since it was listed)")
-        k = e
+    for first, end, at, _length in coalesce(spans):
+        nbytes += fill(buf[starts[first]:starts[end]], at, fetch, path)
     return buf, starts, nbytes

@@ -1,0 +1,237 @@
+"""Reading parquet files through the engine's ranged hook, by whole row groups of chosen columns.
+
+A file's footer is read once per process (one read of the last 64 KiB, more only when the footer is
+larger) and cached by storage, path and size. A batch reads every row group holding one of its
+rows: for each, the column chunks of the selected columns (from the dictionary page to the end of
+the data pages), chunks that follow each other in the file in one read. That is what the fork reads
+(``parquet_reader_file_iterable.py``: the compressed chunk bytes, no decode), so ``bytes_read`` is
+exactly those bytes plus the footer when it was not cached.
+
+Bytes mode stops there: a kept sample is a view of its row group's bytes (the row's share of them,
+nothing is decoded). Decode mode then has pyarrow decode those row groups from the bytes read (the
+chunks are placed at their file offsets in a buffer the size of the file, of which only those pages
+are touched, so nothing is read twice) and converts the columns to numpy: a kept sample is the row's
+values of the selected columns, end to end, as uint8.
+
+Example:
+    >>> import tempfile, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+    >>> from dlio_core.storage import open_storage
+    >>> st = open_storage(tempfile.mkdtemp())
+    >>> pq.write_table(pa.table({"a": np.arange(6, dtype=np.int32), "b": np.ones(6)}), st.path("p.parquet"), row_group_size=2)
+    >>> r = ParquetReader(st, "p.parquet", st.size("p.parquet"), ("a",), decode=True)
+    >>> n, sample_bytes, rows, _, _ = r.read([5, 2], keep=True)
+    >>> sample_bytes, [row.view(np.int32).tolist() for row in rows]
+    (8, [[5], [2]])
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from dlio_core.formats._extras import pyarrow_modules
+from dlio_core.formats._ranged import LayoutCache
+from dlio_core.formats._spans import check_wanted, coalesce, fill, gather
+from dlio_core.formats.base import FormatError
+
+__all__ = ["ParquetReader", "FOOTERS", "table_rows", "column_bytes"]
+
+FOOTERS = LayoutCache(max_weight=4096)   # per process: parsed footers (weight: row groups / 64, at least 1)
+_TAIL = 64 << 10                         # bytes read from the end to find the footer in one read
+_MAGIC = b"PAR1"
+
+
+class _Footer:
+    """What the reader needs from a file's footer: the metadata, where each row group's rows start,
+    and the leaf columns (parquet columns) under each top-level field."""
+
+    __slots__ = ("meta", "row_starts", "leaves")
+
+    def __init__(self, meta: Any) -> None:
+        self.meta = meta
+        counts = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        self.row_starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self.leaves: dict[str, list[int]] = {}
+        for j in range(meta.num_columns):
+            self.leaves.setdefault(meta.schema.column(j).path.split(".")[0], []).append(j)
+
+    def chunk_spans(self, group: int, leaves: Sequence[int]) -> list[tuple[int, int]]:
+        """``(offset, length)`` of the chosen leaf columns' chunks in row group ``group``, by offset."""
+        rg = self.meta.row_group(group)
+        spans = []
+        for j in leaves:
+            c = rg.column(j)
+            start = c.dictionary_page_offset if c.has_dictionary_page and c.dictionary_page_offset else c.data_page_offset
+            spans.append((int(start), int(c.total_compressed_size)))
+        return sorted(spans)
+
+
+def read_footer(storage: Any, path: str, size: int) -> tuple[_Footer, int]:
+    """The footer of a parquet file of ``size`` bytes and the bytes read for it; ``FormatError`` naming
+    ``path`` when the file is not parquet or is truncated."""
+    pa, pq = pyarrow_modules()
+    tail_len = min(size, _TAIL)
+    tail = np.empty(tail_len, np.uint8)
+    nbytes = fill(tail, size - tail_len, lambda v, at: storage.read_into(path, v, at), path)
+    if size < 12 or tail[-4:].tobytes() != _MAGIC:
+        raise FormatError(f"{path}: not a parquet file (no PAR1 magic at the end; truncated?)")
+    footer_len = int(tail[-8:-4].view("<u4")[0])
+    if footer_len + 12 > size:
+        raise FormatError(f"{path}: footer of {footer_len} bytes does not fit a {size}-byte file (truncated?)")
+    if footer_len + 8 > tail_len:
+        tail = np.empty(footer_len + 8, np.uint8)
+        nbytes += fill(tail, size - len(tail), lambda v, at: storage.read_into(path, v, at), path)
+    footer = tail[len(tail) - footer_len - 8:].tobytes()
+    try:  # the metadata parser wants a whole file: the footer behind a leading magic is one
+        meta = pq.read_metadata(pa.BufferReader(_MAGIC + footer))
+    except (pa.ArrowException, OSError) as e:
+        raise FormatError(f"{path}: corrupt parquet footer ({e})") from None
+    return _Footer(meta), nbytes
+
+
+def column_bytes(column: Any, path: str = "<buffer>") -> np.ndarray | list[bytes]:
+    """One Arrow column as ``(rows, bytes)`` uint8 when its rows have one size (numbers, fixed lists,
+    bools), else a list of each row's bytes (strings, binary, lists of varying length)."""
+    pa, _ = pyarrow_modules()
+    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    rows = len(arr)
+    t = arr.type
+    if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
+        values = arr.flatten().to_numpy(zero_copy_only=False)
+        width = t.list_size if pa.types.is_fixed_size_list(t) else (len(values) // rows if rows else 0)
+        if width * rows == len(values) and (pa.types.is_fixed_size_list(t) or
+                                            bool((np.diff(arr.offsets.to_numpy()) == width).all())):
+            return np.ascontiguousarray(values).view(np.uint8).reshape(rows, -1)
+        return [np.asarray(v, values.dtype).tobytes() for v in arr.to_pylist()]
+    if pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t) or pa.types.is_large_binary(t):
+        return [(v.encode() if isinstance(v, str) else v or b"") for v in arr.to_pylist()]
+    values = arr.to_numpy(zero_copy_only=False)
+    if values.dtype == object:
+        raise FormatError(f"{path}: a parquet column of type {t} cannot be read as values of one size")
+    return np.ascontiguousarray(values).view(np.uint8).reshape(rows, -1)
+
+
+def table_rows(table: Any, path: str) -> np.ndarray | list[bytes]:
+    """The rows of ``table`` as bytes: ``(rows, row_bytes)`` uint8 when every column's rows have one
+    size, else a list of each row's bytes; columns end to end in the table's order."""
+    return rows_of([column_bytes(table.column(i), path) for i in range(table.num_columns)], table.num_rows)
+
+
+def rows_of(parts: list[np.ndarray | list[bytes]], count: int) -> np.ndarray | list[bytes]:
+    """Columns converted by :func:`column_bytes` laid end to end, row by row (see :func:`table_rows`)."""
+    if not parts:
+        return np.empty((count, 0), np.uint8)
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    as_rows = [p if isinstance(p, list) else [r.tobytes() for r in p] for p in parts]
+    return [b"".join(cells) for cells in zip(*as_rows)]
+
+
+def _positions(footer: _Footer, groups: list[int], wanted: list[int]) -> np.ndarray:
+    """Where rows ``wanted`` of the file are among the rows of ``groups`` read one after the other."""
+    counts = np.diff(footer.row_starts)
+    first = np.zeros(len(counts), np.int64)  # first row of each read group among the rows read
+    first[groups] = np.concatenate([[0], np.cumsum(counts[groups])[:-1]])
+    w = np.asarray(wanted, np.int64)
+    g = np.searchsorted(footer.row_starts, w, side="right") - 1
+    return w - footer.row_starts[g] + first[g]
+
+
+class ParquetReader:
+    """Reads the row groups holding chosen rows of one file; see :meth:`read`."""
+
+    def __init__(self, storage: Any, path: str, size: int, columns: Sequence[str], *, decode: bool = False) -> None:
+        self.storage, self.path, self.size = storage, path, int(size)
+        self.columns, self.decode = tuple(columns), decode
+
+    def _footer(self) -> tuple[_Footer, int, float]:
+        key = (self.storage.url, self.path, self.size)
+        hit = FOOTERS.get(key)
+        if hit is not None:
+            return hit, 0, 0.0
+        t0 = time.perf_counter()
+        footer, nbytes = read_footer(self.storage, self.path, self.size)
+        FOOTERS.put(key, footer, weight=1 + footer.meta.num_row_groups // 64)
+        return footer, nbytes, time.perf_counter() - t0
+
+    def _leaves(self, footer: _Footer) -> list[int]:
+        missing = [c for c in self.columns if c not in footer.leaves]
+        if missing:
+            raise FormatError(f"{self.path}: no column {', '.join(map(repr, missing))} "
+                              f"(the file has {', '.join(footer.leaves)})")
+        return sorted(j for c in self.columns for j in footer.leaves[c])
+
+    def _fetch(self, view: np.ndarray, at: int) -> int:
+        return self.storage.read_into(self.path, view, at)
+
+    def read(self, indices: Sequence[int], keep: bool) -> tuple[int, int, list[np.ndarray] | None, float, float]:
+        """Read the row groups holding rows ``indices`` (row numbers in the file).
+
+        Returns ``(bytes_read, sample_bytes, samples, io_s, decode_s)``: see the module docstring for
+        what ``samples`` (when ``keep``) and ``sample_bytes`` are in each mode.
+        """
+        wanted = [int(i) for i in indices]
+        if not wanted:
+            return 0, 0, [] if keep else None, 0.0, 0.0
+        footer, nbytes, io_s = self._footer()
+        uniq = sorted(set(wanted))
+        check_wanted(uniq, int(footer.row_starts[-1]), self.path, "the file holds")
+        groups = sorted(set((np.searchsorted(footer.row_starts, uniq, side="right") - 1).tolist()))
+        leaves = self._leaves(footer)
+        spans_of = {g: footer.chunk_spans(g, leaves) for g in groups}
+        spans = [s for g in groups for s in spans_of[g]]
+        t0 = time.perf_counter()
+        if not self.decode:
+            buf, starts, got = gather(spans, self._fetch, self.path)
+            io_s += time.perf_counter() - t0
+            return (nbytes + got, *self._shares(footer, groups, spans_of, buf, wanted, keep), io_s, 0.0)
+        sparse = np.empty(self.size, np.uint8)  # untouched pages are never allocated
+        for _first, _end, at, length in coalesce(sorted(spans)):
+            nbytes += fill(sparse[at:at + length], at, self._fetch, self.path)
+        t1 = time.perf_counter()
+        parts = self._decode(footer, groups, sparse)  # the decoding a trainer does: columns as arrays
+        pos = _positions(footer, groups, wanted)
+        samples = None
+        if all(isinstance(p, np.ndarray) for p in parts):
+            sample_bytes = sum(p.shape[1] for p in parts) * len(wanted)
+            if keep:
+                rows = rows_of(parts, len(pos))
+                samples = [rows[p] for p in pos.tolist()]
+        else:
+            rows = rows_of(parts, 0)
+            sample_bytes = sum(len(rows[p]) for p in pos.tolist())
+            if keep:
+                samples = [np.frombuffer(rows[p], np.uint8) for p in pos.tolist()]
+        return nbytes, sample_bytes, samples, io_s + (t1 - t0), time.perf_counter() - t1
+
+    def _shares(self, footer: _Footer, groups: list[int], spans_of: dict[int, list[tuple[int, int]]],
+                buf: np.ndarray, wanted: list[int], keep: bool) -> tuple[int, list[np.ndarray] | None]:
+        """Bytes mode: each row's share of its row group's bytes (as views), and their total for ``wanted``."""
+        ng = footer.meta.num_row_groups
+        start, length = np.zeros(ng, np.int64), np.zeros(ng, np.int64)
+        at = 0
+        for g in groups:
+            start[g], length[g] = at, sum(n for _, n in spans_of[g])
+            at += int(length[g])
+        w = np.asarray(wanted, np.int64)
+        g = np.searchsorted(footer.row_starts, w, side="right") - 1
+        r, count = w - footer.row_starts[g], footer.row_starts[g + 1] - footer.row_starts[g]
+        a = start[g] + r * length[g] // count
+        b = start[g] + (r + 1) * length[g] // count
+        samples = [buf[x:y] for x, y in zip(a.tolist(), b.tolist())] if keep else None
+        return int((b - a).sum()), samples
+
+    def _decode(self, footer: _Footer, groups: list[int], sparse: np.ndarray) -> list[np.ndarray | list[bytes]]:
+        """The selected columns of ``groups`` decoded from ``sparse``, each by :func:`column_bytes`."""
+        pa, pq = pyarrow_modules()
+        try:
+            pf = pq.ParquetFile(pa.BufferReader(pa.py_buffer(sparse)), metadata=footer.meta, pre_buffer=False)
+            table = pf.read_row_groups(groups, columns=list(self.columns), use_threads=False)
+        except (pa.ArrowException, OSError) as e:
+            raise FormatError(f"{self.path}: cannot decode row groups {groups[:4]} ({e})") from None
+        return [column_bytes(table.column(i), self.path) for i in range(table.num_columns)]
+
+    def close(self) -> None:
+        """Nothing is held open between reads (footers are cached per process)."""
