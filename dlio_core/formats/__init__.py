@@ -6,10 +6,8 @@ Example:
     >>> from dlio_core.formats import get_format
     >>> get_format("npz").extension
     'npz'
-    >>> get_format("parquet")
-    Traceback (most recent call last):
-    ...
-    dlio_core.formats.base.FormatError: dataset.format 'parquet' is a DLIO format that this build of dl-driver does not support yet (available: hdf5, npy, npz, tfrecord)
+    >>> get_format("parquet").whole_file   # read by ranges: row groups of the selected columns
+    False
 """
 
 from __future__ import annotations
@@ -22,15 +20,18 @@ __all__ = ["Format", "FormatError", "COMPRESSIONS", "FORMATS", "get_format", "fo
 # name -> the module's FORMAT; imported lazily so unused formats cost nothing (and their optional
 # dependencies, e.g. h5py, are only needed when chosen).
 FORMATS = Registry("dataset.format", group="dl_driver.formats", error=FormatError)
-_NOT_YET = "is a DLIO format that this build of dl-driver does not support yet"
 FORMATS.register_builtins([
     Entry("npz", "dlio_core.formats.npz:FORMAT"),
     Entry("npy", "dlio_core.formats.npy:FORMAT"),
     Entry("hdf5", "dlio_core.formats.hdf5:FORMAT"),          # h5py is imported when a file is written or read
     Entry("tfrecord", "dlio_core.formats.tfrecord:FORMAT"),  # hand-encoded; never imports TensorFlow
-    # DLIO formats (HEAD and the MLCommons fork) that have no module here yet.
-    *(Entry(name, None, note=_NOT_YET) for name in ("csv", "jpeg", "png", "indexed_binary", "mmap_indexed_binary",
-                                                     "parquet", "synthetic")),
+    Entry("csv", "dlio_core.formats.csv:FORMAT"),
+    Entry("jpeg", "dlio_core.formats.images:JPEG"),          # Pillow (extra 'formats') when encoding/decoding
+    Entry("png", "dlio_core.formats.images:PNG"),
+    Entry("indexed_binary", "dlio_core.formats.indexed_binary:FORMAT"),
+    Entry("mmap_indexed_binary", "dlio_core.formats.indexed_binary:MMAP_FORMAT"),
+    Entry("parquet", "dlio_core.formats.parquet:FORMAT"),    # pyarrow (extra 'formats') when written or read
+    Entry("synthetic", "dlio_core.formats.synthetic:FORMAT"),
 ])
 
 
@@ -39,7 +40,7 @@ def supported_formats() -> tuple[str, ...]:
 
     Example:
         >>> supported_formats()
-        ('hdf5', 'npy', 'npz', 'tfrecord')
+        ('csv', 'hdf5', 'indexed_binary', 'jpeg', 'mmap_indexed_binary', 'npy', 'npz', 'parquet', 'png', 'synthetic', 'tfrecord')
     """
     return FORMATS.names(available=True)
 
@@ -53,7 +54,7 @@ def get_format(name: str) -> Format:
         >>> get_format("npzz")
         Traceback (most recent call last):
         ...
-        dlio_core.formats.base.FormatError: unknown dataset.format 'npzz'; did you mean 'npz'? (available: hdf5, npy, npz, tfrecord)
+        dlio_core.formats.base.FormatError: unknown dataset.format 'npzz'; did you mean 'npz'? (available: csv, hdf5, indexed_binary, jpeg, mmap_indexed_binary, npy, npz, parquet, png, synthetic, tfrecord)
     """
     return FORMATS.load(name)
 
