@@ -13,19 +13,24 @@ Example:
     >>> it = make_iterator("default", overrides=[f"++workload.dataset.data_folder={d}",
     ...     "++workload.workflow.generate_data=True", "++workload.dataset.num_files_train=8"])
     >>> batch = next(it)
-    >>> batch.shape, it.get_state()["step"]
+    >>> batch.shape, it.state_dict()["next_step"]
     ((4, 64, 64), 1)
     >>> len(list(it))
     1
+
+Resume: ``state_dict()`` / ``load_state_dict(state)`` (:class:`dlio_core.state.Stateful`, as torch's and
+dlio_tf's iterators); ``get_state()`` / ``set_state(state)`` are the same under Grain's names, with the
+position under ``step`` (this iterator's first state format, still accepted by both loaders).
 """
 
 from __future__ import annotations
 
 import atexit
 import weakref
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from dlio_core.reader import epoch_plan, native_reader
+from dlio_core.state import IterationState, require_same
 
 from ._device import DeviceBatch, device_batches
 from ._pinned import make_put
@@ -73,8 +78,9 @@ class JaxIterator:
     """Iterator over one epoch's batches as ``jax.Array`` (see :func:`make_iterator`).
 
     ``last`` is the last :class:`~dlio_jax._device.DeviceBatch` (figures: ``io_s``, ``decode_s``,
-    ``h2d_s``, ``bytes_read``). ``get_state()`` returns a small JSON-able dict; an iterator built with
-    the same config and ``set_state(state)`` before its first ``next()`` yields the remaining batches.
+    ``h2d_s``, ``bytes_read``). ``state_dict()`` returns a small JSON-able dict; an iterator built with
+    the same config and ``load_state_dict(state)`` before its first ``next()`` yields the remaining
+    batches (``get_state``/``set_state``: the same, under Grain's names).
     """
 
     def __init__(self, cfg: Any, *, sharding: Any = None, split: str = "train", epoch: int = 1,
@@ -141,29 +147,42 @@ class JaxIterator:
         self.step += 1
         return self.last.array
 
-    def get_state(self) -> dict[str, Any]:
-        """Where this iterator is: enough to resume on the same dataset, config and process layout."""
-        return {"version": _STATE_VERSION, "split": self.split, "epoch": self.epoch, "step": self.step,
-                "seed": int(self.cfg.train.seed), "random_seed": self.random_seed,
+    def state_dict(self) -> dict[str, Any]:
+        """Where this iterator is: the :class:`~dlio_core.state.IterationState` fields (``epoch``,
+        ``next_step``, ``seed``) and what a resume must match (split, process layout, ``random_seed``)."""
+        position = IterationState(epoch=self.epoch, next_step=self.step, seed=int(self.cfg.train.seed))
+        return {"version": _STATE_VERSION, **position.to_dict(), "split": self.split, "random_seed": self.random_seed,
                 "process_index": self.index, "process_count": self.count, "steps": self.plan.steps}
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Continue from ``state`` (from :meth:`get_state`); the next batch is the one after it."""
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (from :meth:`state_dict` or :meth:`get_state`); the next batch is the one
+        after it."""
         if state.get("version") != _STATE_VERSION:
             raise ValueError(f"iterator state version {state.get('version')!r} is not {_STATE_VERSION}")
-        mine = {"process_index": self.index, "process_count": self.count, "seed": int(self.cfg.train.seed),
+        here = {"process_index": self.index, "process_count": self.count, "seed": int(self.cfg.train.seed),
                 "split": self.split}
-        wrong = {k: (state.get(k), v) for k, v in mine.items() if state.get(k) != v}
-        if wrong:
-            raise ValueError(f"iterator state does not match this iterator (saved, here): {wrong}")
+        # Every one of them must be in the state: a state without its process layout is refused.
+        require_same({k: state.get(k) for k in here}, here, what="the same config, split and process layout")
+        position = IterationState.from_dict(_with_next_step(state))
         self.close()
-        self.epoch = int(state["epoch"])
+        self.epoch = position.epoch
         self.random_seed = state.get("random_seed")
         self.plan = epoch_plan(self.cfg, split=self.split, epoch=self.epoch, world=self.count, rank=self.index,
                                random_seed=self.random_seed)
-        self.step = int(state["step"])
-        if not 0 <= self.step <= self.plan.steps:
-            raise ValueError(f"iterator state step {self.step} is outside this epoch's {self.plan.steps} steps")
+        if position.next_step > self.plan.steps:
+            raise ValueError(f"iterator state step {position.next_step} is outside this epoch's {self.plan.steps} "
+                             "steps")
+        self.step = position.next_step
+
+    def get_state(self) -> dict[str, Any]:
+        """:meth:`state_dict` under Grain's name, with the position under ``step`` as this iterator first wrote it."""
+        state = self.state_dict()
+        state["step"] = state.pop("next_step")
+        return state
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """:meth:`load_state_dict` under Grain's name (takes either form of the state)."""
+        self.load_state_dict(state)
 
     def close(self) -> None:
         """Stop the reader and copier threads (also done when the epoch ends)."""
@@ -182,6 +201,16 @@ class JaxIterator:
             self.close()
         except Exception:
             pass
+
+
+def _with_next_step(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``state`` with its position under ``next_step`` (:meth:`JaxIterator.get_state` writes it as ``step``)."""
+    if "step" not in state:
+        return state
+    if "next_step" in state and state["next_step"] != state["step"]:
+        raise ValueError(f"iterator state has step={state['step']!r} and next_step={state['next_step']!r}; "
+                         "give one of them (next_step, as state_dict() writes it)")
+    return {**state, "next_step": state["step"]}
 
 
 def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any = None, split: str = "train",

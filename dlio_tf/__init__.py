@@ -19,8 +19,9 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 
 from dlio_tf._checkpoint import CheckpointTiming, TFCheckpointer, state_from_config
 from dlio_tf._device import default_device, to_device
+from dlio_tf._iterator import TFIterator, make_iterator
 from dlio_tf._loader import TFBatch, TFLoader, tf_loader
 from dlio_tf._pipeline import make_dataset
 
-__all__: list[str] = ["make_dataset", "tf_loader", "TFLoader", "TFBatch", "to_device", "default_device",
+__all__: list[str] = ["make_dataset", "make_iterator", "TFIterator", "tf_loader", "TFLoader", "TFBatch", "to_device", "default_device",
                       "TFCheckpointer", "CheckpointTiming", "state_from_config"]

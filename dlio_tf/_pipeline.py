@@ -47,7 +47,7 @@ from dlio_core.listing import dataset_files, dataset_storage
 from dlio_core.reader import epoch_plan, reader_format
 from dlio_core.sampling import EpochPlan, Shuffle, draw_random_seed, normalise_shuffle
 
-__all__ = ["make_dataset", "Source", "build_dataset", "STAT_KEYS"]
+__all__ = ["make_dataset", "Source", "build_dataset", "input_pipelines", "shared_random_seed", "STAT_KEYS"]
 
 # Per-record figures carried next to the data when the runner asks for them (summed per batch).
 STAT_KEYS = ("dl_bytes", "dl_io_s", "dl_decode_s")
@@ -260,7 +260,7 @@ def _core_records(src: Source, files: np.ndarray, threads: int, deterministic: b
         cycle_length=threads, num_parallel_calls=threads, deterministic=deterministic).unbatch()
 
 
-def _pipelines(input_context: Any) -> tuple[int, int, int]:
+def input_pipelines(input_context: Any) -> tuple[int, int, int]:
     """``(pipelines, index, replicas)`` from a ``tf.distribute.InputContext`` (or one of each)."""
     if input_context is None:
         return 1, 0, 1
@@ -269,6 +269,18 @@ def _pipelines(input_context: Any) -> tuple[int, int, int]:
     if replicas % pipelines:
         raise ValueError(f"input_context: {replicas} replicas do not split evenly over {pipelines} pipelines")
     return pipelines, int(input_context.input_pipeline_id), replicas
+
+
+def shared_random_seed(cfg: Any, pipelines: int, random_seed: int | None) -> int | None:
+    """The seed for ``shuffle: random``: the given one, else one drawn here (one input pipeline only: several
+    must share one seed, or their shards would overlap); ``None`` when nothing shuffles at random."""
+    random_kind = Shuffle.RANDOM in (normalise_shuffle(cfg.reader.file_shuffle), normalise_shuffle(cfg.reader.sample_shuffle))
+    if not random_kind or random_seed is not None:
+        return random_seed
+    if pipelines > 1:
+        raise ValueError("reader.*_shuffle=random with several input pipelines needs random_seed= (one seed "
+                         "shared by all of them, or their shards would overlap); or use shuffle 'seed'")
+    return draw_random_seed()
 
 
 def make_dataset(config: Any, *, overrides: Sequence[str] = (), input_context: Any = None, split: str = "train",
@@ -296,13 +308,8 @@ def make_dataset(config: Any, *, overrides: Sequence[str] = (), input_context: A
         1
     """
     cfg = load_config(config, overrides, config_dir=config_dir)
-    pipelines, index, replicas = _pipelines(input_context)
-    random_kind = Shuffle.RANDOM in (normalise_shuffle(cfg.reader.file_shuffle), normalise_shuffle(cfg.reader.sample_shuffle))
-    if random_kind and random_seed is None:
-        if pipelines > 1:
-            raise ValueError("reader.*_shuffle=random with several input pipelines needs random_seed= (one seed "
-                             "shared by all of them, or their shards would overlap); or use shuffle 'seed'")
-        random_seed = draw_random_seed()
+    pipelines, index, replicas = input_pipelines(input_context)
+    random_seed = shared_random_seed(cfg, pipelines, random_seed)
     src = Source.from_config(cfg, split)
     local = replicas // pipelines
     plan = epoch_plan(cfg, split=split, epoch=epoch, world=replicas, rank=index * local, random_seed=random_seed)

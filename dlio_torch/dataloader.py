@@ -57,7 +57,8 @@ class DlioDataLoader(torch.utils.data.DataLoader):
 
     ``state_dict()`` counts the batches this loader handed out (workers read ahead, so the dataset
     copies in the workers cannot know); ``load_state_dict()`` resumes at exactly the next step, and
-    ``set_epoch`` reshuffles. The same keys as the dataset's state, so either can restore the other.
+    ``set_epoch`` reshuffles (:class:`dlio_core.state.Stateful`). The same keys as the dataset's state,
+    so either can restore the other.
     """
 
     dataset: DlioIterableDataset
@@ -74,12 +75,9 @@ class DlioDataLoader(torch.utils.data.DataLoader):
         self._position = self.dataset.state_dict()
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        state = dict(self.dataset.state_dict())
-        state["next_step"] = int(self.dataset._ctl[1])  # where every worker starts (the resume point)
-        state["epoch"] = int(self.dataset._ctl[0])
-        steps = self.dataset.steps_per_epoch()
-        stop = int(self.dataset._ctl[2])
-        end = steps if stop < 0 else min(stop, steps)
+        # Where every worker starts (the resume point), not where the main process's copy stopped.
+        state = {**self.dataset.state_dict(), **self.dataset.resume_point().to_dict()}
+        end = self.dataset.end_step()
         self._position = state
         for item in super().__iter__():
             state = dict(state, next_step=min(state["next_step"] + 1, end))

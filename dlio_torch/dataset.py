@@ -16,9 +16,10 @@ What a step hands to the model (``content``):
   moving 140 MB samples between processes (config key ``reader.batch_content``).
 
 Epochs and resume: ``set_epoch(e)`` reshuffles (``seed_change_epoch``); ``state_dict()`` /
-``load_state_dict()`` give and take ``{"epoch", "next_step", ...}`` and work inside torchdata's
-``StatefulDataLoader`` workers. Epoch and resume point set in the main process reach workers,
-persistent ones included, through a three-integer shared-memory tensor.
+``load_state_dict()`` (:class:`dlio_core.state.Stateful`) give and take ``{"epoch", "next_step",
+"seed", ...}`` and work inside torchdata's ``StatefulDataLoader`` workers. Epoch and resume point set
+in the main process reach workers, persistent ones included, through a
+:class:`~dlio_torch._control.SharedControl`.
 
 Example:
     >>> import tempfile, numpy as np, torch
@@ -41,14 +42,15 @@ import numpy as np
 import torch
 
 from dlio_core.sampling import EpochPlan, Shuffle
+from dlio_core.state import IterationState, require_same
 
+from ._control import SharedControl
 from ._source import Source
 from ._world import resolve_rank_world, resolve_rank_world_source, worker_info
 
 __all__ = ["DlioIterableDataset", "CONTENTS"]
 
 CONTENTS = ("samples", "constant")
-_EPOCH, _START, _STOP = 0, 1, 2  # slots of the shared control tensor (_STOP -1: no cap)
 
 
 class _StepView:
@@ -97,10 +99,10 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         # The runner's loader attaches the constant itself: workers then send only the step's figures,
         # which keeps inter-process traffic per step to one small dict.
         self.constant_in_consumer = bool(constant_in_consumer) and self.with_info and self.batched
-        self._ctl = torch.tensor([0, 0, -1], dtype=torch.int64).share_memory_()
+        self._control = SharedControl()
         self._next_step = 0  # progress of this process's copy (what state_dict reports)
         self._epoch_seen = 0
-        self._local_resume: tuple[int, int] | None = None  # set by load_state_dict inside a worker
+        self._local_resume: IterationState | None = None  # set by load_state_dict inside a worker
         self._constant: dict[int, torch.Tensor] = {}
         self._group_rank_world: tuple[int, int] | None = None  # the parent's torch.distributed, for spawned workers
 
@@ -163,7 +165,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
             r, w, _ = self.rank_world()
         else:
             r, w = resolve_rank_world(self.rank if rank is None else rank, self.world if world is None else world)
-        e = int(self._ctl[_EPOCH]) if epoch is None else epoch
+        e = self._control.epoch if epoch is None else epoch
         return EpochPlan(**self._plan_args, world=w, rank=r, epoch=e)
 
     def rank_world(self) -> tuple[int, int, str]:
@@ -190,52 +192,70 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Use epoch ``epoch``'s order from the next iteration on (clears any resume point)."""
-        self._set_control(int(epoch), 0, int(self._ctl[_STOP]))
+        self._set_control(int(epoch), 0)
 
     def set_stop(self, stop: int | None) -> None:
         """Read at most steps ``< stop`` of each epoch (``None``: all); the runner's step cap."""
-        self._ctl[_STOP] = -1 if stop is None else int(stop)
+        self._control.stop = stop
 
-    def _set_control(self, epoch: int, start: int, stop: int) -> None:
-        self._ctl[_EPOCH], self._ctl[_START], self._ctl[_STOP] = epoch, start, stop
+    def _set_control(self, epoch: int, start: int) -> None:
+        self._control.set(epoch=epoch, start=start, stop=self._control.stop)
         self._next_step, self._epoch_seen = start, epoch
 
+    def resume_point(self) -> IterationState:
+        """Where the next iteration starts in every process: the epoch and first step that ``set_epoch`` or
+        ``load_state_dict`` set in the main process (before any step of that iteration is handed out)."""
+        return IterationState(epoch=self._control.epoch, next_step=self._control.start, seed=self.seed)
+
+    def end_step(self) -> int:
+        """The step an iteration stops before: the epoch's step count, or the :meth:`set_stop` cap if lower."""
+        steps, stop = self.steps_per_epoch(), self._control.stop
+        return steps if stop is None else min(stop, steps)
+
+    @property
+    def seed(self) -> int:
+        """The shuffle seed (``train.seed`` for :meth:`from_config`)."""
+        return int(self._plan_args["seed"])
+
+    def _identity(self) -> dict[str, int]:
+        # What a saved state must agree on: the same files, batching and seed give the same steps.
+        return {"batch_size": self.batch_size, "num_files": len(self.source), "seed": self.seed}
+
     def state_dict(self) -> dict[str, Any]:
-        """Where this copy of the dataset stands: epoch and the first step it has not handed out.
+        """Where this copy of the dataset stands (:class:`dlio_core.state.Stateful`): the
+        :class:`~dlio_core.state.IterationState` fields (epoch, the first step not handed out, seed)
+        plus ``batch_size`` and ``num_files``.
 
         In the main process with ``num_workers=0`` that is the rank's position; inside a worker
         (torchdata's ``StatefulDataLoader`` calls it there) it is that worker's. For a plain
         ``DataLoader`` with workers, use :class:`~dlio_torch.DlioDataLoader`'s ``state_dict``.
         """
-        return {"epoch": self._epoch_seen, "next_step": self._next_step, "batch_size": self.batch_size,
-                "num_files": len(self.source), "seed": int(self._plan_args["seed"])}
+        position = IterationState(epoch=self._epoch_seen, next_step=self._next_step, seed=self.seed)
+        return {**position.to_dict(), **self._identity()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume: the next iteration yields exactly the steps from ``state["next_step"]`` on."""
-        for key in ("batch_size", "num_files", "seed"):
-            if key in state and int(state[key]) != int(self.state_dict()[key]):
-                raise ValueError(f"state_dict was saved with {key}={state[key]}, this dataset has "
-                                 f"{self.state_dict()[key]}; resume needs the same dataset and batching")
-        epoch, start = int(state["epoch"]), int(state["next_step"])
+        here = self._identity()
+        require_same({k: int(state[k]) for k in here if k in state}, here, what="the same dataset and batching")
+        position = IterationState.from_dict({"seed": self.seed, **state})
         if torch.utils.data.get_worker_info() is not None:
-            self._local_resume = (epoch, start)  # this worker's own position; never touch the shared tensor
-            self._epoch_seen, self._next_step = epoch, start
+            self._local_resume = position  # this worker's own position; never touch the shared control
+            self._epoch_seen, self._next_step = position.epoch, position.next_step
         else:
-            self._set_control(epoch, start, int(self._ctl[_STOP]))
+            self._set_control(position.epoch, position.next_step)
 
     # -- iteration ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
         rank, world, _ = self.rank_world()
         worker, workers = worker_info()
-        stop = int(self._ctl[_STOP])
+        stop = self._control.stop
         if self._local_resume is not None:  # StatefulDataLoader restored this worker: its own next step
-            epoch, first = self._local_resume
+            epoch, first = self._local_resume.epoch, self._local_resume.next_step
             self._local_resume = None
         else:
-            epoch, start = int(self._ctl[_EPOCH]), int(self._ctl[_START])
-            first = start + worker
+            epoch, first = self._control.epoch, self._control.start + worker
         plan = EpochPlan(**self._plan_args, world=world, rank=rank, epoch=epoch)
-        end = plan.steps if stop < 0 else min(stop, plan.steps)
+        end = plan.steps if stop is None else min(stop, plan.steps)
         steps = np.arange(first, end, workers, dtype=np.int64)
         self._epoch_seen, self._next_step = epoch, (first if steps.size else end)
         keep = self.content == "samples"

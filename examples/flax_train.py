@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         restored = ckpt.restore(like={"params": params, "opt_state": opt_state, "step": np.zeros((), np.int64),
                                       "iterator": np.zeros((), np.int64)})
         params, opt_state, step = restored["params"], restored["opt_state"], int(restored["step"])
-        it.set_state({**it.get_state(), "step": int(restored["iterator"])})
+        it.load_state_dict({**it.state_dict(), "next_step": int(restored["iterator"])})
 
     @jax.jit
     def train_step(params, opt_state, x):
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
         if step % args.save_every == 0:
             # 0-d arrays: Orbax's StandardSave takes arrays, not numpy scalars.
             state = {"params": params, "opt_state": opt_state, "step": np.asarray(step, np.int64),
-                     "iterator": np.asarray(it.get_state()["step"], np.int64)}
+                     "iterator": np.asarray(it.state_dict()["next_step"], np.int64)}
             saves.append(ckpt.save(step, state))
     ckpt.wait_until_finished()  # fills finish_s of every save still in flight
     ckpt.close()

@@ -56,6 +56,28 @@ def test_resume_from_state_yields_the_rest(tmp_path):
         other.set_state(state)
 
 
+def test_iterator_follows_the_stateful_protocol(tmp_path):
+    from dlio_core.state import IterationState, Stateful
+
+    write_labelled_npy(tmp_path, 12, 1)
+    ov = overrides(tmp_path, 12, 1, 4)
+    it = make_iterator("default", overrides=ov)
+    assert isinstance(it, Stateful)
+    next(it)
+    state = it.state_dict()
+    it.close()
+    assert IterationState.from_dict(state) == IterationState(epoch=1, next_step=1, seed=state["seed"])
+    assert it.get_state() == {**{k: v for k, v in state.items() if k != "next_step"}, "step": 1}
+    for saved in (state, it.get_state()):  # either form loads
+        again = make_iterator("default", overrides=ov)
+        again.load_state_dict(saved)
+        assert again.state_dict() == state and len(list(again)) == 2
+    with pytest.raises(ValueError, match="step=1 and next_step=2"):
+        make_iterator("default", overrides=ov).load_state_dict({**state, "step": 1, "next_step": 2})
+    with pytest.raises(ValueError, match="split"):
+        make_iterator("default", overrides=ov).load_state_dict({k: v for k, v in state.items() if k != "split"})
+
+
 def test_batches_carry_timings_and_live_on_the_device(tmp_path):
     write_labelled_npy(tmp_path, 8, 1)
     it = make_iterator("default", overrides=overrides(tmp_path, 8, 1, 4))

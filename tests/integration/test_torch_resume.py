@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 
 from torch.utils.data import DataLoader  # noqa: E402
 
+from dlio_core.state import IterationState, Stateful  # noqa: E402
 from dlio_torch import DlioDataLoader, DlioIterableDataset  # noqa: E402
 
 from ._torch_data import ids_of, write_id_dataset  # noqa: E402
@@ -76,3 +77,25 @@ def test_stateful_dataloader(data, workers):
     resumed = sdl.StatefulDataLoader(dataset(data), batch_size=None, num_workers=workers)
     resumed.load_state_dict(state)
     assert head + [ids_of(b) for b in resumed] == full
+
+
+@pytest.mark.parametrize("kind", ["dataset", "dataloader"])
+def test_dataset_and_dataloader_follow_the_stateful_protocol(data, kind):
+    def make():
+        ds = dataset(data)
+        return ds if kind == "dataset" else DlioDataLoader(ds, batch_size=None)
+
+    obj = make()
+    assert isinstance(obj, Stateful)
+    it = iter(obj)
+    next(it), next(it)
+    state = obj.state_dict()
+    assert IterationState.from_dict(state) == IterationState(epoch=0, next_step=2, seed=3)
+    fresh = make()
+    fresh.load_state_dict(state)
+    assert fresh.state_dict() == state
+
+
+def test_load_state_dict_names_a_missing_field(data):
+    with pytest.raises(ValueError, match="next_step"):
+        dataset(data).load_state_dict({"epoch": 1})
