@@ -49,6 +49,7 @@ from dlio_core.formats import Format, format_for, get_format
 from dlio_core.listing import dataset_storage
 from dlio_core.manifest import DatasetError, Manifest, write_manifest
 from dlio_core.progress import Progress
+from dlio_core import preflight
 
 __all__ = ["generate_dataset", "DatasetPlan", "DatasetError", "sample_array", "file_name", "dlio_dims"]
 
@@ -258,9 +259,6 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     plan = DatasetPlan.from_config(cfg)
     fmt = format_for(cfg.dataset)  # bound to the section's options (hdf5 layout, chunking, ...)
     storage = dataset_storage(cfg)
-    for d in plan.directories():  # every rank: makedirs is idempotent and spares us a barrier
-        storage.makedirs(d)
-
     size_of: dict[tuple[int, ...], int | None] = {}  # shapes repeat: one header build per shape
     expected = []
     for g in range(plan.total):
@@ -269,6 +267,9 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
             size_of[shape] = fmt.file_size(shape, plan.dtype, compression=plan.compression)
         expected.append(size_of[shape])
     sizes = [-1 if s is None else s for s in expected]
+    nthreads = _preflight(cfg, plan, storage, expected, nthreads)  # before anything is written
+    for d in plan.directories():  # every rank: makedirs is idempotent and spares us a barrier
+        storage.makedirs(d)
     mine = range(rank, plan.total, world)
     bar = Progress(len(mine), f"generating {plan.format} in {storage.url}", enabled=progress)
 
@@ -293,6 +294,32 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     if rank == 0 and min(sizes, default=0) >= 0:
         write_manifest(storage, manifest)
     return manifest
+
+
+def _preflight(cfg: Any, plan: DatasetPlan, storage: Any, expected: list[int | None], nthreads: int) -> int:
+    """Check the sizes against memory and (local) disk before anything is written; the writer threads
+    memory allows (``dlio_core.preflight``)."""
+    shapes = [plan.shape(0)] if plan.total else []
+    if plan.dims is not None and plan.total:  # per-file dims: the largest of them
+        shapes.append(plan.shape(int(np.argmax(plan.dims[0::2].astype(np.float64) * plan.dims[1::2]))))
+    in_memory = [math.prod(shape) * plan.dtype.itemsize for shape in shapes]
+    largest = max([*in_memory, *(s for s in expected if s is not None)], default=0)
+    ds = cfg.dataset
+    size_keys = (f"dataset.record_dims={list(ds.record_dims)}" if getattr(ds, "record_dims", None)
+                 else f"dataset.record_length_bytes={ds.record_length_bytes:g}")
+    keys = f"{size_keys}, dataset.num_samples_per_file={plan.samples_per_file}"
+    available = preflight.available_memory_bytes()
+    preflight.check_file_memory(largest_file_bytes=largest, keys=keys, available=available)
+    root = storage.local_path("")
+    if root is not None:
+        need = sum(s if s is not None else largest for s in expected)
+        counts = f"dataset.num_files_train={plan.num_files[0]}, dataset.num_files_eval={plan.num_files[1]}, {keys}"
+        try:
+            preflight.check_free_space(root, need_bytes=need, keys=counts)
+        except DatasetError:  # files being replaced free their space: count them, once, only now
+            reusable = sum(n for _, n in storage.list_files(""))
+            preflight.check_free_space(root, need_bytes=need, keys=counts, reusable_bytes=reusable)
+    return preflight.writer_threads(nthreads, largest_file_bytes=largest, available=available)
 
 
 def _run(fn: Any, items: range, nthreads: int) -> Iterator[tuple[int, int]]:

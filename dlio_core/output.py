@@ -8,6 +8,7 @@ and the overrides (``.hydra/config.yaml`` and ``.hydra/overrides.yaml``, or ``hy
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -19,7 +20,7 @@ import yaml
 from .redact import redact_override
 from .report.host import timestamp
 
-__all__ = ["resolve_output_folder", "RunLog", "write_config_copies", "redact_override"]
+__all__ = ["resolve_output_folder", "make_output_folder", "RunLog", "write_config_copies", "redact_override"]
 
 
 def resolve_output_folder(cfg: Any) -> str:
@@ -30,9 +31,40 @@ def resolve_output_folder(cfg: Any) -> str:
     return os.path.join("hydra_log", str(cfg.model.name), time.strftime("%Y-%m-%d-%H-%M-%S"))
 
 
+# errno values that mean the output folder given cannot be used (wrong input), not that a device failed.
+_UNUSABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EEXIST,
+                       errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP})
+
+
+def make_output_folder(path: str) -> None:
+    """``os.makedirs(path)``, or one ``ConfigError`` naming the folder when it cannot be made there (no
+    permission, a read-only file system, a file in the way); other errors (disk full) pass through.
+
+    Example:
+        >>> make_output_folder("/proc/no-such/out")
+        Traceback (most recent call last):
+        ...
+        dlio_core.config.errors.ConfigError: output folder /proc/no-such/out: cannot create it (No such file or directory); set output.folder or ++hydra.run.dir to a folder you can write
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".dl-driver-write-test-{os.getpid()}")
+        with open(probe, "wb"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno not in _UNUSABLE:
+            raise
+        from .config.errors import ConfigError
+
+        raise ConfigError(f"output folder {path}: cannot create it ({exc.strerror or exc}); set output.folder or "
+                          f"++hydra.run.dir to a folder you can write", key="output.folder") from None
+
+
 def write_config_copies(folder: str, cfg: Any, overrides: Iterable[str], subdir: str = ".hydra") -> None:
     """Save the resolved config and the overrides, as hydra lays them out, secrets redacted
     (``dlio_core.redact``: by key name, inside values, inside mapping-valued overrides)."""
+    make_output_folder(folder)
     path = os.path.join(folder, subdir)
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "config.yaml"), "w", encoding="utf-8") as fh:
@@ -55,7 +87,7 @@ class RunLog:
         self._pending: list[str] = []
 
     def open_file(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        make_output_folder(os.path.dirname(path) or ".")
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         for line in self._pending:
             self._file.write(line + "\n")

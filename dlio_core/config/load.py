@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .checks import inert_keys
 from .convert import show
 from .enums import Compression, Format, Profiler
 from .errors import ConfigError, ConfigWarning
@@ -273,7 +274,7 @@ def _with_warnings(cfg: RunConfig, store: _Store) -> RunConfig:
     for canonical, (spelled, value, where) in store.unstored.items():
         if value is not None:
             notes.append(f"{spelled}: has no effect in dl-driver: {NO_EFFECT[canonical]} ({where})")
-    for canonical, why in NO_EFFECT.items():
+    for canonical, why in (*NO_EFFECT.items(), *inert_keys(cfg)):
         if canonical in store.values and cfg._attr(canonical) != _default(canonical):
             notes.append(f"{store.spelled[canonical]}: has no effect in dl-driver: {why} ({store.origin[canonical]})")
     for canonical in ("dataset.enable_chunking", "dataset.chunk_size"):

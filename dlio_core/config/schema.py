@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .checks import check_run
 from .enums import Framework
 from .errors import ConfigError
 from .frozen import FrozenMap, freeze, redact as _redact
@@ -83,6 +84,7 @@ class RunConfig:
         object.__setattr__(self, "overrides", tuple(str(o) for o in self.overrides))
         object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
         object.__setattr__(self, "hydra", freeze(dict(self.hydra)))
+        check_run(self)  # what no section sees alone (training without files, a path in model.name, ...)
 
     # ------------------------------------------------------------------ views
     def items(self) -> list[tuple[str, Any]]:

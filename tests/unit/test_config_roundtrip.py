@@ -30,7 +30,7 @@ workloads = st.fixed_dictionaries(
         })),
         "dataset": st.fixed_dictionaries({}, optional={
             "format": st.sampled_from(["npz", "npy", "tfrecord", "hdf5", "jpeg", "parquet", "indexed_binary"]),
-            "num_files_train": st.integers(0, 10**6),
+            "num_files_train": st.integers(1, 10**6),  # 0 with training is refused at load (test_config_checks)
             "num_samples_per_file": st.integers(1, 10**4),
             "record_length": st.one_of(st.integers(1, 2**30), st.floats(1, 2**30)),
             "record_length_bytes_stdev": st.integers(0, 10**6),
