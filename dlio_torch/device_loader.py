@@ -28,7 +28,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -38,7 +37,7 @@ from dlio_core.prefetch import background_map
 
 from .loader import TorchBatch
 
-__all__ = ["DeviceLoader", "engine_accepts_allocator", "make_device_loader", "pinned_allocator"]
+__all__ = ["DeviceLoader", "make_device_loader", "pinned_allocator"]
 
 CUDA_ERROR = ('DeviceLoader(device="cuda") needs a CUDA device, and torch.cuda.is_available() is False here; '
               'pass device="cpu" to run the same path on the host')
@@ -50,17 +49,6 @@ def pinned_allocator(nbytes: int) -> np.ndarray:
     Needs CUDA (pinning is a CUDA driver call).
     """
     return torch.empty(int(nbytes), dtype=torch.uint8, pin_memory=True).numpy()
-
-
-def engine_accepts_allocator() -> bool:
-    """Whether this dlio_core's ``NativeLoader`` takes ``allocator=`` (pooled buffers from a callable).
-
-    >>> isinstance(engine_accepts_allocator(), bool)
-    True
-    """
-    from dlio_core.engine import NativeLoader
-
-    return "allocator" in inspect.signature(NativeLoader).parameters
 
 
 class _Move:
@@ -175,13 +163,7 @@ class DeviceLoader:
         self.plan = epoch_plan(cfg, split=split, epoch=epoch, world=world, rank=rank, random_seed=random_seed)
         self.buffers = buffers
         self.notes: list[str] = []
-        allocator: Callable[[int], np.ndarray] | None = None
-        if self.device.type == "cuda":
-            if engine_accepts_allocator():
-                allocator = pinned_allocator
-            else:
-                self.notes.append("dlio_core.engine.NativeLoader takes no allocator here: staging buffers are "
-                                  "pageable, so each copy goes through the driver's bounce buffer")
+        allocator: Callable[[int], np.ndarray] | None = pinned_allocator if self.device.type == "cuda" else None
         self.pinned = allocator is not None
         self.engine = self._engine(threads, rank, allocator)
         self._move = _Move(self.device)

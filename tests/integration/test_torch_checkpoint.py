@@ -74,19 +74,8 @@ def test_dcp_roundtrip(tmp_path, background):
     assert load_stats.size_bytes == stats.size_bytes
 
 
-def _s3_uri(request):
-    for name in ("s3_uri", "s3_bucket_uri", "s3_server"):
-        try:
-            value = request.getfixturevalue(name)
-        except pytest.FixtureLookupError:
-            continue
-        return value
-    pytest.skip("no S3 test server fixture in tests/integration/conftest.py yet (storage-backend work)")
-
-
-def test_save_load_roundtrip_s3(request):
-    server = _s3_uri(request)
-    uri, options = (server if isinstance(server, tuple) else (server, None))
+def test_save_load_roundtrip_s3(s3_uri):
+    uri, options = s3_uri
     s = state()
     stats = ckpt.save(s, f"{uri.rstrip('/')}/torch/model.pt", storage_options=options)
     back = ckpt.load(f"{uri.rstrip('/')}/torch/model.pt", storage_options=options)
