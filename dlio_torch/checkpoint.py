@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from dlio_core.checkpoint.fw_torch import CountingWriter
 from dlio_core.storage import open_storage, redact_uri, split_scheme
 
 __all__ = ["AsyncSave", "CheckpointStats", "dcp_load", "dcp_save", "load", "save"]
@@ -106,26 +107,6 @@ def _stage(obj: Any) -> Any:
     return obj
 
 
-class _Counting(io.RawIOBase):
-    """Counts the bytes ``torch.save`` writes through to the storage's writer."""
-
-    def __init__(self, f: Any) -> None:
-        super().__init__()
-        self._f, self.count = f, 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        n = self._f.write(b)
-        n = len(memoryview(b)) if n is None else n
-        self.count += n
-        return n
-
-    def flush(self) -> None:
-        self._f.flush()
-
-
 def _split(uri: str) -> tuple[str, str]:
     scheme, rest = split_scheme(uri)
     head, name = posixpath.split(rest.rstrip("/"))
@@ -140,7 +121,7 @@ def _write_torch(state: Any, uri: str, options: Mapping[str, Any] | None, fsync:
     root, name = _split(uri)
     storage = open_storage(root, dict(options) if options else None)
     with storage.open_write(name, fsync=fsync) as f:
-        counting = _Counting(f)
+        counting = CountingWriter(f)
         torch.save(state, counting)
         counting.flush()
     return counting.count, time.perf_counter() - t0

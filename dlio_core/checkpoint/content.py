@@ -91,10 +91,13 @@ class ChunkSource:
         digest = hashlib.blake2b(path.encode("utf8"), digest_size=8, key=self.nonce.to_bytes(8, "little")).digest()
         return int.from_bytes(digest, "little")
 
-    def chunk(self, path: str, index: int, nbytes: int, *, dtype: str = "int8", key: int | None = None) -> memoryview:
+    def chunk(self, path: str, index: int, nbytes: int, *, dtype: str = "int8", key: int | None = None,
+              out: np.ndarray | None = None) -> memoryview:
         """Chunk ``index`` (0-based) of file ``path``: ``nbytes`` bytes (at most ``chunk_bytes``).
 
-        ``key`` is ``file_key(path)`` when the caller has it already (it is hashed once per file).
+        ``key`` is ``file_key(path)`` when the caller has it already (it is hashed once per file). Without
+        ``out`` the view is of an internal buffer (valid until the next call; with ``randomize=False`` a
+        shared read-only pattern); with ``out`` (a uint8 array of ``nbytes``) the bytes go there.
         """
         if not 0 < nbytes <= self.chunk_bytes:
             raise ValueError(f"chunk of {nbytes} bytes asked; expected 1..{self.chunk_bytes}")
@@ -102,8 +105,28 @@ class ChunkSource:
             pattern = self._ones.get(dtype)
             if pattern is None:
                 pattern = self._ones[dtype] = _ones_pattern(dtype, self._base.nbytes)
-            return memoryview(pattern)[:nbytes]
+            if out is None:
+                return memoryview(pattern)[:nbytes]
+            out[:nbytes] = pattern[:nbytes]
+            return memoryview(out)[:nbytes]
+        dest = self._out.view(np.uint8)[:nbytes] if out is None else out[:nbytes]
         k = _mix64((self.file_key(path) if key is None else key) ^ _mix64(index))
-        words = -(-nbytes // 8)
-        np.bitwise_xor(self._base[:words], np.uint64(k), out=self._out[:words])
-        return memoryview(self._out.view(np.uint8))[:nbytes]
+        words, whole = nbytes // 8, (nbytes // 8) * 8
+        if words:
+            np.bitwise_xor(self._base[:words], np.uint64(k), out=dest[:whole].view(np.uint64))
+        if whole < nbytes:  # the tail past the last whole word, from the same key stream
+            tail = np.bitwise_xor(self._base[words:words + 1], np.uint64(k)).view(np.uint8)
+            dest[whole:] = tail[:nbytes - whole]
+        return memoryview(dest)
+
+    def fill(self, path: str, index: int, out: np.ndarray, *, dtype: str = "int8", key: int | None = None) -> memoryview:
+        """Write chunk ``index`` of ``path`` into ``out`` (a uint8 array of 1..``chunk_bytes`` bytes); return a view.
+
+        The same bytes as :meth:`chunk`, into a buffer the caller owns: a producer thread fills a ring of
+        buffers, and a framework mechanism fills its tensors in place.
+
+        >>> src = ChunkSource(64, nonce=3); out = np.empty(40, np.uint8)
+        >>> bytes(src.fill("a", 2, out)) == bytes(src.chunk("a", 2, 40))
+        True
+        """
+        return self.chunk(path, index, out.nbytes, dtype=dtype, key=key, out=out)

@@ -48,10 +48,14 @@ from dlio_core.config.errors import ConfigError
 from dlio_core.dist import Dist
 from dlio_core.progress import Progress
 
+from .codec import CodecError, codec_for
 from .content import DEFAULT_CHUNK_BYTES, ChunkSource
+from .hygiene import sweep, sweep_stages
+from .mechanisms import Context, create, resolve
+from .mover import Mover
 from .records import GIB, CheckpointError, CheckpointRecord, per_epoch_entries, summary_metrics
 from .state import CheckpointPlan, FileSpec
-from .transfer import checkpoint_storage, drop_cache, read_file, write_file
+from .transfer import checkpoint_storage
 
 __all__ = ["CheckpointEngine", "MARKER", "DEFAULT_READ_BUFFER_BYTES"]
 
@@ -99,6 +103,9 @@ class CheckpointEngine:
         self.source = ChunkSource(chunk_bytes, randomize=bool(ck.randomize_tensor), nonce=nonce)
         self.read_buffer_bytes = int(read_buffer_bytes)
         self._buffer: np.ndarray | None = None
+        self.choice, self.compression, self.mover = self._mechanism(cfg)
+        if self.dist.is_root:  # before any rank writes: whatever temporaries exist, an earlier run left
+            self._sweep("")
         self._rng = np.random.default_rng([int(cfg.train.seed), self.dist.rank])
         self._counts = {"save": 0, "load": 0}
         self._epoch_counts: dict[tuple[str, int], int] = {}
@@ -107,6 +114,8 @@ class CheckpointEngine:
             self._say("warning", note)
         for line in self.plan.describe():
             self._say("output", line)
+        self._say("output", f"Checkpoint mechanism: {self.choice.name} ({self.choice.why}); compression: "
+                            f"{self.compression}")
 
     # ------------------------------------------------------------------ cadence
     def due_after_step(self, epoch: int, step_in_epoch: int) -> bool:
@@ -154,6 +163,7 @@ class CheckpointEngine:
             try:  # an older run's marker must not vouch for files being rewritten now
                 self.storage.delete(f"{folder}/{MARKER}", missing_ok=True)
                 self.storage.makedirs(folder)
+                self._sweep(folder)
             except OSError as e:
                 prep_error = str(e)
         prep_error = self.dist.bcast(prep_error)
@@ -167,12 +177,28 @@ class CheckpointEngine:
         With ``recovery_rank_shift`` each rank reads the files of rank ``(rank + ranks per node) % world``.
         """
         folder = self.folder(epoch, step)
-        complete = self.dist.bcast(self.is_complete(epoch, step) if self.dist.is_root else None)
-        if not complete:
-            raise CheckpointError(f"{self._where(folder)} is not a complete checkpoint (no {MARKER}): it was "
-                                  "never written, or its save failed; save it first (checkpoint.num_checkpoints_write)"
-                                  " or load one that exists")
+        problem = self.dist.bcast(self._unloadable(folder) if self.dist.is_root else None)
+        if problem:
+            raise CheckpointError(problem)
         return self._timed("load", epoch, step, folder, self.plan.rank_specs(self.load_rank))
+
+    def _unloadable(self, folder: str) -> str | None:
+        """Why this run cannot load ``folder`` (no marker, another mechanism or codec), or None."""
+        try:
+            info = json.loads(self.storage.read(f"{folder}/{MARKER}"))
+        except FileNotFoundError:
+            return (f"{self._where(folder)} is not a complete checkpoint (no {MARKER}): it was never written, or its "
+                    "save failed or was interrupted; save it first (checkpoint.num_checkpoints_write) or load one "
+                    "that exists")
+        except (OSError, ValueError) as e:
+            return f"{self._where(folder + '/' + MARKER)} is unreadable ({e}); save the checkpoint again"
+        for key, ours in (("mechanism", self.choice.name), ("compression", self.compression)):
+            theirs = str(info.get(key, "raw" if key == "mechanism" else "none"))
+            if theirs.split(":")[0] != ours.split(":")[0] and not (key == "mechanism" and {theirs, ours} <= {"raw", "stream"}):
+                return (f"{self._where(folder)} was written with checkpoint {key} {theirs}, this run reads with "
+                        f"{ours}; set checkpoint.{'checkpoint_mechanism' if key == 'mechanism' else 'compression'}"
+                        f"={theirs.split(':')[0]} to read it")
+        return None
 
     def run_checkpoint_only(self) -> list[CheckpointRecord]:
         """DLIO's checkpoint-only mode (``workflow.train: False``, ``workflow.checkpoint: True``), collective.
@@ -216,44 +242,63 @@ class CheckpointEngine:
         return per_epoch_entries(records)
 
     # ------------------------------------------------------------------ internals
+    def _mechanism(self, cfg: Any) -> tuple[Any, str, Mover]:
+        ck = cfg.checkpoint
+        choice = resolve(cfg)
+        level = int(getattr(ck, "compression_level", 3))
+        try:
+            codec = codec_for(getattr(ck, "compression", "none"), level)
+        except CodecError as e:
+            raise ConfigError(str(e), key="checkpoint.compression") from None
+        try:
+            mechanism = create(choice.name)
+        except ImportError as e:
+            raise ConfigError(str(e), key="checkpoint.checkpoint_mechanism") from None
+        if codec is not None and not mechanism.compresses:
+            raise ConfigError(f"checkpoint.compression: {codec.name} applies to the raw and stream mechanisms; "
+                              f"{choice.name} writes through its framework (set checkpoint.compression=none)",
+                              key="checkpoint.compression")
+        ctx = Context(self.storage, self.source, self.plan, fsync=self.fsync, codec=codec,
+                      read_buffer=self._read_buffer)
+        return choice, "none" if codec is None else f"{codec.name}:{codec.level}", Mover(mechanism, ctx)
+
+    def _sweep(self, folder: str) -> None:
+        removed, freed = sweep(self.storage, folder)
+        if not folder:
+            sweep_stages()
+        if removed:
+            self._say("warning", f"removed {removed} temporary file(s) or folder(s) ({freed} bytes) left by an "
+                                 f"interrupted checkpoint writer under {self._where(folder)}")
+
     def _timed(self, kind: str, epoch: int, step: int, folder: str, specs: list[FileSpec]) -> CheckpointRecord:
         d = self.dist
         k = self._epoch_counts[(kind, epoch)] = self._epoch_counts.get((kind, epoch), 0) + 1
         if d.is_root:
             self._say("output", f"Starting {_VERBS[kind][0]} checkpoint {k} after total step {step} for epoch {epoch}")
-        paths = [f"{folder}/{s.name}" for s in specs]
-        cache_ok = True
-        if kind == "load":  # before the clock starts: the drop is harness work, not checkpoint I/O
-            cache_ok = all([drop_cache(self.storage, p) for p in paths])
         bar = self._bar(kind, folder, len(specs))
-        error = None
-        moved = 0
-        d.barrier()
-        wall0, t0 = time.time(), time.perf_counter()
-        try:
-            moved = self._move(kind, specs, paths, bar)
-        except Exception as e:  # noqa: BLE001 - shared with every rank below, then raised
-            error = f"rank {d.rank}: {e}"
-        rank_s = time.perf_counter() - t0
+        self.mover.ctx.on_chunk = (lambda n: bar.update(files=0, nbytes=n)) if bar is not None else None
+        wall: list[float] = []
+        res = self.mover.run(kind, folder, specs, lambda: (d.barrier(), wall.append(time.time())), bar)
+        t0 = res.started
         if bar is not None:
             bar.close()
-        if kind == "save":
-            # Evict what we wrote (clean after fsync) so a later load reads the device; not timed.
-            cache_ok = self.fsync and error is None and all([drop_cache(self.storage, p) for p in paths])
-        gathered = d.allgather((rank_s, moved, len(specs), cache_ok, error))
-        errors = [g[4] for g in gathered if g[4]]
+        if res.error is not None:
+            res.error = f"rank {d.rank}: {res.error}"
+        gathered = d.allgather(res)
+        errors = [g.error for g in gathered if g.error]
         if errors:
             extra = f" (and {len(errors) - 1} more rank(s))" if len(errors) > 1 else ""
             nothing = "; it is not committed (no marker)" if kind == "save" else ""
             raise CheckpointError(f"checkpoint {kind} of {self._where(folder)} failed on {errors[0]}{extra}{nothing}")
-        total = sum(g[1] for g in gathered)
-        nfiles = sum(g[2] for g in gathered)
+        total = sum(g.payload_bytes for g in gathered)
+        stored = sum(g.stored_bytes for g in gathered)
+        nfiles = sum(g.files for g in gathered)
         payload: Any = None
         if d.is_root:
             try:
                 if kind == "save":
-                    self._commit(folder, epoch, step, total, nfiles, _stamp(wall0))
-                payload = (wall0, time.perf_counter() - t0)
+                    self._commit(folder, epoch, step, total, stored, nfiles, _stamp(wall[0]))
+                payload = (wall[0], time.perf_counter() - t0)
             except Exception as e:  # noqa: BLE001 - shared with every rank
                 payload = f"cannot write the commit marker {self._where(folder + '/' + MARKER)}: {e}"
         payload = d.bcast(payload)
@@ -261,39 +306,25 @@ class CheckpointEngine:
             raise CheckpointError(payload)
         start_wall, duration = payload
         self._counts[kind] += 1
+        peaks = [g.peak_memory_bytes for g in gathered if g.peak_memory_bytes is not None]
         rec = CheckpointRecord(
             kind=kind, index=self._counts[kind], epoch=epoch, step=step, folder=folder, start=_stamp(start_wall),
-            end=_stamp(start_wall + duration), duration_s=duration, rank_duration_s=rank_s,
-            rank_durations_s=tuple(g[0] for g in gathered), bytes=total, rank_bytes=moved, files=nfiles,
-            rank_files=len(specs), fsync=self.fsync if kind == "save" else False,
-            cache_dropped=all(g[3] for g in gathered),
-            throughput_GiB_per_s=(total / GIB / duration) if duration > 0 else 0.0)
+            end=_stamp(start_wall + duration), duration_s=duration, rank_duration_s=res.seconds,
+            rank_durations_s=tuple(g.seconds for g in gathered), bytes=total, rank_bytes=res.payload_bytes,
+            files=nfiles, rank_files=len(specs), fsync=self.fsync if kind == "save" else False,
+            cache_dropped=all(g.cache_dropped for g in gathered),
+            throughput_GiB_per_s=(total / GIB / duration) if duration > 0 else 0.0, mechanism=self.choice.name,
+            compression=self.compression, stored_bytes=stored, blocked_s=max(g.blocked_s for g in gathered),
+            peak_memory_bytes=max(peaks) if len(peaks) == len(gathered) else None)
         if d.is_root:
             self._say("output", f"Finished {_VERBS[kind][0]} checkpoint {k} for epoch {epoch} in {duration:.4f} s; "
                                 f"Throughput: {rec.throughput_GiB_per_s:.4f} GB/s")
         return rec
 
-    def _move(self, kind: str, specs: list[FileSpec], paths: list[str], bar: Progress | None) -> int:
-        on_chunk = (lambda n: bar.update(files=0, nbytes=n)) if bar is not None else None
-        moved = 0
-        for spec, path in zip(specs, paths):
-            if kind == "save":
-                n = write_file(self.storage, path, spec.nbytes, self.source, dtype=spec.dtype, fsync=self.fsync,
-                               on_chunk=on_chunk)
-            else:
-                n = read_file(self.storage, path, self._read_buffer(), on_chunk=on_chunk)
-                if n != spec.nbytes:
-                    raise CheckpointError(f"{self._where(path)} holds {n} bytes but this configuration expects "
-                                          f"{spec.nbytes}: it was written with another model or world size; "
-                                          "save it again with this configuration")
-            moved += n
-            if bar is not None:
-                bar.update(files=1)
-        return moved
-
-    def _commit(self, folder: str, epoch: int, step: int, total: int, nfiles: int, start: str) -> None:
+    def _commit(self, folder: str, epoch: int, step: int, total: int, stored: int, nfiles: int, start: str) -> None:
         info = {"dl_driver_checkpoint": 1, "epoch": epoch, "step": step, "world": self.dist.world,
-                "files": nfiles, "bytes": total, "fsync": self.fsync,
+                "files": nfiles, "bytes": total, "stored_bytes": stored, "mechanism": self.choice.name,
+                "compression": self.compression, "fsync": self.fsync,
                 "randomize_tensor": bool(self.cfg.checkpoint.randomize_tensor), "start": start}
         self.storage.write_atomic(f"{folder}/{MARKER}", json.dumps(info).encode("utf8"), fsync=self.fsync)
 

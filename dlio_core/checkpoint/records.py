@@ -53,6 +53,16 @@ class CheckpointRecord:
         cache_dropped: whether POSIX_FADV_DONTNEED was applied to every file on every rank (after fsync'd
             saves; before loads). False when any file is not local or not fsync'd.
         throughput_GiB_per_s: ``bytes / duration_s`` in GiB/s (DLIO's "GB/s").
+        mechanism: the checkpoint mechanism that moved the bytes (``raw``, ``stream``, ``torch_save``, ``dcp``,
+            ``tf_save``, ``orbax``); ``compression``: ``none`` or ``zstd:{level}``.
+        stored_bytes: bytes on storage over all ranks; ``bytes`` are the tensor bytes (what ``raw`` writes), so
+            ``stored_bytes - bytes`` is a framework's metadata (``overhead_bytes`` in ``to_dict``), or what
+            compression saved when negative.
+        blocked_s: the longest any rank's training loop was held (saves: until the last file's save call
+            returned; an asynchronous mechanism returns before its bytes are durable, which ``duration_s``
+            waits for). Loads: the rank's read time.
+        peak_memory_bytes: the most any rank's resident memory grew during the save or load (tensors built
+            for it included); None where the kernel does not say.
     """
 
     kind: str
@@ -72,11 +82,18 @@ class CheckpointRecord:
     fsync: bool
     cache_dropped: bool
     throughput_GiB_per_s: float
+    mechanism: str = "raw"
+    compression: str = "none"
+    stored_bytes: int = 0
+    blocked_s: float = 0.0
+    peak_memory_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for the extended report)."""
+        """A JSON-ready dict (for the extended report), with ``overhead_bytes`` and ``stored_over_tensor_bytes``."""
         d = asdict(self)
         d["rank_durations_s"] = list(self.rank_durations_s)
+        d["overhead_bytes"] = self.stored_bytes - self.bytes
+        d["stored_over_tensor_bytes"] = self.stored_bytes / self.bytes if self.bytes else None
         return d
 
 

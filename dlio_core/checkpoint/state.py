@@ -137,6 +137,8 @@ class FileSpec:
     nbytes: int
     part: str  # "model" (model or layer states) or "optimizer"
     dtype: str  # DLIO datatype name of its elements (what randomize_tensor: False fills with ones)
+    layers: tuple[int, ...] = ()  # the layers a model file holds (none: the CNN tensor or optimizer states)
+    one_layer: bool = False  # a ``layer_{l}-...`` file: that layer's tensors at the top, not keyed by layer
 
 
 class CheckpointPlan:
@@ -237,11 +239,17 @@ class CheckpointPlan:
                 start = 0
         return range(start, end + 1)
 
-    def layer_bytes(self, layer: int) -> int:
-        """Bytes of one layer's tensors on one rank (after TP, and for ZeRO 3 DP, sharding)."""
+    def layer_counts(self, layer: int) -> list[tuple[int, int]]:
+        """``(index, elements)`` of one layer's tensors on one rank, DLIO's ``get_layer_parameters`` order
+        (after TP and, for ZeRO 3, DP sharding); empty tensors left out, indices kept as DLIO numbers them.
+
+        >>> CheckpointPlan(ModelShape(num_layers=2, hidden_size=8, vocab_size=10, ffn_hidden_size=16,
+        ...     num_attention_heads=2, num_kv_heads=1), world=1).layer_counts(4)
+        [(0, 8)]
+        """
         s = self.shape
         if s.layer_parameters:
-            return sum(p // s.tensor for p in s.layer_parameters if p // s.tensor > 0)  # int8 in DLIO
+            return [(i, p // s.tensor) for i, p in enumerate(s.layer_parameters) if p // s.tensor > 0]
         sf = self.dp if s.zero_stage == 3 else 1
         h, tp, L = s.hidden_size, s.tensor, s.num_layers
         if layer in (0, L + 1):
@@ -252,19 +260,30 @@ class CheckpointPlan:
             kv = h // s.num_attention_heads * s.num_kv_heads
             counts = [h // sf, h * (h + 2 * kv) // tp // sf, h * h // tp // sf, h // sf,
                       h * 2 * s.ffn_hidden_size // tp // sf, h * s.ffn_hidden_size // tp // sf]
-        return sum(c for c in counts if c > 0) * dtype_bytes(s.model_datatype)
+        return [(i, c) for i, c in enumerate(counts) if c > 0]
+
+    def layer_bytes(self, layer: int) -> int:
+        """Bytes of one layer's tensors on one rank (after TP, and for ZeRO 3 DP, sharding)."""
+        width = 1 if self.shape.layer_parameters else dtype_bytes(self.shape.model_datatype)  # legacy lists: int8
+        return sum(c for _, c in self.layer_counts(layer)) * width
+
+    def optimizer_groups(self) -> list[int]:
+        """Element counts of one writing rank's optimizer groups (DLIO's ``get_optimization_groups``): three
+        pairs ``[n, hidden*5]`` of ``optimizer_datatype``, or the legacy ``optimization_groups`` list."""
+        s = self.shape
+        if s.optimization_groups:
+            return list(s.optimization_groups)
+        if s.num_layers <= 0:
+            return []
+        n = self.num_parameters // (self.dp * self.mp if s.zero_stage > 0 else self.mp)
+        return [n, s.hidden_size * 5] * 3 if n > 0 else []
 
     def optimizer_bytes(self) -> int:
         """Bytes of one writing rank's optimizer states (0 when there are none)."""
-        s = self.shape
-        if s.optimization_groups:
-            return 3 * sum(g for g in s.optimization_groups if g > 0)  # a, b and combined, int8
-        if s.num_layers <= 0:
-            return 0
-        n = self.num_parameters // (self.dp * self.mp if s.zero_stage > 0 else self.mp)
-        if n <= 0:
-            return 0
-        return 3 * (n + s.hidden_size * 5) * dtype_bytes(s.optimizer_datatype)
+        groups = [g for g in self.optimizer_groups() if g > 0]
+        if self.shape.optimization_groups:
+            return 3 * sum(groups)  # a, b and combined, int8
+        return sum(groups) * dtype_bytes(self.shape.optimizer_datatype)
 
     # ------------------------------------------------------------------ files
     def writes(self, rank: int) -> bool:
@@ -288,13 +307,16 @@ class CheckpointPlan:
                 if c["dp"] == 0:
                     if s.pipeline > 1:
                         out.extend(FileSpec(f"layer_{layer}-model_{c['mp']}_model_states.{EXTENSION}",
-                                            self.layer_bytes(layer), "model", layer_dtype) for layer in layers)
+                                            self.layer_bytes(layer), "model", layer_dtype, (layer,), True)
+                                   for layer in layers)
                     else:
                         out.append(FileSpec(f"model_{c['mp']}_model_states.{EXTENSION}",
-                                            sum(self.layer_bytes(layer) for layer in layers), "model", layer_dtype))
+                                            sum(self.layer_bytes(layer) for layer in layers), "model", layer_dtype,
+                                            tuple(layers)))
             else:
                 out.append(FileSpec(f"zero_pp_rank_{c['dp']}_mp_rank_{c['mp']}_model_states.{EXTENSION}",
-                                    sum(self.layer_bytes(layer) for layer in layers), "model", layer_dtype))
+                                    sum(self.layer_bytes(layer) for layer in layers), "model", layer_dtype,
+                                    tuple(layers)))
         opt = self.optimizer_bytes()
         if opt > 0:
             opt_dtype = "int8" if s.optimization_groups else s.optimizer_datatype

@@ -66,11 +66,19 @@ def local_path(storage: Storage, path: str) -> str | None:
 def drop_cache(storage: Storage, path: str) -> bool:
     """Ask the kernel to evict ``path``'s clean cached pages; True when the advice was given.
 
-    False for non-local storage, platforms without ``posix_fadvise``, or when the file cannot be opened.
+    False for non-local storage, platforms without ``posix_fadvise``, or when the file cannot be opened. A
+    folder (a framework mechanism's checkpoint) has every file under it evicted.
     """
     p = local_path(storage, path)
     if p is None or _FADVISE is None or _DONTNEED is None:
         return False
+    if os.path.isdir(p):
+        files = [os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs]
+        return all([_advise(f) for f in files])
+    return _advise(p)
+
+
+def _advise(p: str) -> bool:
     try:
         fd = os.open(p, os.O_RDONLY)
     except OSError:

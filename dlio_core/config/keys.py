@@ -70,9 +70,8 @@ NO_EFFECT: dict[str, str] = {
     "dataset.record_element_bytes": "it is derived from dataset.record_element_type",
     "dataset.data_gen_method": "the MLCommons fork's generator switch; dl-driver has one generator",
     "checkpoint.type": "DLIO HEAD ignores it too; which ranks write follows model.parallelism",
-    "checkpoint.checkpoint_mechanism_classname": "DLIO plugin classes are not loaded; the checkpoint writer "
-                                                 "follows `framework`",
-    "checkpoint.checkpoint_mechanism": "the checkpoint writer follows `framework` and the storage URI",
+    "checkpoint.checkpoint_mechanism_classname": "DLIO plugin classes are not loaded; choose a mechanism with "
+                                                 "checkpoint.checkpoint_mechanism",
     "checkpoint.ksm": "dl-driver does not madvise checkpoint buffers (DLIO's KSM page merging)",
     "storage.post_generation_settle_seconds": "the MLCommons fork's pause after generation; dl-driver lists "
                                               "from the generation manifest",
@@ -96,6 +95,10 @@ EXTENSIONS: dict[str, str] = {
     "framework": "value jax",
     "reader.batch_content": "constant (DLIO's constant tensor, default) or samples: what a framework loader hands the model",
     "dataset.hdf5.layout": "records_k (DLIO HEAD, default) or records (DLIO 2.0.0): the HDF5 layout generated",
+    "checkpoint.checkpoint_mechanism": "values raw, stream, torch_save, dcp, orbax (pt_save means stream, as in the "
+                                       "MLCommons fork)",
+    "checkpoint.compression": "zstd-compressed raw and stream checkpoints",
+    "checkpoint.compression_level": "the zstd level of checkpoint.compression",
 }
 
 

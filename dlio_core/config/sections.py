@@ -307,6 +307,10 @@ class CheckpointConfig(Section):
     recovery_rank_shift: bool = spec(False, cv.boolean())
     rank_sync: bool = spec(False, cv.boolean())
     randomize_tensor: bool = spec(True, cv.boolean())
+    # the names are checked by dlio_core.checkpoint.mechanisms.resolve (one table, with DLIO's spellings)
+    checkpoint_mechanism: str = spec("none", cv.text(nonempty=True), doc="none: follow framework, as DLIO")
+    compression: Compression = spec(Compression.NONE, _enum(Compression), doc="none or zstd (raw and stream)")
+    compression_level: int = spec(3, cv.integer(min=-7, max=22), doc="zstd level")
 
 
 @dataclass(frozen=True)
