@@ -57,10 +57,12 @@ class _UsageError(ValueError):
 
 
 def _cmd_run(rest: Sequence[str], quiet: bool) -> int:
+    from .exits import exit_code_of
     from .runner import run
 
     cfg = _load(rest)
-    result = run(cfg, quiet=quiet)
+    # A rank's error travels to every rank with its exit code, so all ranks exit alike.
+    result = run(cfg, quiet=quiet, exit_code_of=lambda exc: exit_code_of(exc, _UsageError))
     if quiet:
         print(result.output_folder)
     return 0
@@ -122,7 +124,7 @@ def _cmd_query(rest: Sequence[str]) -> int:
         raise _UsageError("query needs a key, e.g. dl-driver query reader.batch_size unet3d_h100")
     key, rest = rest[0], rest[1:]
     cfg = _load(rest)
-    value = cfg.get(key)
+    value = cfg.get(key, redact=True)  # secrets below storage_options print as ***
     print(getattr(value, "value", value))
     return 0
 
@@ -166,15 +168,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "query":
             return _cmd_query(rest)
         return _cmd_workloads()
-    except KeyboardInterrupt:
-        print("dl-driver: interrupted; the metrics measured so far were written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, or RunInterrupted: SIGINT/SIGTERM on some rank (130/143)
+        why = f" ({exc})" if str(exc) else ""
+        print(f"dl-driver: interrupted{why}; the metrics measured so far were written", file=sys.stderr)
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)
     except Exception as exc:  # one line for the user, the traceback only on request
         if args.debug:  # the traceback as well, never a different exit code
             traceback.print_exc()
         from .exits import exit_code_of
+        from .run_end import RankFailed
 
-        code = exit_code_of(exc, _UsageError)
+        # Another rank failed: exit with its code, as it does.
+        code = exc.exit_code if isinstance(exc, RankFailed) else exit_code_of(exc, _UsageError)
         message = " ".join(str(exc).split()) or type(exc).__name__
         if not isinstance(exc, _bad_input_types()):  # an unexpected error: say what it was
             message = f"{type(exc).__name__}: {message} (--debug shows the traceback)"

@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..redact import redact_override
 from .checks import inert_keys
 from .convert import show
 from .enums import Compression, Format, Profiler
@@ -87,7 +88,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | RunConfig, 
         store.put(str(key), value, where, source_id="file")
     for i, token in enumerate(overrides):
         key, value = parse_override(str(token))
-        store.put(key, value, f"from override {token}", source_id=f"override{i}")
+        store.put(key, value, f"from override {redact_override(str(token))}", source_id=f"override{i}")
     run_dir = store.hydra.get("run.dir")
     if run_dir not in (None, "") and store.values.get("output.folder") is None:
         store.values["output.folder"] = str(run_dir)

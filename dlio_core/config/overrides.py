@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ..redact import redact_override
 from .errors import ConfigError
 from .yamlio import ConfigLoader
 
@@ -105,10 +106,11 @@ def parse_override(token: str) -> tuple[str, Any]:
     >>> parse_override("train.computation_time={mean: 1, stdev: 0.1}")
     ('train.computation_time', {'mean': 1, 'stdev': 0.1})
     """
-    text = str(token)
+    raw_text = str(token)
+    text = redact_override(raw_text)  # what messages show: a secret value never reaches an error line
     if text.startswith("~"):
         raise ConfigError(f"{text}: deleting keys is not supported; set the key to its default instead")
-    key, eq, raw = text.partition("=")
+    key, eq, raw = raw_text.partition("=")
     if not eq:
         raise ConfigError(f"{text}: not an override; expected KEY=VALUE, e.g. ++workload.reader.batch_size=8")
     key = key.strip()
@@ -129,5 +131,7 @@ def parse_override(token: str) -> tuple[str, Any]:
         value = yaml.load(raw, Loader=ConfigLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{text}: the value {raw!r} is not valid YAML ({problem})", key=key) from None
+        shown = text.partition("=")[2]
+        raise ConfigError(f"{text.partition('=')[0]}: the value {shown!r} is not valid YAML ({problem})",
+                          key=key) from None
     return key, value

@@ -27,7 +27,7 @@ from dlio_core.storage.backend import StorageError
 from dlio_core.storage.retry import RetryPolicy
 from dlio_core.storage.uri import as_bool, redact_uri
 
-__all__ = ["ClientOptions", "S3Options", "AzureOptions", "GCSOptions", "DEFAULT_TOTAL_TIMEOUT_S"]
+__all__ = ["ClientOptions", "S3Options", "AzureOptions", "GCSOptions", "DEFAULT_TOTAL_TIMEOUT_S", "checked_endpoint"]
 
 OptionsT = TypeVar("OptionsT", bound="ClientOptions")
 
@@ -77,6 +77,22 @@ def _endpoint(v: Any) -> str:
         raise ValueError(f"must not carry credentials ({redact_uri(text)}); pass them as their own options "
                          f"(access_key_id / secret_access_key, account_key, token) or in the environment")
     return text
+
+
+def checked_endpoint(value: str, *, source: str, where: str) -> str:
+    """An endpoint URL from ``source`` (an environment variable), refused as ``endpoint_url`` is when it
+    carries credentials.
+
+    Example:
+        >>> checked_endpoint("http://k:pw@h:9000", source="AWS_ENDPOINT_URL", where="s3://b")
+        Traceback (most recent call last):
+        ...
+        dlio_core.storage.backend.StorageError: s3://b: AWS_ENDPOINT_URL must not carry credentials (http://***@h:9000); pass them as their own options (access_key_id / secret_access_key, account_key, token) or in the environment
+    """
+    try:
+        return _endpoint(value)
+    except ValueError as e:
+        raise StorageError(f"{where}: {source} {e}") from None
 
 
 def _optional_text(v: Any) -> str | None:

@@ -37,7 +37,7 @@ import warnings
 from typing import Any
 
 from dlio_core.storage.fsspec_backend import FsspecStorage
-from dlio_core.storage.options import S3Options
+from dlio_core.storage.options import S3Options, checked_endpoint
 from dlio_core.storage.retry import status_of
 from dlio_core.storage.uri import pick_endpoint
 
@@ -85,7 +85,10 @@ class S3Storage(FsspecStorage):
         return s3fs.S3FileSystem
 
     def _client_kwargs(self, o: S3Options, root: str) -> dict[str, Any]:
-        endpoint = o.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = o.endpoint_url
+        for var in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+            if not endpoint and os.environ.get(var):
+                endpoint = checked_endpoint(os.environ[var], source=var, where=self._url)
         self._endpoint = pick_endpoint(str(endpoint)) if endpoint else ""
         self._region = (o.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
                         or _DLIO_DEFAULT_REGION)
