@@ -29,13 +29,14 @@ LOADERS = Registry("reader.data_loader", group="dl_driver.loaders", error=Loader
                    fallback="use ++workload.reader.data_loader=native, the framework-free engine")
 _NOT_HERE = "is not available in this version of dl-driver"
 LOADERS.register_builtins([
-    Entry("pytorch", "dlio_torch.loader:make_loader", extra="torch", requires="torch"),
-    Entry("tensorflow", "dlio_tf:tf_loader", extra="tf", requires="tensorflow"),
-    Entry("jax", "dlio_jax.loader:jax_loader", extra="jax", requires="jax"),
-    Entry("dali", "dlio_jax.dali.loader:dali_loader", extra="dali", requires="nvidia.dali"),
-    Entry("native_dali", "dlio_jax.dali.loader:native_dali_loader", extra="dali", requires="nvidia.dali"),
-    Entry("synthetic", None, note=_NOT_HERE),
-    Entry("custom", None, note=_NOT_HERE),
+    Entry("pytorch", "dlio_torch._loader:make_loader", extra="torch", requires="torch"),
+    Entry("tensorflow", "dlio_tf._loader:make_loader", extra="tf", requires="tensorflow"),
+    Entry("jax", "dlio_jax._loader:make_loader", extra="jax", requires="jax"),
+    Entry("dali", "dlio_jax.dali._loader:make_loader", extra="dali", requires="nvidia.dali"),
+    Entry("native_dali", "dlio_jax.dali._loader:make_native_loader", extra="dali", requires="nvidia.dali"),
+    Entry("synthetic", "dlio_core.synthetic_loader:synthetic_loader",
+          note="no I/O: zero batches of the nominal sample size, the harness-overhead baseline"),
+    Entry("custom", None, note=_NOT_HERE + " (DLIO's plugin classes are not loaded; refused at validation)"),
 ])
 
 
@@ -47,7 +48,7 @@ def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, spl
         >>> make_loader(NS(reader=NS(data_loader="custom")), None, [], split="train")
         Traceback (most recent call last):
         ...
-        dlio_core.loaders.LoaderUnavailable: reader.data_loader 'custom' is not available in this version of dl-driver (available: dali, jax, native, native_dali, pytorch, tensorflow); use ++workload.reader.data_loader=native, the framework-free engine
+        dlio_core.loaders.LoaderUnavailable: reader.data_loader 'custom' is not available in this version of dl-driver (DLIO's plugin classes are not loaded; refused at validation) (available: dali, jax, native, native_dali, pytorch, synthetic, tensorflow); use ++workload.reader.data_loader=native, the framework-free engine
     """
     factory = LOADERS.load(cfg.reader.data_loader)
     return factory(cfg, storage, files, split=split, rank=rank)

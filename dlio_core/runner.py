@@ -194,6 +194,8 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
         raise RunError(f"0 training steps: {cfg.dataset.num_files_train} files x {cfg.dataset.num_samples_per_file} samples "
                        f"cannot fill one batch of {cfg.reader.batch_size} on each of {dist.world} rank(s)")
     access_log = AccessOrderLog([rel for rel, _ in train_files]) if cfg.output.record_access_order else None
+    if access_log is not None:
+        train_loader = access_log.watch(train_loader)  # records what it delivers
     dist.barrier()
     try:
         for epoch in range(1, cfg.train.epochs + 1):

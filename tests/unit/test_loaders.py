@@ -24,7 +24,7 @@ def test_unknown_loader_lists_choices():
         LOADERS.load("nonesuch")
 
 
-@pytest.mark.parametrize("name", ["synthetic", "custom"])
+@pytest.mark.parametrize("name", ["custom"])  # synthetic is a loader now (test_synthetic_loader.py)
 def test_known_but_missing_loaders_say_what_to_use_instead(name):
     cfg = NS(reader=NS(data_loader=name))
     with pytest.raises(LoaderUnavailable, match=rf"'{name}' is not available.*data_loader=native"):
