@@ -11,6 +11,10 @@ its read paths from it once; each epoch takes one of them (:meth:`NativeLoader.r
 
 Both keep at most ``max(prefetch_size, read_threads)`` batches read ahead of the consumer, report the
 same figures and raise ``ReadError`` / the format's ``FormatError`` naming the file, in step order.
+
+The loader owns the memory its reads land in (``buffers.py``): scratch sets and pooled buffers are
+sized and faulted in when an epoch starts, before its first step, and reused by every later epoch;
+``close`` lets them go.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from .batch import Batch
 from .buffers import ScratchShelf, _BufferPool
 from .pooled import PooledPath
 from .ranged import RangedBatches
-from .read_path import ReadInputs, ReadPath
+from .read_path import ReadInputs, ReadPath, batch_size_of
 from .threaded import ThreadedPath
 from .whole_file import WholeFileBatches
 
@@ -86,6 +90,7 @@ class NativeLoader:
         # Kept buffers are pooled across batches and epochs; scratch sets (whole-file formats, samples
         # not kept) wait on the shelf between epochs, so a file size seen before costs no allocation.
         self._pool = _BufferPool(allocator)
+        self.closed = False
         self._scratches = ScratchShelf(fmt, enabled=inputs.whole_file and not inputs.keep_samples)
         if inputs.whole_file:
             reads = WholeFileBatches(inputs, self._pool)
@@ -94,6 +99,29 @@ class NativeLoader:
         else:
             self._threaded = ThreadedPath(inputs, RangedBatches(inputs), self._scratches)
             self._pooled = None
+
+    def close(self) -> None:
+        """Let go of the memory kept between epochs: the scratch sets and the pooled buffers (those of
+        batches not yet released go when they are). A closed loader reads no more epochs.
+
+        Example:
+            >>> import tempfile
+            >>> from dlio_core.formats import get_format
+            >>> from dlio_core.storage import open_storage
+            >>> with NativeLoader(open_storage(tempfile.mkdtemp()), get_format("npy"), []) as loader:
+            ...     pass
+            >>> loader.closed
+            True
+        """
+        self.closed = True
+        self._scratches.close()
+        self._pool.close()
+
+    def __enter__(self) -> "NativeLoader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def read_path(self, batch_size: int) -> ReadPath:
         """The read path an epoch of ``batch_size``-sample steps takes: pooled when ``pooled.can_pool``
@@ -109,11 +137,13 @@ class NativeLoader:
         Closing the generator early (or an error) stops and joins the threads and returns the buffers
         of batches read ahead but never consumed.
         """
+        if self.closed:
+            raise ValueError("NativeLoader.epoch on a closed loader")
         steps = plan.steps if max_steps is None else min(plan.steps, max_steps)
         if steps <= 0:
             return _no_batches()
         # The read path's own generator, returned as is: no extra frame per batch.
-        return self.read_path(pooled.batch_size_of(plan)).epoch(plan, steps)
+        return self.read_path(batch_size_of(plan)).epoch(plan, steps)
 
 
 def _no_batches() -> Iterator[Batch]:

@@ -35,7 +35,7 @@ from typing import Any, Iterator
 from . import whole_file
 from .batch import Batch, ReadError
 from .buffers import ScratchShelf, _BufferPool
-from .read_path import ReadInputs
+from .read_path import ReadInputs, batch_size_of
 from .steps import _Failed
 from .whole_file import WholeFileBatches
 
@@ -63,13 +63,6 @@ def can_pool(inputs: ReadInputs, batch_size: int) -> bool:
     largest = int(sizes.max())
     return largest <= whole_file._LOCAL_READ_MAX_BYTES and (inputs.keep_samples
                                                             or largest * batch_size <= whole_file.BURST_MAX_BYTES)
-
-
-def batch_size_of(plan: Any) -> int:
-    """A plan's samples per step: ``plan.batch_size``, or (for plan-like views that lack it) the first
-    step's length."""
-    size = getattr(plan, "batch_size", None)
-    return int(size) if size is not None else int(len(plan.batch(0)[0]))
 
 
 class PooledPath:
@@ -106,6 +99,7 @@ class PooledPath:
         """Yield ``steps`` batches of ``plan`` in order, read by a ``ReadPool`` (see the module)."""
         in_flight = self.in_flight
         slots = in_flight + 1
+        batch_size = batch_size_of(plan)
         scratches = [] if self.keep_samples else [self.scratches.take() for _ in range(slots)]
         pool = whole_file._cread.ReadPool(min(self.read_threads, steps), spin_us=POOL_SPIN_US)
         reads, finish, give_back = self.reads, self.reads.finish, self.pool.put
@@ -113,6 +107,12 @@ class PooledPath:
         planner = _Planner(plan, steps)
         submitted = 0
         try:
+            # Buffers sized and faulted in now, before the first step (reused by later epochs): no page
+            # faults inside the measured steps. Kept samples: one set of buffers per step in flight.
+            for scratch in scratches:
+                self.reads.reserve(scratch, batch_size)
+            if self.keep_samples:
+                self.reads.reserve_pool(slots * batch_size)
             for step in range(steps):
                 last = min(steps, step + in_flight + 1)
                 while submitted < last:

@@ -38,6 +38,9 @@ class RangedBatches:
         self.keep_samples = inputs.keep_samples
         self.preprocess = inputs.preprocess
 
+    def reserve(self, scratch: Any, batch_size: int) -> None:
+        """Nothing to size: a ranged format's readers bring their own buffers."""
+
     def read(self, step: int, files: np.ndarray, samples: np.ndarray, scratch: Any,
              rng: np.random.Generator) -> Batch:
         """Step ``step``'s batch: sample ``samples[i]`` of file ``files[i]`` for each ``i`` (``scratch``

@@ -21,7 +21,7 @@ import numpy as np
 
 from .batch import Batch
 
-__all__ = ["BatchReader", "ReadInputs", "ReadPath"]
+__all__ = ["BatchReader", "ReadInputs", "ReadPath", "batch_size_of"]
 
 
 @runtime_checkable
@@ -58,10 +58,26 @@ class BatchReader(Protocol):
     ``read(step, files, samples, scratch, rng)`` reads sample ``samples[i]`` of file ``files[i]`` for
     every ``i`` (the plan's arrays for ``step``) into ``scratch`` (a thread's ``buffers._Scratch``,
     or None: pooled buffers, or a ranged format's own) and spends ``preprocess_time`` drawn from ``rng``.
+    A reader may also offer ``reserve(scratch, batch_size)``, which each thread calls before its first
+    step to size and fault in ``scratch`` for an epoch of ``batch_size``-sample steps (the engine's
+    ``WholeFileBatches`` does; a reader without it has nothing to size).
     """
 
     def read(self, step: int, files: np.ndarray, samples: np.ndarray, scratch: Any,
              rng: np.random.Generator) -> Batch: ...
+
+
+def batch_size_of(plan: Any) -> int:
+    """A plan's samples per step: ``plan.batch_size``, or (for plan-like views that lack it) the first
+    step's length.
+
+    Example:
+        >>> from dlio_core.sampling import EpochPlan
+        >>> batch_size_of(EpochPlan(num_files=8, samples_per_file=1, batch_size=4))
+        4
+    """
+    size = getattr(plan, "batch_size", None)
+    return int(size) if size is not None else int(len(plan.batch(0)[0]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +111,7 @@ class ReadInputs:
     whole_file: bool  # the format reads whole files (npz, npy); False: by ranges (fmt.open_reader)
     read_threads: int
     in_flight: int  # steps read ahead of the consumer at most: max(prefetch_size, read_threads)
+    largest: int  # bytes of the largest file (0 when sizes are not known): what buffers are sized for
     keep_samples: bool
     preprocess_s: Any  # a TimeSpec drawn per sample, or None (no preprocess_time)
     seed: int
@@ -112,8 +129,9 @@ class ReadInputs:
         threads = max(1, int(read_threads))
         if preprocess_s is not None and getattr(preprocess_s, "is_zero", False):
             preprocess_s = None
+        largest = int(array.max()) if array is not None and array.size else 0
         return cls(storage, fmt, paths, array, None if array is None else array.tolist(), plain,
-                   bool(getattr(fmt, "whole_file", True)), threads, max(int(prefetch_size), threads),
+                   bool(getattr(fmt, "whole_file", True)), threads, max(int(prefetch_size), threads), largest,
                    bool(keep_samples), preprocess_s, seed)
 
     def preprocess(self, n: int, rng: np.random.Generator) -> float:

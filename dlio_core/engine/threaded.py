@@ -35,8 +35,12 @@ import numpy as np
 
 from .batch import Batch
 from .buffers import ScratchShelf
-from .read_path import BatchReader, ReadInputs
+from .read_path import BatchReader, ReadInputs, batch_size_of
 from .steps import _STOP, _EpochState, _Failed
+
+
+def _nothing_to_reserve(scratch: Any, batch_size: int) -> None:
+    """The ``reserve`` of a ``BatchReader`` that has none."""
 
 
 class ThreadedPath:
@@ -61,6 +65,8 @@ class ThreadedPath:
         self.in_flight = inputs.in_flight
         self.seed = inputs.seed
         self.read_batch = reader.read
+        # Optional: a reader without scratch buffers (a plugin's, a test's) need not size any.
+        self.reserve = getattr(reader, "reserve", _nothing_to_reserve)
         self.scratches = scratches
 
     def epoch(self, plan: Any, steps: int) -> Iterator[Batch]:
@@ -71,17 +77,21 @@ class ThreadedPath:
         threads and returns the buffers of batches read ahead but never consumed.
         """
         nthreads = min(self.read_threads, steps)
+        batch_size = batch_size_of(plan)
         state = _EpochState(steps, self.in_flight)
         threads = [
-            threading.Thread(target=self._worker, args=(plan, state, t), name=f"dl-driver-reader-{t}",
+            threading.Thread(target=self._worker, args=(plan, state, t, batch_size), name=f"dl-driver-reader-{t}",
                              daemon=True)
             for t in range(nthreads)
         ]
         for t in threads:
             t.start()
         lock, ready, handoff, wake = state.lock, state.ready, state.handoff, state.wake
-        own: list = []  # the consumer's scratch and rng, made the first time it reads a step itself
+        own: list = []  # the consumer's scratch and rng, for the steps it reads itself
         try:
+            if self.scratches.enabled:  # sized now, while the threads size theirs: before the first step
+                own += [self.scratches.take(), np.random.default_rng([self.seed, nthreads])]
+                self._reserve(own[0], batch_size)
             for step in range(steps):
                 with lock:
                     item = ready.pop(step, None)
@@ -135,12 +145,21 @@ class ThreadedPath:
         except BaseException as exc:  # handed to the consumer, which re-raises it in step order
             return _Failed(exc)
 
-    def _worker(self, plan: Any, state: _EpochState, index: int) -> None:
+    def _reserve(self, scratch: Any, batch_size: int) -> None:
+        """Size and fault in a scratch set before the epoch's first step; best effort: a failure here
+        (no memory) comes back from the read that needs the buffer, as a step's error."""
+        try:
+            self.reserve(scratch, batch_size)
+        except (MemoryError, OSError):
+            pass
+
+    def _worker(self, plan: Any, state: _EpochState, index: int, batch_size: int) -> None:
         lock, ready, handoff, wake = state.lock, state.ready, state.handoff, state.wake
         steps, in_flight = state.steps, state.in_flight
         rng = np.random.default_rng([self.seed, index])
         scratch = self.scratches.take()
         try:
+            self._reserve(scratch, batch_size)
             while True:
                 with lock:  # claim the next step, if the read-ahead bound allows it
                     if state.stopped:

@@ -93,6 +93,27 @@ class WholeFileBatches:
         self.preprocess_s = inputs.preprocess_s
         self.preprocess = inputs.preprocess
         self.pool = pool
+        self.largest = inputs.largest
+
+    def scratch_bytes(self, batch_size: int) -> tuple[int, int]:
+        """``(batch, single)`` bytes a scratch set needs for ``batch_size``-file batches of files up to
+        the largest: the side-by-side array when such a batch is read in one burst (see ``prepare``),
+        else the one-file array. ``(0, 0)`` when the sizes are not known."""
+        if self.largest * batch_size <= BURST_MAX_BYTES:
+            return batch_size * ((self.largest + 63) & ~63), 0
+        return 0, self.largest
+
+    def reserve(self, scratch: _Scratch | None, batch_size: int) -> None:
+        """Size ``scratch`` for an epoch of ``batch_size``-file batches and fault its pages in, on the
+        calling thread (each reader thread its own, in parallel, before its first step)."""
+        if scratch is not None:
+            scratch.reserve(*self.scratch_bytes(batch_size))
+
+    def reserve_pool(self, count: int) -> None:
+        """Fill the pool with ``count`` prefaulted buffers of the largest file's size (kept samples),
+        so that an epoch's first reads fault no pages; no-op when the sizes are not known."""
+        if self.largest:
+            self.pool.reserve(count, self.largest)
 
     def prepare(self, files: np.ndarray | list[int], scratch: _Scratch | None) -> Prepared:
         """Plan a batch's whole-file reads and give each a buffer; no buffers (``bufs`` None) when the
