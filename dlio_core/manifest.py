@@ -92,11 +92,19 @@ class Manifest:
             if d.get("version") != MANIFEST_VERSION:
                 raise ValueError(f"version {d.get('version')!r}, expected {MANIFEST_VERSION}")
             return cls(format=str(d["format"]),
-                       train=tuple((str(p), int(s)) for p, s in d["train"]),
-                       valid=tuple((str(p), int(s)) for p, s in d["valid"]),
+                       train=tuple((_inside_root(p), int(s)) for p, s in d["train"]),
+                       valid=tuple((_inside_root(p), int(s)) for p, s in d["valid"]),
                        dataset=d.get("dataset") or {})
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise DatasetError(f"{source}: not a dl-driver manifest ({e})") from None
+
+
+def _inside_root(path: Any) -> str:
+    """A manifest path, refused (ValueError) unless it names a file inside the data folder."""
+    p = str(path)
+    if not p or p.startswith("/") or "://" in p or ".." in p.replace("\\", "/").split("/"):
+        raise ValueError(f"{p!r} is not a path inside the data folder")
+    return p
 
 
 def _jsonable(v: Any) -> Any:

@@ -141,8 +141,13 @@ def save(state: Any, uri: str, *, storage_options: Mapping[str, Any] | None = No
 
 
 def load(uri: str, *, storage_options: Mapping[str, Any] | None = None, map_location: Any = "cpu",
-         weights_only: bool = False, return_stats: bool = False) -> Any:
-    """``torch.load`` from ``uri``; with ``return_stats`` returns ``(obj, CheckpointStats)``."""
+         weights_only: bool = True, return_stats: bool = False) -> Any:
+    """``torch.load`` from ``uri``; with ``return_stats`` returns ``(obj, CheckpointStats)``.
+
+    ``weights_only=True`` (the default) unpickles tensors, numbers, strings and plain containers only, so a
+    checkpoint cannot run code on load; pass ``weights_only=False`` only for a checkpoint you trust that holds
+    other objects.
+    """
     t0 = time.perf_counter()
     root, name = _split(uri)
     data = open_storage(root, dict(storage_options) if storage_options else None).read(name)

@@ -34,7 +34,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .hygiene import make_stage, os_root, safe_join, temp_name
+from dlio_core.storage.stage import inside
+
+from .hygiene import make_stage, os_root, temp_name
 from .mechanisms import Context, Moved
 from .records import CheckpointError
 from .state import FileSpec
@@ -128,7 +130,7 @@ def fetched(storage: Any, path: str) -> Iterator[str]:
         prefix = path.strip("/") + "/"
         listed = [(rel, size) for rel, size in storage.list_files(path.strip("/")) if rel.startswith(prefix)]
         for rel, _ in listed:
-            storage.get_file(rel, safe_join(stage, rel[len(prefix):]))
+            storage.get_file(rel, inside(stage, rel[len(prefix):]))
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)

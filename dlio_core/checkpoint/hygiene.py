@@ -1,4 +1,4 @@
-"""Nothing torn, nothing left behind: temporary names, the sweep of a killed writer's leftovers, safe paths.
+"""Nothing torn, nothing left behind: temporary names and the sweep of a killed writer's leftovers.
 
 Every checkpoint byte is written under a hidden temporary name first -- ``.{name}.tmp-{pid}-{hex}`` next to
 its final name, the pattern :class:`~dlio_core.storage.local.LocalStorage` uses for ``open_write`` (a file)
@@ -22,8 +22,6 @@ Example:
     >>> _ = open(st.local_path("global_epoch1_step1/.model_states-0.pt.tmp-123-abcd1234"), "wb").write(b"x" * 10)
     >>> is_temporary(".model_states-0.pt.tmp-123-abcd1234"), sweep(st)
     (True, (1, 10))
-    >>> safe_join("/stage", "a/b.bin")
-    '/stage/a/b.bin'
 """
 
 from __future__ import annotations
@@ -35,8 +33,7 @@ import shutil
 import tempfile
 from typing import Any
 
-__all__ = ["is_temporary", "temp_name", "os_root", "sweep", "sweep_stages", "make_stage", "safe_join",
-           "STAGE_PREFIX"]
+__all__ = ["is_temporary", "temp_name", "os_root", "sweep", "sweep_stages", "make_stage", "STAGE_PREFIX"]
 
 _TEMP = re.compile(r"^\..+\.tmp-\d+-[0-9a-f]+$")
 STAGE_PREFIX = "dl-driver-ckpt-stage-"
@@ -132,23 +129,3 @@ def sweep_stages(base: str | None = None) -> int:
             shutil.rmtree(e.path, ignore_errors=True)
             removed += 1
     return removed
-
-
-def safe_join(root: str, rel: str) -> str:
-    """``root``/``rel`` for a relative path that stays inside ``root``; ValueError otherwise.
-
-    A listing, marker or manifest names files relative to a folder; a name like ``../../x`` or ``/etc/x``
-    would make a download write (or a read open) outside it.
-
-    >>> safe_join("/stage", "../../x")
-    Traceback (most recent call last):
-    ...
-    ValueError: '../../x' leaves its folder /stage: refusing to use it
-    """
-    parts = rel.replace("\\", "/").split("/")
-    if not rel or rel.startswith("/") or os.path.isabs(rel) or any(p in ("..",) for p in parts) or ":" in parts[0]:
-        raise ValueError(f"{rel!r} leaves its folder {root}: refusing to use it")
-    out = os.path.normpath(os.path.join(root, *[p for p in parts if p not in ("", ".")]))
-    if os.path.commonpath([os.path.abspath(root), os.path.abspath(out)]) != os.path.abspath(root):
-        raise ValueError(f"{rel!r} leaves its folder {root}: refusing to use it")
-    return out

@@ -34,7 +34,7 @@ from typing import Any
 from dlio_core.storage.backend import Storage, StorageError, open_storage
 
 __all__ = ["COMMIT_MARKER", "upload_stage", "download_stage", "upload_dir", "download_dir", "is_committed",
-           "write_marker"]
+           "write_marker", "inside"]
 
 COMMIT_MARKER = ".dl-driver-complete"
 
@@ -106,6 +106,22 @@ def is_committed(target: Storage | str, prefix: str = "", *, options: Mapping[st
     return st.exists(st.join(prefix, COMMIT_MARKER))
 
 
+def inside(local_dir: str, rel: str) -> str:
+    """``local_dir``/``rel``, refusing a name (from a marker or a listing) that would land outside ``local_dir``.
+
+    Example:
+        >>> inside("/stage", "a/b.bin"), inside("/stage", "../../x")
+        Traceback (most recent call last):
+        ...
+        dlio_core.storage.backend.StorageError: '../../x' names a file outside /stage; refusing to write it
+    """
+    out = os.path.abspath(os.path.join(local_dir, *rel.split("/")))
+    root = os.path.abspath(local_dir)
+    if not rel or os.path.isabs(rel) or os.path.commonpath([root, out]) != root or out == root:
+        raise StorageError(f"{rel!r} names a file outside {local_dir}; refusing to write it")
+    return out
+
+
 def download_dir(target: Storage | str, prefix: str, local_dir: str, *, options: Mapping[str, Any] | None = None,
                  require_marker: bool = True, threads: int = 4) -> dict[str, int]:
     """Download the files of a committed ``prefix`` into ``local_dir``; returns ``{relpath: size}``.
@@ -127,8 +143,10 @@ def download_dir(target: Storage | str, prefix: str, local_dir: str, *, options:
         cut = len(prefix.strip("/")) + 1 if prefix.strip("/") else 0
         sizes = {p[cut:]: s for p, s in st.list_files(prefix) if not p.endswith(COMMIT_MARKER)}
 
+    targets = {rel: inside(local_dir, rel) for rel in sizes}  # every name checked before any byte is written
+
     def one(rel: str) -> None:
-        st.get_file(st.join(prefix, rel), os.path.join(local_dir, *rel.split("/")))
+        st.get_file(st.join(prefix, rel), targets[rel])
 
     with ThreadPoolExecutor(max(1, min(threads, len(sizes) or 1)), thread_name_prefix="dl-driver-download") as ex:
         list(ex.map(one, sorted(sizes)))

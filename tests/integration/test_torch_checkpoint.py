@@ -81,3 +81,22 @@ def test_save_load_roundtrip_s3(s3_uri):
     back = ckpt.load(f"{uri.rstrip('/')}/torch/model.pt", storage_options=options)
     assert stats.size_bytes > 0
     assert_same(s, back)
+
+
+class Trusted:
+    """A pickled object that is not a tensor: weights-only loads must refuse it."""
+
+    def __init__(self, value: int = 3) -> None:
+        self.value = value
+
+
+def test_load_is_weights_only_unless_asked(tmp_path):
+    import pickle
+
+    uri = str(tmp_path / "obj.pt")
+    ckpt.save({"w": torch.ones(2), "obj": Trusted()}, uri)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        ckpt.load(uri)  # no code from a checkpoint runs by default
+    assert ckpt.load(uri, weights_only=False)["obj"].value == 3  # the caller vouches for this file
+    ckpt.save({"w": torch.ones(2), "step": 7, "nested": {"lr": 0.1, "names": ["a", "b"]}}, uri)
+    assert ckpt.load(uri)["nested"]["names"] == ["a", "b"]  # plain containers load weights-only
