@@ -1,4 +1,4 @@
-"""``reader.data_loader: jax``: the runner's Loader that ends every batch on the JAX device.
+"""``reader.data_loader: jax``: the runner's adapter (private to it), ending every batch on the JAX device.
 
 The engine reads, a copier thread stacks and ``jax.device_put``\\ s each batch (double-buffered) and
 the batch handed to the runner carries ``h2d_s`` (the copy, timed to ``block_until_ready``) beside
@@ -25,7 +25,7 @@ from dlio_core.reader import native_reader
 from ._device import DeviceBatch, device_batches
 from ._pinned import make_put
 
-__all__ = ["JaxLoader", "jax_loader"]
+__all__ = ["JaxLoader", "make_loader"]
 
 
 class JaxLoader:
@@ -39,6 +39,6 @@ class JaxLoader:
         return device_batches(self.engine.epoch(plan, max_steps=max_steps), self.put)
 
 
-def jax_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> JaxLoader:
-    """Build the ``jax`` loader (the factory ``dlio_core.loaders`` calls)."""
+def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> JaxLoader:
+    """The factory ``dlio_core.loaders`` registers for ``reader.data_loader: jax``."""
     return JaxLoader(native_reader(cfg, storage, files, rank=rank, keep_samples=True))

@@ -1,13 +1,22 @@
 """dlio_tf: dl-driver's TensorFlow plugin (``pip install 'dl-driver[tf]'``).
 
-``make_dataset`` gives a workload's data as a ``tf.data.Dataset`` to drop into an existing input
-function; ``reader.data_loader: tensorflow`` runs a workload through it with dl-driver's metrics;
-``TFCheckpointer`` saves and restores ``tf.train.Checkpoint`` state to any storage URI.
+- :func:`make_dataset` — a workload's data as a ``tf.data.Dataset`` to drop into an existing input
+  function (``input_context`` shards it for ``tf.distribute``).
+- :func:`make_iterator` / :class:`TFIterator` — the same batches for a custom loop, resumable through
+  :class:`dlio_core.state.Stateful` (``state_dict`` / ``load_state_dict``).
+- :func:`to_device` / :func:`default_device` — a batch copied to the GPU, the copy timed.
+- :class:`TFCheckpointer` (:mod:`dlio_tf.checkpoint`) — ``tf.train.Checkpoint`` state saved to and
+  restored from any storage URI, with :class:`CheckpointTiming` and :func:`state_from_config`.
+
+Modules, as in every dl-driver plugin: import from the package (``__all__`` is the public API); the
+implementation modules are private (``_pipeline``, ``_iterator``, ...); the one public submodule is
+``checkpoint``, the framework's checkpoint hooks. ``_loader.make_loader`` is the runner's adapter for
+``reader.data_loader: tensorflow``, registered in :mod:`dlio_core.loaders` and not part of this API.
 
 Example:
     >>> import dlio_tf
-    >>> callable(dlio_tf.make_dataset)
-    True
+    >>> callable(dlio_tf.make_dataset), "make_loader" in dlio_tf.__all__
+    (True, False)
 """
 
 from __future__ import annotations
@@ -17,11 +26,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the missing-extra test
     raise ImportError("dlio_tf needs tensorflow: pip install 'dl-driver[tf]'") from exc
 
-from dlio_tf._checkpoint import CheckpointTiming, TFCheckpointer, state_from_config
-from dlio_tf._device import default_device, to_device
-from dlio_tf._iterator import TFIterator, make_iterator
-from dlio_tf._loader import TFBatch, TFLoader, tf_loader
-from dlio_tf._pipeline import make_dataset
+from . import checkpoint
+from ._device import default_device, to_device
+from ._iterator import TFIterator, make_iterator
+from ._pipeline import make_dataset
+from .checkpoint import CheckpointTiming, TFCheckpointer, state_from_config
 
-__all__: list[str] = ["make_dataset", "make_iterator", "TFIterator", "tf_loader", "TFLoader", "TFBatch", "to_device", "default_device",
-                      "TFCheckpointer", "CheckpointTiming", "state_from_config"]
+__all__: list[str] = ["make_dataset", "make_iterator", "TFIterator", "to_device", "default_device",
+                      "TFCheckpointer", "CheckpointTiming", "state_from_config", "checkpoint"]

@@ -1,9 +1,8 @@
-"""The ``tensorflow`` loader: a workload run through ``tf.data`` with dl-driver's metrics.
+"""``reader.data_loader: tensorflow``: the runner's adapter (private to it), a workload through ``tf.data``.
 
-The runner builds it with ``tf_loader(cfg, storage, files, split=, rank=)`` (``reader.data_loader:
-tensorflow`` in the LOADERS table) and calls ``epoch(plan, max_steps=)``. Each epoch builds the
-pipeline of :mod:`dlio_tf._pipeline` for the plan's rank (one input pipeline per rank, as DLIO's
-TF path) and yields :class:`TFBatch` records:
+``dlio_core.loaders`` builds it with ``make_loader(cfg, storage, files, split=, rank=)`` and calls
+``epoch(plan, max_steps=)``. Each epoch builds the pipeline of :mod:`dlio_tf._pipeline` for the
+plan's rank (one input pipeline per rank, as DLIO's TF path) and yields :class:`TFBatch` records:
 
 * ``bytes_read``: on the native TFRecord path, the records' payload plus framing (what
   ``TFRecordDataset`` consumed); on the core path, the bytes ``Storage.read_into`` returned;
@@ -23,7 +22,7 @@ Example:
     ...                               "++workload.dataset.num_files_train=8"])
     >>> _ = generate_dataset(cfg, progress=False)
     >>> st = dataset_storage(cfg)
-    >>> loader = tf_loader(cfg, st, dataset_files(cfg, st, "train"), split="train")
+    >>> loader = make_loader(cfg, st, dataset_files(cfg, st, "train"), split="train")
     >>> [b.num_samples for b in loader.epoch(epoch_plan(cfg, epoch=1))]
     [4, 4]
 """
@@ -36,10 +35,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from dlio_core.engine import Batch
-from dlio_tf._device import to_device
-from dlio_tf._pipeline import STAT_KEYS, Source, build_dataset
+from ._device import to_device
+from ._pipeline import STAT_KEYS, Source, build_dataset
 
-__all__ = ["TFBatch", "TFLoader", "tf_loader"]
+__all__ = ["TFBatch", "TFLoader", "make_loader"]
 
 
 @dataclass
@@ -87,6 +86,7 @@ class TFLoader:
             )
 
 
-def tf_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> TFLoader:
-    """The LOADERS factory for ``reader.data_loader: tensorflow`` (rank comes from each epoch's plan)."""
+def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> TFLoader:
+    """The factory ``dlio_core.loaders`` registers for ``reader.data_loader: tensorflow`` (rank comes from each
+    epoch's plan)."""
     return TFLoader(Source(cfg, storage, tuple((str(r), int(s)) for r, s in files), split))

@@ -3,18 +3,25 @@
 - :class:`DlioIterableDataset` — DLIO datasets on any storage as a ``torch.utils.data.IterableDataset``
   (rank x worker sharding, ``set_epoch``, mid-epoch resume).
 - :func:`make_dataloader` / :class:`DlioDataLoader` — the config's reader section as a ``DataLoader``.
+  Both follow :class:`dlio_core.state.Stateful` (``state_dict`` / ``load_state_dict``).
 - :class:`DeviceLoader` — files to the GPU with one host copy: dlio_core's threads read into pinned
-  staging buffers, copied to the device asynchronously on a side stream (``device="cpu"``: same path).
-- :func:`instrument` — wait/compute/bytes per step of any loader inside a real training loop.
+  staging buffers, copied to the device asynchronously on a side stream (``device="cpu"``: same path);
+  it yields :class:`TorchBatch` steps (``data`` plus the step's figures).
+- :func:`instrument` / :class:`Instrumented` — wait/compute/bytes per step of any loader inside a real
+  training loop; :class:`DeviceCopy` — a host-to-device copy timed with CUDA events.
 - :mod:`dlio_torch.checkpoint` — ``save``/``load`` (``torch.save`` to any URI) and ``dcp_save``/``dcp_load``.
-- ``reader.data_loader: pytorch`` runs a workload through :mod:`dlio_torch.loader`.
+
+Modules, as in every dl-driver plugin: import from the package (``__all__`` is the public API); the
+implementation modules are private (``_dataset``, ``_dataloader``, ...); the one public submodule is
+``checkpoint``, the framework's checkpoint hooks. ``_loader.make_loader`` is the runner's adapter for
+``reader.data_loader: pytorch``, registered in :mod:`dlio_core.loaders` and not part of this API.
 
 Importing this package imports torch first, so a missing extra fails with the install hint.
 
 Example:
     >>> import dlio_torch
-    >>> "DlioIterableDataset" in dlio_torch.__all__
-    True
+    >>> "DlioIterableDataset" in dlio_torch.__all__, "make_loader" in dlio_torch.__all__
+    (True, False)
 """
 
 from __future__ import annotations
@@ -25,22 +32,22 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
     raise ImportError("dlio_torch needs PyTorch: pip install 'dl-driver[torch]'") from exc
 
 from . import checkpoint
-from .dataloader import DlioDataLoader, dataloader_kwargs, make_dataloader
-from .dataset import DlioIterableDataset, constant_shape
-from .device_loader import DeviceLoader
-from .h2d import DeviceCopy
-from .instrument import Instrumented, instrument
+from ._dataloader import DlioDataLoader, make_dataloader
+from ._dataset import DlioIterableDataset
+from ._device_loader import DeviceLoader
+from ._h2d import DeviceCopy
+from ._instrument import Instrumented, instrument
+from ._loader import TorchBatch
 
 # In the order the docs present them.
 __all__ = [
     "DlioIterableDataset",
     "DlioDataLoader",
     "make_dataloader",
-    "dataloader_kwargs",
+    "DeviceLoader",
+    "TorchBatch",
     "instrument",
     "Instrumented",
     "DeviceCopy",
-    "DeviceLoader",
     "checkpoint",
-    "constant_shape",
 ]

@@ -34,7 +34,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from .dataset import DlioIterableDataset
+from ._dataset import DlioIterableDataset
 
 __all__ = ["DlioDataLoader", "make_dataloader", "dataloader_kwargs"]
 

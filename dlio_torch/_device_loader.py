@@ -19,7 +19,7 @@ copy); one sample per file (the common case) has none.
 
 Example:
     >>> import tempfile
-    >>> from dlio_torch.device_loader import DeviceLoader
+    >>> from dlio_torch import DeviceLoader
     >>> loader = DeviceLoader("default", device="cpu", overrides=[f"++workload.dataset.data_folder={tempfile.mkdtemp()}",
     ...     "++workload.workflow.generate_data=True", "++workload.dataset.num_files_train=8"])
     >>> [(tuple(b.data.shape), b.h2d_s) for b in loader]
@@ -35,7 +35,7 @@ import torch
 
 from dlio_core.prefetch import background_map
 
-from .loader import TorchBatch
+from ._loader import TorchBatch
 
 __all__ = ["DeviceLoader", "make_device_loader", "pinned_allocator"]
 
@@ -133,7 +133,7 @@ class DeviceLoader:
 
     ``config`` is what :func:`dlio_core.config.load_config` takes, with ``overrides``; ``threads``
     replaces ``reader.read_threads``; ``rank``/``world`` pick this process's share as DLIO's ranks do.
-    Iterating yields one epoch (``epoch``, default 1) of :class:`~dlio_torch.loader.TorchBatch`
+    Iterating yields one epoch (``epoch``, default 1) of :class:`~dlio_torch.TorchBatch`
     (``data`` on the device, ``io_s``, ``decode_s``, ``h2d_s``, bytes); :meth:`epoch` takes any plan, as
     the runner's Loader protocol does. ``pinned`` says whether staging buffers are page-locked, and
     ``notes`` why not. ``files`` (``(relpath, size)`` pairs, as the runner passes them) skips generation

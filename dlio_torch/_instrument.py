@@ -28,7 +28,7 @@ import numpy as np
 
 from dlio_core.metrics import PhaseRecord, stage_summary
 
-from .h2d import DeviceCopy, tensor_bytes
+from ._h2d import DeviceCopy, tensor_bytes
 
 __all__ = ["Instrumented", "instrument"]
 

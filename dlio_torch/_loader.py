@@ -1,4 +1,4 @@
-"""``reader.data_loader: pytorch``: the runner's Loader, reading through a real ``DataLoader``.
+"""``reader.data_loader: pytorch``: the runner's adapter (private to it), reading through a real ``DataLoader``.
 
 Each epoch the runner hands an :class:`~dlio_core.sampling.EpochPlan`; this adapter points a batched
 :class:`~dlio_torch.DlioIterableDataset` (persistent workers, shared-memory epoch) at the same plan,
@@ -29,10 +29,10 @@ import torch
 from dlio_core.engine import Batch
 from dlio_core.reader import reader_format
 
-from .dataloader import dataloader_kwargs
-from .dataset import DlioIterableDataset, constant_shape
+from ._dataloader import dataloader_kwargs
+from ._dataset import DlioIterableDataset, constant_shape
 from ._source import Source
-from .h2d import DeviceCopy
+from ._h2d import DeviceCopy
 
 __all__ = ["TorchBatch", "TorchLoader", "make_loader"]
 
@@ -112,5 +112,5 @@ class TorchLoader:
 
 
 def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> TorchLoader:
-    """The factory named in ``dlio_core.loaders.LOADERS["pytorch"]``."""
+    """The factory ``dlio_core.loaders`` registers for ``reader.data_loader: pytorch``."""
     return TorchLoader(cfg, storage, files, split=split, rank=rank)

@@ -4,6 +4,12 @@
   DALI's native ``fn.readers.numpy`` / ``fn.readers.tfrecord`` with ``shard_id``/``num_shards`` from
   the rank. CPU pipelines (``device_id=None``) work without a GPU.
 - :func:`jax_iterator`, :func:`torch_iterator`: DALI's ``DALIGenericIterator`` for JAX or PyTorch.
+- :class:`DaliInfo` (``pipe.dlio``) says what a pipeline reads; :class:`DaliDeviceError` is a GPU
+  pipeline asked for where no GPU can run it.
+
+Modules, as in ``dlio_jax``: import from this package; its modules are private. ``_loader`` holds the
+runner's adapters for ``reader.data_loader: dali`` (``make_loader``) and ``native_dali``
+(``make_native_loader``), registered in :mod:`dlio_core.loaders` and not part of this API.
 
 Example:
     >>> import tempfile
@@ -22,7 +28,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the missing-extra test
     raise ImportError("dlio_jax.dali needs NVIDIA DALI: pip install 'dl-driver[dali]'") from exc
 
-from .iterators import jax_iterator, torch_iterator
-from .pipelines import READER_NAME, DaliDeviceError, DaliInfo, pipeline
+from ._iterators import jax_iterator, torch_iterator
+from ._pipelines import READER_NAME, DaliDeviceError, DaliInfo, pipeline
 
 __all__ = ["DaliDeviceError", "DaliInfo", "READER_NAME", "jax_iterator", "pipeline", "torch_iterator"]

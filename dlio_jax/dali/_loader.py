@@ -1,4 +1,4 @@
-"""``reader.data_loader: dali`` and ``native_dali``: runner Loaders over DALI pipelines.
+"""``reader.data_loader: dali`` and ``native_dali``: the runner's adapters (private to it) over DALI pipelines.
 
 One pipeline is built per loader (on the first epoch) and reset between epochs. ``dali`` feeds
 ``fn.external_source`` from dl-driver's engine with the runner's plan for the epoch, so its steps,
@@ -30,7 +30,7 @@ import numpy as np
 
 from dlio_core.engine import Batch
 
-__all__ = ["DaliBatch", "DaliLoader", "dali_loader", "native_dali_loader"]
+__all__ = ["DaliBatch", "DaliLoader", "make_loader", "make_native_loader"]
 
 
 @dataclass
@@ -62,7 +62,7 @@ class DaliLoader:
         self._max_steps: int | None = None
 
     def _build(self, plan: Any) -> Any:
-        from .pipelines import pipeline
+        from ._pipelines import pipeline
 
         cfg = self.cfg
         pipe = pipeline(cfg, reader=self.reader, split=self.split, epoch=plan.epoch, rank=plan.rank, world=plan.world,
@@ -131,12 +131,12 @@ class _Capped:
         return self.plan.batch(step)
 
 
-def dali_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> DaliLoader:
+def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> DaliLoader:
     """``reader.data_loader: dali``: ``fn.external_source`` fed by dl-driver's engine."""
     return DaliLoader(cfg, storage, files, split=split, reader="external")
 
 
-def native_dali_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str,
+def make_native_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str,
                        rank: int = 0) -> DaliLoader:
     """``reader.data_loader: native_dali``: DALI's own npy / tfrecord readers on this rank's shard."""
     return DaliLoader(cfg, storage, files, split=split, reader="native")

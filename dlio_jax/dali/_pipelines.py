@@ -3,7 +3,7 @@
 ``pipeline(config)`` builds (and returns) a ``nvidia.dali.Pipeline`` with one output, ``data``:
 
 - ``reader="external"`` (``reader.data_loader: dali``): ``fn.external_source`` fed batch by batch by
-  dl-driver's engine (:class:`~dlio_jax.dali.feed.EngineFeed`), so every format and storage backend
+  dl-driver's engine (:class:`~dlio_jax.dali._feed.EngineFeed`), so every format and storage backend
   dlio_core reads works, and the rank's samples are exactly its :class:`~dlio_core.sampling.EpochPlan`.
 - ``reader="native"`` (``reader.data_loader: native_dali``): ``fn.readers.numpy`` for npy and
   ``fn.readers.tfrecord`` (with DLIO's ``{data_folder}/index/{split}/{file}.idx`` files) for tfrecord,
@@ -55,7 +55,7 @@ class DaliInfo:
 
     ``steps``: batches per epoch on this rank; ``samples_per_item``: DLIO samples per DALI sample
     (``spf`` for npy files, else 1); ``reader_name``: the native reader's name (None for external);
-    ``feed``: the external source's :class:`~dlio_jax.dali.feed.EngineFeed` (None for native).
+    ``feed``: the external source's :class:`~dlio_jax.dali._feed.EngineFeed` (None for native).
     """
 
     reader: str
@@ -146,7 +146,7 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
     from dlio_core.reader import epoch_plan, native_reader
 
     from .._process import resolve_process
-    from ..iterator import shared_random_seed
+    from .._iterator import shared_random_seed
 
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
@@ -167,7 +167,7 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
         device_id = 0
 
     if reader == "external":
-        from .feed import EngineFeed
+        from ._feed import EngineFeed
 
         def make_plan(e: int) -> Any:
             return epoch_plan(cfg, split=split, epoch=e, world=world, rank=rank, random_seed=random_seed)

@@ -40,7 +40,7 @@ def test_batches_land_on_the_gpu_equal_to_the_cpu_path_with_h2d_timed(tmp_path):
 
 
 def test_staging_buffers_are_pinned():
-    from dlio_torch.device_loader import pinned_allocator
+    from dlio_torch._device_loader import pinned_allocator
 
     buf = pinned_allocator(1 << 20)
     assert torch.from_numpy(buf).is_pinned()

@@ -51,7 +51,7 @@ def test_native_numpy_counts_whole_files_as_spf_samples(tmp_path):
     write_labelled_npy(tmp_path, 8, 3)
     from dlio_core.sampling import EpochPlan
     from dlio_core.config import load_config
-    from dlio_jax.dali.loader import native_dali_loader
+    from dlio_jax.dali._loader import make_native_loader
     from dlio_core.listing import dataset_files, dataset_storage
 
     cfg = load_config("default", overrides(tmp_path, 8, 3, 6))
@@ -59,7 +59,7 @@ def test_native_numpy_counts_whole_files_as_spf_samples(tmp_path):
     (out,) = pipe.run()
     assert len(out) == 2 and np.asarray(out[0]).shape == (4, 4, 3)  # 2 files = 6 DLIO samples
     st = dataset_storage(cfg)
-    loader = native_dali_loader(cfg, st, dataset_files(cfg, st, "train"), split="train")
+    loader = make_native_loader(cfg, st, dataset_files(cfg, st, "train"), split="train")
     plan = EpochPlan.from_config(cfg, epoch=1)
     batches = list(loader.epoch(plan))
     assert len(batches) == plan.steps == 4 and {b.num_samples for b in batches} == {6}

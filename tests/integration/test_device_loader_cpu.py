@@ -17,7 +17,7 @@ from dlio_core.generate import generate_dataset  # noqa: E402
 from dlio_core.listing import dataset_files, dataset_storage  # noqa: E402
 from dlio_core.storage import open_storage  # noqa: E402
 from dlio_torch import DeviceLoader  # noqa: E402
-from dlio_torch.device_loader import CUDA_ERROR, make_device_loader  # noqa: E402
+from dlio_torch._device_loader import CUDA_ERROR, make_device_loader  # noqa: E402
 
 from ._torch_data import ids_of, write_id_dataset  # noqa: E402
 

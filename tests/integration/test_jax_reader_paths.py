@@ -15,18 +15,18 @@ pytestmark = pytest.mark.integration
 
 
 def test_jax_loader_reader(tmp_path, monkeypatch):
-    from dlio_jax.loader import jax_loader
+    from dlio_jax._loader import make_loader
 
     cfg, storage, files = bound_dataset(tmp_path)
     built = record_readers(monkeypatch)
-    jax_loader(cfg, storage, files, split="train", rank=2)
+    make_loader(cfg, storage, files, split="train", rank=2)
     (args, kwargs), = built
     assert bound(args[1]) and kwargs["seed"] == reader_seed(cfg, 2) == 11 + 2 * 7919
     assert kwargs["keep_samples"] is True and kwargs["read_threads"] == 2
 
 
 def test_jax_iterator_plan_and_reader(tmp_path):
-    from dlio_jax.iterator import JaxIterator
+    from dlio_jax import JaxIterator
 
     cfg, storage, _ = bound_dataset(tmp_path)
     it = JaxIterator(cfg, process_index=1, process_count=2, random_seed=3, storage=storage)
@@ -40,7 +40,7 @@ def test_jax_iterator_plan_and_reader(tmp_path):
 def test_grain_source_takes_the_bound_format(tmp_path):
     import pickle
 
-    from dlio_jax.source import DlioSource
+    from dlio_jax import DlioSource
 
     cfg = bound_dataset(tmp_path)[0]
     src = pickle.loads(pickle.dumps(DlioSource.from_config(cfg)))
