@@ -29,3 +29,61 @@ def test_a_native_run_imports_no_framework(tmp_path):
     )
     mods = _modules_after(code)
     assert not [m for m in mods if m.split(".")[0] in ("torch", "tensorflow", "jax", "flax", "orbax", "nvidia", "mpi4py")]
+
+
+# --- the plugins' public surfaces (read from their source: no framework is imported here) -------------
+
+import ast  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ("dlio_torch", "dlio_tf", "dlio_jax", "dlio_jax/dali")
+RUNNER_ADAPTERS = {"make_loader", "make_native_loader", "TorchLoader", "TFLoader", "JaxLoader", "DaliLoader",
+                   "tf_loader", "jax_loader", "dali_loader", "native_dali_loader", "dataloader_kwargs"}
+
+
+def _facade(package: str) -> tuple[list[str], set[str]]:
+    """``__all__`` of a package's ``__init__`` and the names it binds (imports, definitions, lazy names)."""
+    tree = ast.parse((ROOT / package / "__init__.py").read_text())
+    exported: list[str] = []
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            if "__all__" in names:
+                exported = list(ast.literal_eval(node.value))
+            if "_CHECKPOINT" in names:  # dlio_jax's names served lazily by its __getattr__
+                bound |= set(ast.literal_eval(node.value)) | {"checkpoint"}
+        elif isinstance(node, ast.ImportFrom):
+            bound |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+    return exported, bound
+
+
+def test_plugin_facades_export_what_they_bind_and_no_runner_adapter():
+    for package in PLUGINS:
+        exported, bound = _facade(package)
+        assert exported, f"{package}/__init__.py has no __all__"
+        assert set(exported) <= bound, f"{package}: __all__ names nothing bound: {set(exported) - bound}"
+        assert not set(exported) & RUNNER_ADAPTERS, f"{package} exports runner internals"
+
+
+def test_plugin_modules_are_private_except_checkpoint():
+    for package in PLUGINS:
+        public = {p.stem for p in (ROOT / package).glob("*.py") if not p.stem.startswith("_")}
+        assert public <= {"checkpoint"}, f"{package}: public modules {public} (implementation modules are _private)"
+
+
+def test_builtin_loaders_point_at_each_plugins_private_loader_module():
+    from dlio_core.loaders import LOADERS
+
+    targets = {name: LOADERS[name].target for name in ("pytorch", "tensorflow", "jax", "dali", "native_dali")}
+    assert targets == {"pytorch": "dlio_torch._loader:make_loader", "tensorflow": "dlio_tf._loader:make_loader",
+                       "jax": "dlio_jax._loader:make_loader", "dali": "dlio_jax.dali._loader:make_loader",
+                       "native_dali": "dlio_jax.dali._loader:make_native_loader"}
+    for target in targets.values():  # the function is defined where the table says (read, not imported)
+        module, _, func = target.partition(":")
+        source = (ROOT / (module.replace(".", "/") + ".py")).read_text()
+        assert f"\ndef {func}(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str," in source
