@@ -87,9 +87,19 @@ def test_dcp_folders_load_with_dcp_and_tf_bundles_with_tf(tmp_path):
     assert len(shapes) == 6 and reader.get_variable_to_dtype_map()[next(iter(shapes))] == tf.float32
 
 
+@pytest.fixture
+def disk_dir():
+    """A folder on a disk file system (/tmp may be tmpfs, which refuses O_DIRECT), removed afterwards."""
+    import shutil
+
+    folder = tempfile.mkdtemp(dir="/var/tmp")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.parametrize("mechanism", ["torch_save", "dcp", "tf_save"])
-def test_framework_mechanisms_on_direct_storage(mechanism):
-    root = tempfile.mkdtemp(dir="/var/tmp")
+def test_framework_mechanisms_on_direct_storage(mechanism, disk_dir):
+    root = disk_dir
     eng = engine("direct://" + root, mechanism)
     rec = eng.save(1, 1)
     assert eng.load(1, 1).bytes == rec.bytes == eng.plan.total_bytes

@@ -18,20 +18,21 @@ needs_mpirun = pytest.mark.skipif(MPIRUN is None, reason="no mpirun in the venv 
 SCRIPT = r'''
 import json, sys, time
 from dlio_core.checkpoint import CheckpointEngine, CheckpointError
-from dlio_core.checkpoint import engine as engine_mod
+from dlio_core.checkpoint.streams import StreamMechanism
 from dlio_core.config import load_config
 from dlio_core.dist import init
 
-folder, mode = sys.argv[1], sys.argv[2]
+folder, mode, mechanism = sys.argv[1], sys.argv[2], sys.argv[3]
 d = init()
 cfg = load_config("llama3_8b", [f"++workload.checkpoint.checkpoint_folder={folder}", "++workload.model.num_layers=2",
+    f"++workload.checkpoint.checkpoint_mechanism={mechanism}",
     "++workload.model.transformer.hidden_size=64", "++workload.model.transformer.ffn_hidden_size=128",
     "++workload.model.transformer.vocab_size=1000", "++workload.model.transformer.num_attention_heads=4",
     "++workload.model.transformer.num_kv_heads=2", "++workload.checkpoint.time_between_checkpoints=0",
     "++workload.checkpoint.num_checkpoints_write=2", "++workload.checkpoint.num_checkpoints_read=1",
     "++workload.checkpoint.fsync=True"])
-if d.rank == 1:
-    real_write, real_read = engine_mod.write_file, engine_mod.read_file
+if d.rank == 1:  # llama3_8b with framework pytorch checkpoints with DLIO's pt_save: the stream mechanism
+    real_write, real_read = StreamMechanism.save, StreamMechanism.load
     def slow_write(*a, **k):
         if mode == "fail":
             raise OSError("injected failure")
@@ -40,7 +41,7 @@ if d.rank == 1:
     def slow_read(*a, **k):
         time.sleep(0.3)
         return real_read(*a, **k)
-    engine_mod.write_file, engine_mod.read_file = slow_write, slow_read
+    StreamMechanism.save, StreamMechanism.load = slow_write, slow_read
 eng = CheckpointEngine(cfg, d, progress=False)
 try:
     out = {"records": [r.to_dict() for r in eng.run_checkpoint_only()]}
@@ -53,11 +54,11 @@ if d.rank == 0:
 '''
 
 
-def run_two_ranks(tmp_path: Path, mode: str) -> list[dict]:
+def run_two_ranks(tmp_path: Path, mode: str, mechanism: str = "none") -> list[dict]:
     script = tmp_path / "ckpt_mpi.py"
     script.write_text(SCRIPT)
     cmd = [MPIRUN, "-np", "2", "--oversubscribe", "--allow-run-as-root", sys.executable, str(script),
-           str(tmp_path / "ck"), mode]
+           str(tmp_path / "ck"), mode, mechanism]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT "))
@@ -94,3 +95,21 @@ def test_a_failure_on_one_rank_is_raised_on_every_rank(tmp_path):
     for r in ranks:
         assert "failed on rank 1: injected failure" in r["error"] and "not committed" in r["error"]
     assert not (tmp_path / "ck" / "global_epoch1_step1" / ".dl-driver-complete").exists()
+
+
+@needs_mpirun
+@pytest.mark.parametrize("mechanism, suffix", [("torch_save", ".pt"), ("dcp", ".dcp")])
+def test_two_ranks_zero3_with_a_framework_mechanism(tmp_path, mechanism, suffix):
+    torch = pytest.importorskip("torch")
+    ranks = run_two_ranks(tmp_path, "plain", mechanism)
+    r0 = ranks[0]["records"]
+    assert [(r["kind"], r["mechanism"]) for r in r0] == [("save", mechanism)] * 2 + [("load", mechanism)]
+    assert all(r["bytes"] == ranks[0]["total"] and r["stored_bytes"] > r["bytes"] for r in r0)
+    on_disk = sorted(p.name for p in (tmp_path / "ck" / "global_epoch1_step1").iterdir())
+    assert on_disk == sorted([".dl-driver-complete"] + [f"zero_pp_rank_{dp}_mp_rank_0_{part}_states{suffix}"
+                                                         for dp in (0, 1) for part in ("model", "optim")])
+    if mechanism == "torch_save":  # each rank's ZeRO-3 shard opens with torch.load(weights_only=True)
+        shard = torch.load(tmp_path / "ck/global_epoch1_step1/zero_pp_rank_1_mp_rank_0_optim_states.pt",
+                           weights_only=True)
+        assert sum(t.numel() * t.element_size() for t in shard.values()) == dict(ranks[1]["files"])[
+            "zero_pp_rank_1_mp_rank_0_optim_states.pt"]

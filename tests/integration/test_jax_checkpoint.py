@@ -108,11 +108,19 @@ def test_workload_orbax_mechanism_round_trips_and_loads_with_orbax(tmp_path):
     assert eng.load(1, 1).bytes == rec.bytes
 
 
-def test_workload_orbax_on_direct_and_through_the_local_stage(tmp_path):
+@pytest.fixture
+def disk_dir():
+    """A folder on a disk file system (/tmp may be tmpfs, which refuses O_DIRECT), removed afterwards."""
+    import shutil
     import tempfile
 
-    root = tempfile.mkdtemp(dir="/var/tmp")
-    eng = _engine("direct://" + root)
+    folder = tempfile.mkdtemp(dir="/var/tmp")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_workload_orbax_on_direct_and_through_the_local_stage(tmp_path, disk_dir):
+    eng = _engine("direct://" + disk_dir)
     rec = eng.save(1, 1)
     assert eng.load(1, 1).bytes == rec.bytes
 
