@@ -274,8 +274,8 @@ def input_pipelines(input_context: Any) -> tuple[int, int, int]:
 def shared_random_seed(cfg: Any, pipelines: int, random_seed: int | None) -> int | None:
     """The seed for ``shuffle: random``: the given one, else one drawn here (one input pipeline only: several
     must share one seed, or their shards would overlap); ``None`` when nothing shuffles at random."""
-    random_kind = Shuffle.RANDOM in (normalise_shuffle(cfg.reader.file_shuffle), normalise_shuffle(cfg.reader.sample_shuffle))
-    if not random_kind or random_seed is not None:
+    policies = (normalise_shuffle(cfg.reader.file_shuffle), normalise_shuffle(cfg.reader.sample_shuffle))
+    if Shuffle.RANDOM not in policies or random_seed is not None:
         return random_seed
     if pipelines > 1:
         raise ValueError("reader.*_shuffle=random with several input pipelines needs random_seed= (one seed "
