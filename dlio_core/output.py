@@ -84,15 +84,23 @@ class RunLog:
         self.world = world
         self.quiet = quiet
         self._file = None
+        self._path = ""
         self._pending: list[str] = []
 
     def open_file(self, path: str) -> None:
         make_output_folder(os.path.dirname(path) or ".")
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        for line in self._pending:
-            self._file.write(line + "\n")
+        self._path = path
+        self._write("\n".join(self._pending) + "\n" if self._pending else "")
         self._pending.clear()
-        self._file.flush()
+
+    def _write(self, text: str) -> None:
+        """Append to the log file; a failure (disk full) names the file and keeps its errno (exit 1)."""
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except OSError as e:
+            raise OSError(e.errno, e.strerror or str(e), self._path) from None
 
     def _emit(self, level: str, message: str, console: bool) -> None:
         prefix = f"[{level}] {timestamp()} "
@@ -103,8 +111,7 @@ class RunLog:
             stream = sys.stderr if level in ("WARNING", "ERROR") else sys.stdout
             print("\n".join(lines), file=stream, flush=True)
         if self._file is not None:
-            self._file.write("\n".join(lines) + "\n")
-            self._file.flush()
+            self._write("\n".join(lines) + "\n")
         else:
             self._pending.extend(lines)
 
@@ -126,8 +133,7 @@ class RunLog:
         if self.rank == 0 and not self.quiet:
             print(text, flush=True)
         if self._file is not None:
-            self._file.write(text + "\n")
-            self._file.flush()
+            self._write(text + "\n")
 
     def close(self) -> None:
         if self._file is not None:

@@ -21,7 +21,7 @@ import yaml
 
 from ..redact import redact_override
 from .errors import ConfigError
-from .yamlio import ConfigLoader
+from .yamlio import load_yaml_text
 
 __all__ = ["CommandLine", "parse_command_line", "parse_override"]
 
@@ -128,9 +128,11 @@ def parse_override(token: str) -> tuple[str, Any]:
     if raw == "":
         return key, ""
     try:
-        value = yaml.load(raw, Loader=ConfigLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        # The bounds of a workload file hold here too (aliases, depth, size): an override is YAML as well.
+        value = load_yaml_text(raw, where="value")
+    except ConfigError as exc:
+        problem = str(exc).split(": ", 1)[1] if str(exc).startswith("value") else str(exc)
+        problem = problem.removeprefix("malformed YAML: ")
         shown = text.partition("=")[2]
         raise ConfigError(f"{text.partition('=')[0]}: the value {shown!r} is not valid YAML ({problem})",
                           key=key) from None

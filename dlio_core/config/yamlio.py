@@ -111,7 +111,10 @@ def load_yaml_text(text: str, *, where: str = "<string>") -> Any:
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(f"{where}: {len(text):,} characters of YAML; a workload file is at most "
                           f"{MAX_YAML_BYTES:,} (is this the right file?)")
-    loader = ConfigLoader(text)
+    try:
+        loader = ConfigLoader(text)  # the reader refuses control characters here, before parsing
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: malformed YAML: {str(exc).splitlines()[0]}") from None
     try:
         root = loader.get_single_node()
         if root is None:

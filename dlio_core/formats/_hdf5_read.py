@@ -92,18 +92,25 @@ def _discover(storage: Any, path: str, size: int) -> tuple[_Layout, int, float]:
     h5py = h5py_module()
     sf = StorageFile(storage, path, size)
     with _open(h5py, sf, path) as f:
-        dsets = _records(f, path)
-        offsets: list[int] | None = []
-        for d in dsets:
-            plain = d.chunks is None and d.id.get_create_plist().get_nfilters() == 0 and d.dtype.kind in "biuf"
-            off = d.id.get_offset() if plain else None
-            if off is None or offsets is None:
-                offsets = None
-            else:
-                offsets.append(int(off))
-        layout = _Layout(dsets[0].shape[0], tuple(d.name.lstrip("/") for d in dsets),
-                         tuple(tuple(int(s) for s in d.shape[1:]) for d in dsets), np.dtype(dsets[0].dtype),
-                         None if offsets is None else tuple(offsets))
+        try:
+            dsets = _records(f, path)
+            offsets: list[int] | None = []
+            for d in dsets:
+                plain = d.chunks is None and d.id.get_create_plist().get_nfilters() == 0 and d.dtype.kind in "biuf"
+                off = d.id.get_offset() if plain else None
+                if off is None or offsets is None:
+                    offsets = None
+                else:
+                    offsets.append(int(off))
+            layout = _Layout(dsets[0].shape[0], tuple(d.name.lstrip("/") for d in dsets),
+                             tuple(tuple(int(s) for s in d.shape[1:]) for d in dsets), np.dtype(dsets[0].dtype),
+                             None if offsets is None else tuple(offsets))
+        except (RuntimeError, KeyError, ValueError, OSError) as e:
+            # h5py reports damaged metadata (a failed checksum) as RuntimeError/KeyError; storage errors
+            # (StorageError, an OSError) keep their own meaning.
+            if isinstance(e, FormatError) or type(e).__name__.startswith("Storage"):
+                raise
+            raise FormatError(f"{path}: damaged HDF5 metadata ({e})") from None
     if layout.offsets is not None:
         for j, off in enumerate(layout.offsets):
             end = off + layout.count * layout.row_bytes(j)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def s3_args(out: Path, options: dict[str, Any], *extra: str, folder: str | None = None) -> list[str]:
-    """``dl-driver`` arguments: the default workload shrunk to 16 small npz files on S3, the native engine,
-    the storage options as a user would pass them."""
-    folder = folder or f"s3://f-{uuid.uuid4().hex[:12]}/data"
+def s3_args(out: Path, options: dict[str, Any], *extra: str, folder: str | None = None, scheme: str = "s3") -> list[str]:
+    """``dl-driver`` arguments: the default workload shrunk to 16 small npz files in a new bucket (or
+    container) of ``scheme``, the native engine, the storage options as a user would pass them."""
+    folder = folder or f"{scheme}://f-{uuid.uuid4().hex[:12]}/data"
     return ["default", f"++workload.dataset.data_folder={folder}", "++workload.reader.data_loader=native",
             "++workload.dataset.num_files_train=16", "++workload.dataset.num_files_eval=0",
             "++workload.workflow.evaluation=False", "++workload.reader.read_threads=2",

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 EPOCHS_FOREVER = "++workload.train.epochs=500"
 
 
-def _generate(run_cli, out, options, folder=None):
-    args = s3_args(out, options, folder=folder)
+def _generate(run_cli, out, options, folder=None, scheme="s3"):
+    args = s3_args(out, options, folder=folder, scheme=scheme)
     res = run_cli("generate", *args, timeout=120)
     assert res.returncode == 0, res.stderr
     return args[1].split("=", 1)[1]  # the data folder
@@ -45,19 +45,19 @@ def _assert_failed_run(proc, out, secret: str, *, within_s: float, since: float)
     return line
 
 
-def _fault_in_epoch_2(moto, run_cli, tmp_path, options: dict, fault, within_s: float) -> str:
-    """Generate, start a long run, apply ``fault(moto)`` once epoch 2 starts; the run's one error line."""
+def _fault_in_epoch_2(srv, run_cli, tmp_path, options: dict, fault, within_s: float, scheme: str = "s3") -> str:
+    """Generate, start a long run, apply ``fault(srv)`` once epoch 2 starts; the run's one error line."""
     out = tmp_path / "out"
-    folder = _generate(run_cli, tmp_path / "gen", moto.options)
-    proc = _start_run(s3_args(out, {**moto.options, **options}, EPOCHS_FOREVER, folder=folder))
+    folder = _generate(run_cli, tmp_path / "gen", srv.options, scheme=scheme)
+    secret = srv.options.get("secret_access_key") or srv.options["connection_string"].split("AccountKey=")[1][:40]
+    proc = _start_run(s3_args(out, {**srv.options, **options}, EPOCHS_FOREVER, folder=folder))
     try:
         assert wait_for(log_says(out, "Starting epoch 2")), "the run never reached epoch 2"
-        fault(moto)
-        line = _assert_failed_run(proc, out, moto.options["secret_access_key"], within_s=within_s,
-                                  since=time.monotonic())
+        fault(srv)
+        line = _assert_failed_run(proc, out, secret, within_s=within_s, since=time.monotonic())
     finally:
         proc.kill()
-        resume(moto)
+        resume(srv)
     assert folder in line, line
     return line
 
@@ -73,6 +73,14 @@ def test_server_paused_mid_epoch_ends_by_the_total_deadline(moto, run_cli, tmp_p
     line = _fault_in_epoch_2(moto, run_cli, tmp_path, {"read_timeout_s": 60, "total_timeout_s": 3}, pause,
                              within_s=15)
     assert "total deadline of 3 s" in line and "total_timeout_s" in line, line
+
+
+@pytest.mark.parametrize("fault", ["killed", "paused"])
+def test_azurite_killed_or_paused_mid_epoch_exits_1(azurite, run_cli, tmp_path, fault):
+    options = {"max_attempts": 2, "read_timeout_s": 30, "total_timeout_s": 3}
+    line = _fault_in_epoch_2(azurite, run_cli, tmp_path, options, (lambda s: s.kill()) if fault == "killed" else pause,
+                             within_s=20, scheme="az")
+    assert "az://" in line and "AccountKey" not in line, line
 
 
 def test_server_paused_then_resumed_within_the_deadline_finishes(moto, run_cli, tmp_path):
