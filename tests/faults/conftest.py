@@ -32,6 +32,38 @@ def moto():
 
 
 @pytest.fixture
+def seaweed():
+    """A seaweedfs S3 gateway of this test's own, on disk (it keeps its objects across a restart)."""
+    srv = _start(servers.start_seaweed)
+    with srv:
+        yield srv
+        srv.kill()  # its data is thrown away anyway; a graceful stop takes seconds
+
+
+def restart(srv: servers.Server, timeout_s: float = 60.0) -> None:
+    """Kill the server and start the same command again (same ports, same data folder), waiting until its
+    port answers."""
+    import socket
+    import subprocess
+    import time
+
+    srv.kill()
+    cmd = list(srv.proc.args)
+    with open(srv.log_path, "ab") as log:
+        srv.proc = subprocess.Popen(cmd, cwd=srv.workdir, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env={**__import__("os").environ, **srv.env},
+                                    start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise servers.ServerUnavailable(f"{srv.name} did not come back on port {srv.port}: {srv.log_tail()}")
+
+
+@pytest.fixture
 def azurite():
     """An Azurite blob service of this test's own (skips, naming the install command, without npm)."""
     srv = _start(servers.start_azurite)

@@ -12,7 +12,7 @@ import pytest
 
 from ..integration._cli import BIN
 from ._runs import log_says, one_line_error, s3_args, wait_for
-from .conftest import pause, resume
+from .conftest import pause, restart, resume
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +98,24 @@ def test_server_paused_then_resumed_within_the_deadline_finishes(moto, run_cli, 
         proc.kill()
     assert proc.returncode == 0, stderr
     assert json.loads((out / "summary.json").read_text())["epochs"] == 3
+
+
+def test_server_restarted_mid_epoch_the_run_goes_on(seaweed, run_cli, tmp_path):
+    out = tmp_path / "out"
+    folder = _generate(run_cli, tmp_path / "gen", seaweed.options)
+    # Enough tries, within the deadline, to outlast the restart (connection refused meanwhile).
+    options = {**seaweed.options, "s3_max_attempts": 100, "total_timeout_s": 60}
+    proc = _start_run(s3_args(out, options, "++workload.train.epochs=12", "++workload.train.computation_time=0.05",
+                              folder=folder))
+    try:
+        assert wait_for(log_says(out, "Starting epoch 2")), "the run never reached epoch 2"
+        assert proc.poll() is None  # 10 epochs of 0.2 s still to go: the restart happens mid-run
+        restart(seaweed)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 12
 
 
 @pytest.fixture
