@@ -47,6 +47,7 @@ import numpy as np
 from dlio_core.config.errors import ConfigError
 from dlio_core.dist import Dist
 from dlio_core.progress import Progress
+from dlio_core.storage.direct import aligned_array
 
 from .codec import CodecError, codec_for
 from .content import DEFAULT_CHUNK_BYTES, ChunkSource
@@ -329,8 +330,8 @@ class CheckpointEngine:
         self.storage.write_atomic(f"{folder}/{MARKER}", json.dumps(info).encode("utf8"), fsync=self.fsync)
 
     def _read_buffer(self) -> np.ndarray:
-        if self._buffer is None:
-            self._buffer = np.empty(self.read_buffer_bytes, dtype=np.uint8)
+        if self._buffer is None:  # page-aligned, so direct:// reads go straight into it with O_DIRECT
+            self._buffer = aligned_array(self.read_buffer_bytes)
         return self._buffer
 
     def _bar(self, kind: str, folder: str, nfiles: int) -> Progress | None:

@@ -264,47 +264,96 @@ class StreamMechanism(RawMechanism):
         return Done(_write_loop(ctx, path, spec, produce))
 
 
-def _read_exact(storage: Any, path: str, mv: memoryview, offset: int) -> None:
-    done = 0
-    while done < mv.nbytes:
-        n = storage.read_into(path, mv[done:], offset + done)
-        if n == 0:
-            raise CodecError(f"{path} ends early at byte {offset + done}")
-        done += n
+class _Source:
+    """Reads of one file through one open descriptor: with sequential-read advice for local files (the kernel's
+    readahead grows; a fresh open per piece would reset it), with ``O_DIRECT`` on ``direct://`` when the reads
+    are whole pieces into an aligned buffer (uncompressed); through ``Storage.read_into`` otherwise (ranged GETs
+    on object stores, and whatever ``O_DIRECT`` cannot do)."""
+
+    def __init__(self, ctx: Context, path: str, buffer: memoryview) -> None:
+        self.storage, self.path = ctx.storage, path
+        local = ctx.storage.local_path(path)
+        self.fd: int | None = None
+        if local is not None:
+            self.fd = os.open(local, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        elif (_O_DIRECT and ctx.codec is None and str(ctx.storage.url).startswith("direct://")
+              and buffer.nbytes % ALIGN == 0 and np.frombuffer(buffer, np.uint8).ctypes.data % ALIGN == 0):
+            try:
+                self.fd = os.open(os.path.join(os_root(ctx.storage), path), os.O_RDONLY | _O_DIRECT)
+            except OSError:
+                self.fd = None  # Storage.read_into will say why, naming the path
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size if self.fd is not None else self.storage.size(self.path)
+
+    def read_into(self, mv: memoryview, offset: int) -> int:
+        if self.fd is None:
+            return self.storage.read_into(self.path, mv, offset)
+        return os.preadv(self.fd, [mv], offset)
+
+    def exact(self, mv: memoryview, offset: int) -> None:
+        done = 0
+        while done < mv.nbytes:
+            n = self.read_into(mv[done:], offset + done)
+            if n == 0:
+                raise CodecError(f"{self.path} ends early at byte {offset + done}")
+            done += n
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 def _read(ctx: Context, path: str, spec: FileSpec) -> Moved:
     """Read ``path`` back (decompressing and verifying with a codec); Moved or CheckpointError."""
-    from .transfer import read_file
-
-    buf = ctx.read_buffer() if ctx.read_buffer is not None else np.empty(32 << 20, np.uint8)
-    if ctx.codec is None:
-        n = read_file(ctx.storage, path, buf, on_chunk=ctx.on_chunk)
-        if n != spec.nbytes:
-            raise CheckpointError(f"{ctx.storage.url.rstrip('/')}/{path} holds {n} bytes but this configuration "
-                                  f"expects {spec.nbytes}: it was written with another model or world size; save it "
-                                  "again with this configuration")
-        return Moved(n, n)
+    buf = ctx.read_buffer() if ctx.read_buffer is not None else aligned_array(32 << 20)
+    mv = memoryview(buf).cast("B")
+    src = _Source(ctx, path, mv)
     try:
-        size = ctx.storage.size(path)
-        tail = bytearray(TRAILER_TAIL_BYTES)
-        _read_exact(ctx.storage, path, memoryview(tail), size - TRAILER_TAIL_BYTES)
-        length = FrameIndex.trailer_length(bytes(tail))
-        trailer = bytearray(length)
-        _read_exact(ctx.storage, path, memoryview(trailer), size - length)
-        index = FrameIndex.parse(bytes(trailer))
-        if index.raw_bytes != spec.nbytes:
-            raise CodecError(f"it holds {index.raw_bytes} bytes uncompressed but this configuration expects "
-                             f"{spec.nbytes}")
-        offset = 0
-        mv = memoryview(buf).cast("B")
-        for i, (csize, raw, crc) in enumerate(index.pieces):
-            frame = mv[:csize] if csize <= mv.nbytes else memoryview(bytearray(csize))
-            _read_exact(ctx.storage, path, frame, offset)
-            FrameIndex.verify(i, ctx.codec.decompress(frame, raw), crc)
-            offset += csize
-            if ctx.on_chunk is not None:
-                ctx.on_chunk(raw)
+        if ctx.codec is None:
+            n = _read_all(src, mv, ctx.on_chunk)
+            if n != spec.nbytes:
+                raise CheckpointError(f"{ctx.storage.url.rstrip('/')}/{path} holds {n} bytes but this configuration "
+                                      f"expects {spec.nbytes}: it was written with another model or world size; save "
+                                      "it again with this configuration")
+            return Moved(n, n)
+        return _read_compressed(ctx, src, mv, spec)
     except CodecError as e:
         raise CheckpointError(f"{ctx.storage.url.rstrip('/')}/{path}: {e}") from None
+    finally:
+        src.close()
+
+
+def _read_all(src: _Source, mv: memoryview, on_chunk: Any) -> int:
+    """Read the whole file through ``mv`` (overwritten piece by piece); return its size."""
+    offset = 0
+    while True:
+        n = src.read_into(mv, offset)
+        offset += n
+        if on_chunk is not None and n:
+            on_chunk(n)
+        if n < mv.nbytes:  # a short read only happens at the end of the file
+            return offset
+
+
+def _read_compressed(ctx: Context, src: _Source, mv: memoryview, spec: FileSpec) -> Moved:
+    size = src.size()
+    tail = bytearray(TRAILER_TAIL_BYTES)
+    src.exact(memoryview(tail), size - TRAILER_TAIL_BYTES)
+    length = FrameIndex.trailer_length(bytes(tail))
+    trailer = bytearray(length)
+    src.exact(memoryview(trailer), size - length)
+    index = FrameIndex.parse(bytes(trailer))
+    if index.raw_bytes != spec.nbytes:
+        raise CodecError(f"it holds {index.raw_bytes} bytes uncompressed but this configuration expects {spec.nbytes}")
+    offset = 0
+    for i, (csize, raw, crc) in enumerate(index.pieces):
+        frame = mv[:csize] if csize <= mv.nbytes else memoryview(bytearray(csize))
+        src.exact(frame, offset)
+        FrameIndex.verify(i, ctx.codec.decompress(frame, raw), crc)
+        offset += csize
+        if ctx.on_chunk is not None:
+            ctx.on_chunk(raw)
     return Moved(index.raw_bytes, size)

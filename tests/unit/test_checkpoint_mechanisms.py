@@ -197,7 +197,10 @@ def test_direct_storage_writes_with_o_direct_and_reads_back(mechanism, monkeypat
     plain.source = ChunkSource(1 << 16, nonce=1)
     streams.RawMechanism().save(plain, "c/m.pt", spec)  # the page-cache writer: the same bytes
     assert open(f"{folder}/c/m.pt", "rb").read() == open(f"{folder}/plain/c/m.pt", "rb").read()
+    before = len(opened)
     assert m.load(ctx, "c/m.pt", spec).payload_bytes == spec.nbytes
+    read_flags = opened[before:]
+    assert len(read_flags) == 1 and read_flags[0] & os.O_DIRECT  # one O_DIRECT descriptor for the whole file
     assert [n for n in os.listdir(f"{folder}/c")] == ["m.pt"]
 
 
