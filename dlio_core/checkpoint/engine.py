@@ -162,8 +162,11 @@ class CheckpointEngine:
         prep_error = None
         if self.dist.is_root:
             try:  # an older run's marker must not vouch for files being rewritten now
-                self.storage.delete(f"{folder}/{MARKER}", missing_ok=True)
-                self.storage.makedirs(folder)
+                self.storage.makedirs(folder)  # first: on an object store this may create the bucket
+                try:
+                    self.storage.delete(f"{folder}/{MARKER}", missing_ok=True)
+                except FileNotFoundError:
+                    pass  # nothing there at all (a bucket not created yet)
                 self._sweep(folder)
             except OSError as e:
                 prep_error = str(e)

@@ -139,3 +139,15 @@ def test_workload_orbax_on_direct_and_through_the_local_stage(tmp_path, disk_dir
     rec = staged.save(1, 1)
     assert remote.exists(f"global_epoch1_step1/{COMMIT_MARKER}")
     assert staged.load(1, 1).bytes == rec.bytes
+
+
+def test_workload_orbax_on_s3_and_azure_through_the_local_stage(s3_uri, azurite_server, tmp_path):
+    import uuid
+
+    uri, options = s3_uri
+    for storage in (open_storage(uri, options),
+                    open_storage(f"az://c{uuid.uuid4().hex[:12]}/run", azurite_server.options)):
+        eng = _engine(tmp_path / "unused", storage=storage)
+        rec = eng.save(1, 1)
+        assert storage.exists(f"global_epoch1_step1/{COMMIT_MARKER}") and rec.mechanism == "orbax"
+        assert eng.load(1, 1).bytes == rec.bytes == eng.plan.total_bytes
