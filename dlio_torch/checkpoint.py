@@ -8,7 +8,9 @@
   ``.metadata`` last (temporary name, then rename), so a checkpoint without it is incomplete and
   does not load.
 - ``background=True`` snapshots the tensors to CPU memory first (the *blocking* time, what a training
-  loop pays), then writes on a thread (the *background* time) and returns an :class:`AsyncSave`.
+  loop pays), then writes on a thread (the *background* time) and returns an :class:`AsyncSave`; for DCP
+  that is DCP's own ``async_save`` (its staging is the blocking time), on torch versions that have it.
+- :func:`load` uses ``weights_only=True`` unless the caller passes ``weights_only=False``.
   This works the same on every torch >= 2.4, with or without a process group.
 
 Example:
@@ -49,7 +51,7 @@ class CheckpointStats:
     """
 
     uri: str
-    mechanism: str  # "torch.save" | "torch.load" | "dcp.save" | "dcp.load"
+    mechanism: str  # "torch.save" | "torch.load" | "dcp.save" | "dcp.async_save" | "dcp.load"
     size_bytes: int
     total_s: float
     blocking_s: float
@@ -199,9 +201,27 @@ def dcp_save(state_dict: dict, uri: str, *, storage_options: Mapping[str, Any] |
         nbytes, _ = _write_dcp(state_dict, uri, storage_options)
         total = time.perf_counter() - t0
         return CheckpointStats(redact_uri(uri), "dcp.save", nbytes, total, total)
-    staged = _stage(state_dict)
-    return AsyncSave(lambda: _write_dcp(staged, uri, storage_options), redact_uri(uri), "dcp.save",
-                     time.perf_counter() - t0, t0)
+    import torch.distributed.checkpoint as dcp
+
+    if not hasattr(dcp, "async_save"):  # older torch: our own snapshot and thread
+        staged = _stage(state_dict)
+        return AsyncSave(lambda: _write_dcp(staged, uri, storage_options), redact_uri(uri), "dcp.save",
+                         time.perf_counter() - t0, t0)
+    writer_cls, _ = _fsspec_classes()
+    # DCP's writer thread warns that it saves "in a single process" without a process group: that is the intent
+    warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        # DCP stages the tensors (the blocking part) and writes them on its own thread
+        future = dcp.async_save(state_dict, storage_writer=writer_cls(uri, **dict(storage_options or {})))
+    blocking_s = time.perf_counter() - t0
+
+    def finish() -> tuple[int, float]:
+        t1 = time.perf_counter()
+        getattr(future, "upload_completion", future).result()  # AsyncSaveResponse (newer torch) or a Future
+        return _tree_bytes(uri, storage_options), time.perf_counter() - t1
+
+    return AsyncSave(finish, redact_uri(uri), "dcp.async_save", blocking_s, t0)
 
 
 def dcp_load(state_dict: dict, uri: str, *, storage_options: Mapping[str, Any] | None = None) -> CheckpointStats:

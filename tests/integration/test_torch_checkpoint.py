@@ -100,3 +100,15 @@ def test_load_is_weights_only_unless_asked(tmp_path):
     assert ckpt.load(uri, weights_only=False)["obj"].value == 3  # the caller vouches for this file
     ckpt.save({"w": torch.ones(2), "step": 7, "nested": {"lr": 0.1, "names": ["a", "b"]}}, uri)
     assert ckpt.load(uri)["nested"]["names"] == ["a", "b"]  # plain containers load weights-only
+
+
+def test_background_dcp_uses_dcps_async_save(tmp_path):
+    import torch.distributed.checkpoint as dcp
+
+    if not hasattr(dcp, "async_save"):
+        pytest.skip("this torch has no dcp.async_save")
+    s = {"w": torch.randn(256, 256)}
+    handle = ckpt.dcp_save(s, str(tmp_path / "dcp"), background=True)
+    stats = handle.wait(timeout=60)
+    assert stats.mechanism == "dcp.async_save" and stats.blocking_s <= stats.total_s
+    assert stats.background_s is not None and os.path.exists(tmp_path / "dcp" / ".metadata")
