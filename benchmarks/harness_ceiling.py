@@ -1,7 +1,7 @@
 """How close the native engine gets to the raw-read ceiling of the same files, side by side.
 
 For each dataset ((a) 4,096 npz files of 4 KiB, (b) 64 npz files of 16 MiB; one sample per file)
-it measures, in this one process and with the same thread count, interleaved run by run:
+it measures, with the same thread count, interleaved round by round (the page cache warm):
 
 - **ceiling**: ``threads`` threads released together, each reading its share of the files with
   ``os.open`` + ``os.readv`` into one reused buffer + ``os.close`` (sizes known: no stat, no
@@ -10,30 +10,33 @@ it measures, in this one process and with the same thread count, interleaved run
   reading their whole share in one call to the C extension (``_cread.read_files``): the system calls
   alone, with no Python and no GIL between them. The ceiling above pays a GIL hand-off per system call,
   which the engine's native reader threads do not, so the engine can exceed it;
-- **engine**: what a user sees from a run: ``dlio_core.runner.run(cfg, quiet=True)`` with
-  ``reader.data_loader: native``, ``computation_time: 0``, ``batch_size`` 4 and ``read_threads`` =
-  the ceiling's thread count, reporting DLIO's training throughput (samples/s over the measured window);
-- **engine, loader only**: ``NativeLoader.epoch`` drained by a bare loop (no runner), which separates the
-  engine's own cost from the runner's per-step cost; and two diagnostic rows for the engine's other read
-  paths on the same files: Python reader threads with one C call per batch, and without the C extension;
+- **engine, fresh process** (the headline): what a user sees, a new ``dl-driver run`` process per
+  round (``reader.data_loader: native``, ``computation_time: 0``, ``batch_size`` 4 and ``read_threads``
+  = the ceiling's thread count, ``--epochs`` epochs), reporting DLIO's training throughput (samples/s
+  over the measured window) and the process's peak RSS, which the engine bounds by its read-ahead
+  buffers x the largest file; the ``pytorch`` loader (``read_threads`` DataLoader workers) gets the
+  same fresh-process figure;
+- diagnostics in this one warm process: the engine through ``dlio_core.runner.run(cfg, quiet=True)``
+  (the figure this script used to lead with), ``NativeLoader.epoch`` drained by a bare loop (no runner),
+  and the engine's other read paths on the same files: Python reader threads with one C call per batch,
+  and without the C extension;
 - for context: a plain ``np.load(path)["x"]`` loop (one thread), and, when torch is installed, a torch
   ``DataLoader`` with 2 workers (``np.load`` per item, ``batch_size`` 4, persistent workers, timed per epoch
   after the first so worker start-up is not counted).
 
-Every figure is the best of ``--repeat`` runs with the page cache warm, printed as samples/s and as a
-ratio to the best ceiling; the median of the run-by-run ratios (each run against the ceiling measured
-just before it) is printed too, because on a shared VM the best ceiling and the best engine run may
-come from different moments. The script also reports the epoch-planning time and traced memory for
-``dlrm_b200`` and ``resnet50_h100`` on one rank, and the import time of ``dlio_core`` alone and of the
-modules a run needs (each in a fresh interpreter, best of 5).
+Fresh processes are printed as min / median / max over the rounds, and as ratios, each against the
+ceiling measured just before it (on a shared VM the machine changes from one moment to the next); the
+in-process figures as the best of the rounds and the median of the run-by-run ratios. The script also
+reports the epoch-planning time and traced memory for ``dlrm_b200`` and ``resnet50_h100`` on one rank,
+and the import time of ``dlio_core`` alone and of the modules a run needs (fresh interpreters, best of 5).
 
-Run: ``.venv/bin/python benchmarks/harness_ceiling.py [--threads 2] [--repeat 5] [--dir /tmp/x] [--json out.json]``
+Run: ``.venv/bin/python benchmarks/harness_ceiling.py [--threads 2] [--batch 4] [--repeat 5] [--epochs 1]
+[--only b_64x16MiB] [--no-pytorch] [--dir /tmp/x] [--json out.json]``
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -53,6 +56,7 @@ from dlio_core.listing import dataset_files  # noqa: E402
 from dlio_core.runner import run  # noqa: E402
 from dlio_core.storage import open_storage  # noqa: E402
 
+from _fresh_runs import FreshRun, fresh_run, load_average, spread, spread_text, write_json  # noqa: E402
 from _reference_readers import native_ceiling, np_load_loop, raw_ceiling, torch_loader  # noqa: E402
 
 DATASETS = {
@@ -61,8 +65,8 @@ DATASETS = {
 }
 LABELS = {
     "native_ceiling": "native ceiling (each thread's share in one C call: the system calls alone)",
-    "engine": "engine (dl-driver run, native)",
-    "loader_only": "engine (NativeLoader alone, no runner)",
+    "engine": "  diagnostic: engine, runner.run in this warm process",
+    "loader_only": "  diagnostic: engine, NativeLoader alone (no runner) in this process",
     "loader_threaded": "  diagnostic: NativeLoader, Python reader threads, C batch reads",
     "loader_python": "  diagnostic: NativeLoader, Python reader threads, no C extension",
     "np_load_loop": "np.load loop (1 thread)",
@@ -73,7 +77,8 @@ RUN_MODULES = ("dlio_core.cli, dlio_core.config, dlio_core.runner, dlio_core.eng
                "dlio_core.sampling, dlio_core.storage, dlio_core.report.dlio, dlio_core.generate")
 
 
-def _overrides(folder: str, spec: dict, threads: int, batch: int, out: str) -> list[str]:
+def _overrides(folder: str, spec: dict, threads: int, batch: int, out: str | None = None,
+               epochs: int = 1, loader: str = "native") -> list[str]:
     return [
         f"++workload.dataset.data_folder={folder}",
         f"++workload.dataset.num_files_train={spec['num_files_train']}",
@@ -82,16 +87,15 @@ def _overrides(folder: str, spec: dict, threads: int, batch: int, out: str) -> l
         "++workload.dataset.num_subfolders_train=0",
         "++workload.dataset.num_subfolders_eval=0",
         "++workload.dataset.num_samples_per_file=1",
-        "++workload.reader.data_loader=native",
+        f"++workload.reader.data_loader={loader}",
         f"++workload.reader.read_threads={threads}",
         f"++workload.reader.batch_size={batch}",
         "++workload.train.computation_time=0",
-        "++workload.train.epochs=1",
+        f"++workload.train.epochs={epochs}",
         "++workload.workflow.evaluation=False",
         "++workload.workflow.checkpoint=False",
         "++workload.workflow.profiling=False",
-        f"++hydra.run.dir={out}",
-    ]
+    ] + ([] if out is None else [f"++hydra.run.dir={out}"])
 
 
 # -- the engine ------------------------------------------------------------------------------------
@@ -129,6 +133,20 @@ def engine_loader_only(cfg, storage, files: list[tuple[str, int]], read_path: st
         pooled.can_pool, whole_file._cread = saved
 
 
+def _buffer_bound(cfg, storage, files: list[tuple[str, int]]) -> dict:
+    """The read buffers a run of the engine holds (what bounds its RSS beyond the interpreter's): one
+    scratch set per reader thread and one for the consumer on the threaded path, one per step in flight
+    (``in_flight + 1``) on the pooled path; each a batch of files side by side, or one largest file."""
+    from dlio_core.engine import whole_file
+    from dlio_core.loaders import make_loader
+
+    loader = make_loader(cfg, storage, files, split="train")
+    batch, largest = cfg.reader.batch_size, max(size for _, size in files)
+    sets = loader.in_flight + 1 if loader.read_path(batch).name == "pooled" else loader.read_threads + 1
+    each = batch * largest if batch * largest <= whole_file.BURST_MAX_BYTES else largest
+    return {"read_buffers": sets, "read_buffer_bytes": each, "read_buffers_mib": round(sets * each / 2**20, 1)}
+
+
 def engine_read_path(cfg, storage, files: list[tuple[str, int]]) -> str:
     """Which read path a run takes on these files: "pooled" (native threads) or "threaded"."""
     from dlio_core.loaders import make_loader
@@ -138,23 +156,49 @@ def engine_read_path(cfg, storage, files: list[tuple[str, int]]) -> str:
 
 
 # -- one dataset -------------------------------------------------------------------------------------
-def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, repeat: int,
-                  baselines: bool) -> dict:
+def _fresh_summary(runs: list[FreshRun], ceilings: list[float], natives: list[float]) -> dict:
+    """Fresh-process figures: samples/s, ratios against the ceiling run just before each, peak RSS."""
+    rates = [r.samples_per_s for r in runs]
+    out = {"runs_samples_per_s": [round(v, 1) for v in rates], "samples_per_s": spread(rates),
+           "ratio": spread([v / c for v, c in zip(rates, ceilings)]),
+           "peak_rss_mib": round(max(r.peak_rss_mib for r in runs), 1),
+           "minor_faults": spread([float(r.minor_faults) for r in runs]),
+           "wall_s": spread([r.wall_s for r in runs])}
+    if natives:
+        out["native_ratio"] = spread([v / c for v, c in zip(rates, natives)])
+    return out
+
+
+def bench_dataset(name: str, spec: dict, root: str, args) -> dict:
+    threads, batch, repeat = args.threads, args.batch, args.repeat
     folder = os.path.join(root, name)
-    cfg = load_config("default", _overrides(folder, spec, threads, batch, os.path.join(root, "out", name)))
+    out_dir = os.path.join(root, "out", name)
+    cfg = load_config("default", _overrides(folder, spec, threads, batch, out_dir))
     storage = open_storage(folder)
     if not os.path.exists(os.path.join(folder, "dl-driver-manifest.json")):
         generate_dataset(cfg, progress=False)
     files = dataset_files(cfg, storage, "train")
     paths = [storage.path(rel) for rel, _ in files]
     sizes = [size for _, size in files]
+    fresh_overrides = {"native": _overrides(folder, spec, threads, batch, epochs=args.epochs)}
+    if not args.no_pytorch and _has_torch():
+        fresh_overrides["pytorch"] = _overrides(folder, spec, threads, batch, epochs=args.epochs, loader="pytorch")
     raw_ceiling(paths, sizes, threads)  # warm the page cache
-    engine_run(cfg)  # and the code paths
+    engine_run(cfg)  # and this process's code paths (the diagnostics)
     runs: dict[str, list[float]] = {"ceiling": [], "native_ceiling": [], "engine": [], "loader_only": [],
                                     "loader_threaded": [], "loader_python": []}
-    if baselines:
+    fresh: dict[str, list[FreshRun]] = {key: [] for key in fresh_overrides}
+    fresh_ceilings: dict[str, list[float]] = {key: [] for key in fresh_overrides}
+    fresh_natives: dict[str, list[float]] = {key: [] for key in fresh_overrides}
+    if args.baselines:
         runs["np_load_loop"] = []
     for _ in range(repeat):  # interleaved, so drift in the machine hits every figure alike
+        for key, overrides in fresh_overrides.items():  # each fresh process right after a ceiling run
+            fresh_ceilings[key].append(raw_ceiling(paths, sizes, threads))
+            native = native_ceiling(paths, sizes, threads)
+            if native is not None:
+                fresh_natives[key].append(native)
+            fresh[key].append(fresh_run(overrides, out_dir=out_dir))
         runs["ceiling"].append(raw_ceiling(paths, sizes, threads))
         native = native_ceiling(paths, sizes, threads)
         if native is not None:
@@ -163,15 +207,18 @@ def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, re
         runs["loader_only"].append(engine_loader_only(cfg, storage, files))
         runs["loader_threaded"].append(engine_loader_only(cfg, storage, files, "threaded"))
         runs["loader_python"].append(engine_loader_only(cfg, storage, files, "python"))
-        if baselines:
+        if args.baselines:
             runs["np_load_loop"].append(np_load_loop(paths))
-    if baselines:
+    if args.baselines:
         tl = torch_loader(paths, batch, workers=2, epochs=repeat)
         if tl is not None:
             runs["torch_dataloader_2_workers"] = [tl]
     ceiling = max(runs["ceiling"])
     out = {"dataset": name, "files": len(files), "file_bytes": sizes[0], "threads": threads, "batch_size": batch,
-           "repeat": repeat, "engine_read_path": engine_read_path(cfg, storage, files)}
+           "repeat": repeat, "epochs": args.epochs, "engine_read_path": engine_read_path(cfg, storage, files),
+           "load_average": load_average(), **_buffer_bound(cfg, storage, files)}
+    for key in fresh:
+        out[f"fresh_{key}"] = _fresh_summary(fresh[key], fresh_ceilings[key], fresh_natives[key])
     for key, values in runs.items():
         if not values:  # the native ceiling without the C extension
             continue
@@ -182,12 +229,20 @@ def bench_dataset(name: str, spec: dict, root: str, threads: int, batch: int, re
                 paired = sorted(v / c for v, c in zip(values, runs["ceiling"]))
                 out[f"{key}_paired_ratio_median"] = round(paired[len(paired) // 2], 3)
         out[f"{key}_runs_samples_per_s"] = [round(v, 1) for v in values]
-    if runs["native_ceiling"]:  # the engine against the system calls alone
+    if runs["native_ceiling"]:  # the in-process engine against the system calls alone
         native = runs["native_ceiling"]
         out["engine_native_ratio"] = round(max(runs["engine"]) / max(native), 3)
         paired = sorted(v / c for v, c in zip(runs["engine"], native))
         out["engine_native_paired_ratio_median"] = round(paired[len(paired) // 2], 3)
     return out
+
+
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # -- planning and import -----------------------------------------------------------------------------
@@ -243,32 +298,51 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
+def _print_dataset(name: str, r: dict) -> None:
+    print(f"{name} ({r['files']:,} files of {r['file_bytes']:,} B, {r['threads']} threads, batch {r['batch_size']}, "
+          f"{r['repeat']} rounds, load average {r['load_average']}): ceiling best {r['ceiling_samples_per_s']:,.0f} "
+          f"samples/s; the engine's read path: {r['engine_read_path']}", flush=True)
+    for key, label in (("native", "engine, fresh `dl-driver run` (native)"), ("pytorch", "pytorch loader, fresh "
+                                                                                    "`dl-driver run`")):
+        f = r.get(f"fresh_{key}")
+        if f is None:
+            continue
+        print(f"  {name} {label}, {r['epochs']} epoch(s) per process: {spread_text(f['samples_per_s'])} samples/s; "
+              f"ratio to the ceiling run before each: {spread_text(f['ratio'], '.3f')}", flush=True)
+        if "native_ratio" in f:
+            print(f"    against the native ceiling: ratio {spread_text(f['native_ratio'], '.3f')}", flush=True)
+        print(f"    peak RSS {f['peak_rss_mib']:.0f} MiB (the engine's read buffers: {r['read_buffers']} x "
+              f"{r['read_buffer_bytes']:,} B = {r['read_buffers_mib']:.1f} MiB, plus the interpreter); minor faults "
+              f"{spread_text(f['minor_faults'])}; process wall {spread_text(f['wall_s'], '.2f')} s", flush=True)
+    for key, label in LABELS.items():
+        if f"{key}_ratio" in r:
+            paired = r.get(f"{key}_paired_ratio_median")
+            print(f"  {name} {label}: {r[f'{key}_samples_per_s']:,.0f} samples/s, ratio {r[f'{key}_ratio']:.3f}"
+                  + ("" if paired is None else f" (run by run: median {paired:.3f})"), flush=True)
+    if "engine_native_ratio" in r:
+        print(f"  {name} diagnostic engine in this process against the native ceiling: ratio "
+              f"{r['engine_native_ratio']:.3f} (run by run: median {r['engine_native_paired_ratio_median']:.3f})",
+              flush=True)
+
+
 def _measure(args, root: str, results: dict) -> None:
     print(f"machine: {results['machine']['cpu']}, {results['machine']['cpus']} CPUs, "
           f"Python {results['machine']['python']}", flush=True)
     for name, spec in DATASETS.items():
         if args.only and name != args.only:
             continue
-        r = bench_dataset(name, spec, root, args.threads, args.batch, args.repeat, not args.no_baselines)
+        r = bench_dataset(name, spec, root, args)
         results["datasets"].append(r)
-        print(f"{name} ({r['files']:,} files of {r['file_bytes']:,} B, {args.threads} threads, batch {args.batch}, "
-              f"best of {args.repeat}): ceiling {r['ceiling_samples_per_s']:,.0f} samples/s; the engine's read path: "
-              f"{r['engine_read_path']}", flush=True)
-        for key, label in LABELS.items():
-            if f"{key}_ratio" in r:
-                paired = r.get(f"{key}_paired_ratio_median")
-                print(f"  {name} {label}: {r[f'{key}_samples_per_s']:,.0f} samples/s, ratio {r[f'{key}_ratio']:.3f}"
-                      + ("" if paired is None else f" (run by run: median {paired:.3f})"), flush=True)
-        if "engine_native_ratio" in r:
-            print(f"  {name} engine against the native ceiling: ratio {r['engine_native_ratio']:.3f} "
-                  f"(run by run: median {r['engine_native_paired_ratio_median']:.3f})", flush=True)
+        _print_dataset(name, r)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=5, help="rounds: fresh processes and in-process runs each")
+    ap.add_argument("--epochs", type=int, default=1, help="epochs per fresh `dl-driver run` process")
+    ap.add_argument("--no-pytorch", action="store_true", help="skip the fresh runs of the pytorch loader")
     ap.add_argument("--dir", default=None, help="where to generate the datasets (default: a temp dir, reused "
                     "when it already holds them)")
     ap.add_argument("--only", choices=sorted(DATASETS), default=None)
@@ -279,6 +353,7 @@ def main(argv=None) -> int:
                     "idle vCPUs never halt and cross-thread wake-ups cost what they do on a busy or bare-metal "
                     "host; it takes CPU from every contestant, the ceiling included (see RESULTS.md)")
     args = ap.parse_args(argv)
+    args.baselines = not args.no_baselines
     root = args.dir or os.path.join(tempfile.gettempdir(), "dl-driver-bench")
     results: dict = {"machine": machine(), "spinners": args.spinners, "datasets": [], "planning": [], "import_s": {}}
     spinners = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
@@ -298,9 +373,7 @@ def main(argv=None) -> int:
         results["import_s"][label] = round(import_time(modules), 3)
     print(f"import dlio_core: {results['import_s']['dlio_core']} s; the modules a native npz run needs: "
           f"{results['import_s']['run_modules']} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    write_json(args.json, results)
     return 0
 
 
