@@ -68,9 +68,19 @@ class DlioDataLoader(torch.utils.data.DataLoader):
             raise ValueError("DlioDataLoader needs a batched dataset (DlioIterableDataset(..., batched=True))")
         super().__init__(dataset, **kwargs)
         self._position = dataset.state_dict()
+        self._resume: dict[str, Any] | None = None  # a loaded state no iteration has started from yet
 
     def set_epoch(self, epoch: int) -> None:
-        """Reshuffle for ``epoch`` (call once per epoch, as with ``DistributedSampler``)."""
+        """Reshuffle for ``epoch`` (call once per epoch, as with ``DistributedSampler``).
+
+        After ``load_state_dict``, ``set_epoch`` of the saved epoch keeps the resume point (the usual
+        loop calls ``set_epoch`` at the top of every epoch, the resumed one included), so the batches
+        already consumed are not replayed; any other epoch starts from its beginning.
+        """
+        resume, self._resume = self._resume, None
+        if resume is not None and int(resume["epoch"]) == int(epoch):
+            self.load_state_dict(resume)
+            return
         self.dataset.set_epoch(epoch)
         self._position = self.dataset.state_dict()
 
@@ -78,7 +88,7 @@ class DlioDataLoader(torch.utils.data.DataLoader):
         # Where every worker starts (the resume point), not where the main process's copy stopped.
         state = {**self.dataset.state_dict(), **self.dataset.resume_point().to_dict()}
         end = self.dataset.end_step()
-        self._position = state
+        self._position, self._resume = state, None
         for item in super().__iter__():
             state = dict(state, next_step=min(state["next_step"] + 1, end))
             self._position = state
@@ -92,6 +102,7 @@ class DlioDataLoader(torch.utils.data.DataLoader):
         """Resume: the next ``iter()`` yields the steps from ``state["next_step"]`` of ``state["epoch"]``."""
         self.dataset.load_state_dict(state)
         self._position = dict(state)
+        self._resume = dict(state)
 
 
 def make_dataloader(config: Any, *, overrides: Sequence[str] = (), split: str = "train",

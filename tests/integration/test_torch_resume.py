@@ -99,3 +99,25 @@ def test_dataset_and_dataloader_follow_the_stateful_protocol(data, kind):
 def test_load_state_dict_names_a_missing_field(data):
     with pytest.raises(ValueError, match="next_step"):
         dataset(data).load_state_dict({"epoch": 1})
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_set_epoch_after_load_keeps_the_resume_point(data, workers):
+    """Issue 19: ``set_epoch`` at the top of the resumed epoch used to replay the consumed batches."""
+    loader = DlioDataLoader(dataset(data), batch_size=None, num_workers=workers)
+    loader.set_epoch(1)
+    full = [ids_of(b) for b in loader]
+    loader.set_epoch(1)
+    head = []
+    for b in loader:
+        head.append(ids_of(b))
+        if len(head) == 2:
+            break
+    resumed = DlioDataLoader(dataset(data), batch_size=None, num_workers=workers)
+    resumed.load_state_dict(loader.state_dict())
+    resumed.set_epoch(1)  # the usual loop: set_epoch(epoch) then iterate
+    rest = [ids_of(b) for b in resumed]
+    assert len(rest) == len(full) - 2
+    assert head + rest == full
+    resumed.set_epoch(1)  # a later set_epoch of that epoch replays it whole
+    assert len(list(resumed)) == len(full)
