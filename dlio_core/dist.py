@@ -46,12 +46,13 @@ from .collectives import LocalComm, MpiComm, PeerLost, TorchComm, WaitTimeout, f
 from .launch import Launch, detect, launcher_world_size
 
 __all__ = ["Dist", "init", "launcher_world_size", "RankStatus", "StepOutcome", "RankLost",
-           "RANK_TIMEOUT_ENV", "DEFAULT_RANK_TIMEOUT_S", "resolve_rank_timeout"]
+           "RANK_TIMEOUT_ENV", "DEFAULT_RANK_TIMEOUT_S", "USE_RANK_TIMEOUT", "resolve_rank_timeout"]
 
 RANK_TIMEOUT_ENV = "DL_DRIVER_RANK_TIMEOUT_S"
 DEFAULT_RANK_TIMEOUT_S = 300.0
 _MESSAGE_BYTES = 1024  # the failing rank's one-line message travels in a fixed buffer: no size exchange
-_SIGNAL_SLOTS = 256  # signal numbers fit below this
+_CODE_SLOTS = 256  # signal numbers and exit codes fit below this
+USE_RANK_TIMEOUT = -1.0  # step_status's default timeout: the Dist's rank_timeout_s
 
 
 class RankStatus(enum.IntEnum):
@@ -66,14 +67,19 @@ class RankStatus(enum.IntEnum):
 class StepOutcome:
     """The worst status over all ranks after a step, the rank that had it and its message.
 
-    ``rank`` is the lowest rank with the worst status (0 when every rank is ok); ``signum`` is the
-    signal behind an interruption (0 otherwise).
+    ``rank`` is the lowest rank with the worst status (0 when every rank is ok); ``code`` is what that
+    rank sent with it: the signal number of an interruption, the exit code of a failure (0: unsaid).
     """
 
     status: RankStatus = RankStatus.OK
     rank: int = 0
     message: str = ""
-    signum: int = 0
+    code: int = 0
+
+    @property
+    def signum(self) -> int:
+        """The signal behind an interruption, 0 otherwise."""
+        return self.code if self.status == RankStatus.INTERRUPTED else 0
 
     @property
     def ok(self) -> bool:
@@ -81,11 +87,11 @@ class StepOutcome:
 
     @property
     def exit_code(self) -> int:
-        """0, 1 for a failure, 128 + the signal number for an interruption (130 SIGINT, 143 SIGTERM)."""
+        """0; the failing rank's code (1 when it gave none); 128 + the signal number (130 SIGINT, 143 SIGTERM)."""
         if self.status == RankStatus.FAILED:
-            return 1
+            return self.code or 1
         if self.status == RankStatus.INTERRUPTED:
-            return 128 + (self.signum or 2)
+            return 128 + (self.code or 2)
         return 0
 
     def describe(self) -> str:
@@ -207,32 +213,37 @@ class Dist:
     def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
         return [obj] if self.comm is None else self.comm.gather(obj, root=root)
 
-    def step_status(self, status: RankStatus = RankStatus.OK, message: str = "", *, signum: int = 0,
-                    where: str = "a step") -> StepOutcome:
+    def step_status(self, status: RankStatus = RankStatus.OK, message: str = "", *, code: int = 0,
+                    where: str = "a step", timeout_s: float | None = USE_RANK_TIMEOUT) -> StepOutcome:
         """Exchange every rank's status after a step; all ranks return the same :class:`StepOutcome`.
 
         Costs one 8-byte all-reduce when all are ok (what the barrier it replaces cost), plus one
-        1 KiB broadcast of the failing rank's message otherwise. ``where`` ("epoch 2 step 7") names
-        the step in the :class:`RankLost` raised when some rank does not arrive within the timeout.
+        1 KiB broadcast of the failing rank's message otherwise. ``code`` (0-255) travels with the
+        status: the signal number of an interruption, the exit code of a failure. ``where`` ("epoch 2
+        step 7") names the step in the :class:`RankLost` raised when some rank does not arrive within
+        ``timeout_s`` (default :attr:`rank_timeout_s`; None waits without a bound, for phases whose
+        length differs a lot between ranks).
         """
         status = RankStatus(status)
-        if not 0 <= signum < _SIGNAL_SLOTS:
-            raise ValueError(f"signal number {signum} out of range")
+        if not 0 <= code < _CODE_SLOTS:
+            raise ValueError(f"status code {code} out of range 0-{_CODE_SLOTS - 1}")
+        if timeout_s == USE_RANK_TIMEOUT:
+            timeout_s = self.rank_timeout_s
         if self.comm is None:
-            return StepOutcome(status, self.rank, _one_line(message) if status else "", signum if status else 0)
+            return StepOutcome(status, self.rank, _one_line(message) if status else "", code if status else 0)
         # One MAX finds the worst (status, signal) and, among the ranks that had it, the lowest rank.
         world = self.world
         send, out = self._status_buffers
-        send[0] = (int(status) * _SIGNAL_SLOTS + signum) * world + (world - 1 - self.rank)
-        self._wait(self.comm.start_allreduce_max(send, out), self.rank_timeout_s, where)
+        send[0] = (int(status) * _CODE_SLOTS + code) * world + (world - 1 - self.rank)
+        self._wait(self.comm.start_allreduce_max(send, out), timeout_s, where)
         worst, rank = divmod(int(out[0]), world)
         rank = world - 1 - rank
-        worst_status, worst_signal = RankStatus(worst // _SIGNAL_SLOTS), worst % _SIGNAL_SLOTS
+        worst_status, worst_code = RankStatus(worst // _CODE_SLOTS), worst % _CODE_SLOTS
         if worst_status == RankStatus.OK:
             return StepOutcome()
         buf = _encode(message) if rank == self.rank else np.zeros(_MESSAGE_BYTES, np.uint8)
-        self._wait(self.comm.start_bcast_bytes(buf, rank), self.rank_timeout_s, where)
-        return StepOutcome(worst_status, rank, _decode(buf), worst_signal)
+        self._wait(self.comm.start_bcast_bytes(buf, rank), timeout_s, where)
+        return StepOutcome(worst_status, rank, _decode(buf), worst_code)
 
     def close(self) -> None:
         """Leave the group after the last collective, every rank alive (``MPI_Finalize``, or destroying
@@ -262,7 +273,7 @@ class Dist:
             flush_and_exit(code)
         self.comm.abandon(code)
 
-    def _wait(self, pending: Any, timeout_s: float, where: str) -> None:
+    def _wait(self, pending: Any, timeout_s: float | None, where: str) -> None:
         if self.lost:
             raise RankLost(f"rank {self.rank}: another rank was lost earlier; no collective can run "
                            f"({where})", where=where)
@@ -270,8 +281,9 @@ class Dist:
             pending.wait(timeout_s)
         except WaitTimeout:
             self.lost = True
+            waited = "the time allowed" if timeout_s is None else f"{timeout_s:g} s"
             raise RankLost(
-                f"rank {self.rank}: no word from some rank within {timeout_s:g} s at {where}: a rank died, "
+                f"rank {self.rank}: no word from some rank within {waited} at {where}: a rank died, "
                 f"hangs or was stopped (${RANK_TIMEOUT_ENV} sets the wait)", where=where, timeout_s=timeout_s
             ) from None
         except PeerLost as exc:

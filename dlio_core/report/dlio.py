@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from ..metrics import mean_std
 from .host import host_info, timestamp
 from .rank_summary import RankSummary, aggregate, stage_summaries
+from .steps import write_steps
 
 __all__ = ["write_all", "metric_block"]
 
@@ -30,14 +31,15 @@ def _json_dump(path: str, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _phase_metrics(prefix: str, agg: dict[str, list[float]], au_target: float) -> dict[str, Any]:
+def _phase_metrics(prefix: str, agg: dict[str, list[float]], au_target: float, complete: bool = True) -> dict[str, Any]:
+    """DLIO's per-phase metric keys; ``*_au_meet_expectation`` is never "success" for a run that did not complete."""
     au_mean, au_std = mean_std(agg["au"])
     thr_mean, thr_std = mean_std(agg["throughput"])
     io_mean, io_std = mean_std(agg["io_bps"])
     return {
         f"{prefix}_au_percentage": agg["au"],
         f"{prefix}_au_mean_percentage": au_mean,
-        f"{prefix}_au_meet_expectation": "success" if au_mean >= au_target * 100 else "fail",
+        f"{prefix}_au_meet_expectation": "success" if complete and au_mean >= au_target * 100 else "fail",
         f"{prefix}_au_stdev_percentage": au_std,
         f"{prefix}_throughput_samples_per_second": agg["throughput"],
         f"{prefix}_throughput_mean_samples_per_second": thr_mean,
@@ -47,8 +49,8 @@ def _phase_metrics(prefix: str, agg: dict[str, list[float]], au_target: float) -
     }
 
 
-def metric_block(world: int, metric: dict[str, Any]) -> list[str]:
-    """DLIO's ``[METRIC]`` console block for ``summary["metric"]``."""
+def metric_block(world: int, metric: dict[str, Any], end: Any = None) -> list[str]:
+    """DLIO's ``[METRIC]`` console block for ``summary["metric"]``; a run that did not complete says so last."""
     bar = "[METRIC] =========================================================="
     lines = ["Averaged metric over all epochs", bar, f"[METRIC] Number of Simulated Accelerators: {world} "]
     if "train_au_mean_percentage" in metric:
@@ -74,6 +76,8 @@ def metric_block(world: int, metric: dict[str, Any]) -> list[str]:
                 f"[METRIC] {label} duration (seconds): {m[f'{kind}_checkpoint_duration_mean_seconds']:.4f} ({m[f'{kind}_checkpoint_duration_stdev_seconds']:.4f})",
                 f"[METRIC] {label} I/O Throughput (GB/second): {m[f'{kind}_checkpoint_io_mean_GB_per_second']:.4f} ({m[f'{kind}_checkpoint_io_stdev_GB_per_second']:.4f})",
             ]
+    if end is not None and not end.complete:
+        lines.append(f"[METRIC] Run status: {end.status} at epoch {end.epoch} step {end.step} ({end.phase}): {end.reason}")
     lines.append(bar)
     return lines
 
@@ -118,15 +122,31 @@ def _rank_output(cfg: Any, epochs: Sequence[Any], host: dict, potential_caching:
     return out
 
 
+def _write_rank_files(cfg: Any, dist: Any, folder: str, epochs: Sequence[Any], host: dict, potential_caching: int,
+                     checkpoints: Any, checkpoint_records: Sequence[Any]) -> None:
+    """This rank's ``{rank}_per_epoch_stats.json`` and ``{rank}_output.json`` (no collective)."""
+    os.makedirs(folder, exist_ok=True)
+    stats = _per_epoch_stats(epochs)
+    if checkpoints is not None:
+        for epoch, entries in checkpoints.per_epoch_entries(list(checkpoint_records)).items():
+            stats.setdefault(str(epoch), {}).update(entries)
+    _json_dump(os.path.join(folder, f"{dist.rank}_per_epoch_stats.json"), stats)
+    _json_dump(os.path.join(folder, f"{dist.rank}_output.json"), _rank_output(cfg, epochs, host, potential_caching))
+    write_steps(folder, dist.rank, epochs, checkpoint_records)  # per-step figures of the HTML report
+
+
 def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any], start_ts: str, *,
               train_files: Sequence[tuple[str, int]], eval_files: Sequence[tuple[str, int]],
-              checkpoints: Any = None, checkpoint_records: Sequence[Any] = ()) -> dict[str, Any]:
+              checkpoints: Any = None, checkpoint_records: Sequence[Any] = (), end: Any = None) -> dict[str, Any]:
     """Write every rank's files and, on rank 0, ``summary.json``, ``report.json`` and the ``[METRIC]`` block.
 
-    Collective: every rank must call it. Returns the summary on rank 0 and ``{}`` elsewhere.
+    Collective: every rank must call it. ``end`` (a :class:`~dlio_core.run_end.RunEnd`, default complete)
+    is how the run ended: ``run_status`` in both summaries. Returns the summary on rank 0, ``{}`` elsewhere.
     """
+    from ..run_end import RunEnd
     from .extended import build_report
 
+    end = end if end is not None else RunEnd()
     host = host_info()
     hosts = dist.allgather((dist.hostname, host["host_memory_GB"], host["host_cpu_count"]))
     per_host = {name: (mem, cpus) for name, mem, cpus in hosts}
@@ -140,13 +160,7 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
     mine = RankSummary.from_epochs(epochs, exclude_start=cfg.output.exclude_start_steps,
                                    exclude_end=cfg.output.exclude_end_steps)
     gathered = dist.gather(mine)
-    os.makedirs(folder, exist_ok=True)
-    stats = _per_epoch_stats(epochs)
-    if checkpoints is not None:
-        for epoch, entries in checkpoints.per_epoch_entries(list(checkpoint_records)).items():
-            stats.setdefault(str(epoch), {}).update(entries)
-    _json_dump(os.path.join(folder, f"{dist.rank}_per_epoch_stats.json"), stats)
-    _json_dump(os.path.join(folder, f"{dist.rank}_output.json"), _rank_output(cfg, epochs, host, my_caching))
+    _write_rank_files(cfg, dist, folder, epochs, host, my_caching, checkpoints, checkpoint_records)
     if not dist.is_root:
         return {}
 
@@ -154,9 +168,9 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
     train_agg = aggregate([g.train_rows for g in gathered])
     eval_agg = aggregate([g.eval_rows for g in gathered])
     if train_agg["au"]:
-        metric.update(_phase_metrics("train", train_agg, cfg.metric.au))
+        metric.update(_phase_metrics("train", train_agg, cfg.metric.au, end.complete))
     if eval_agg["au"]:
-        metric.update(_phase_metrics("eval", eval_agg, cfg.metric.au))
+        metric.update(_phase_metrics("eval", eval_agg, cfg.metric.au, end.complete))
     if checkpoints is not None and checkpoint_records:
         metric.update(checkpoints.summary_metrics(list(checkpoint_records)))
     summary = {
@@ -177,6 +191,7 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
         "host_memory_GB": [float(m) for m, _ in per_host.values()],
         "data_size_per_host_GB": data_per_host_gb,
         "epochs": len(train_agg["au"]),
+        "run_status": end.to_dict(),
     }
     _json_dump(os.path.join(folder, "summary.json"), summary)
     stages = stage_summaries(gathered, local_epochs=epochs if dist.world == 1 else None)
@@ -194,5 +209,27 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
         log.warning(f"read amplification {amplification:.1f}x: whole files were read for single samples "
                     f"({cfg.dataset.num_samples_per_file} samples per {cfg.dataset.format} file); see report.json")
     log.output(f"Saved outputs in {folder}")
-    log.metric_block(metric_block(dist.world, metric))
+    log.metric_block(metric_block(dist.world, metric, end))
     return summary
+
+
+def write_after_lost_rank(cfg: Any, dist: Any, folder: str, epochs: Sequence[Any], start_ts: str, end: Any, *,
+                          train_files: Sequence[tuple[str, int]], checkpoints: Any = None,
+                          checkpoint_records: Sequence[Any] = ()) -> None:
+    """After another rank stopped answering (no collective can run): this rank's own files and, on rank 0,
+    a ``summary.json`` and ``report.json`` that say the run failed and why, with no figures across ranks."""
+    host = host_info()
+    data_gb = sum(size for _, size in train_files) / max(1, dist.num_hosts) / 2**30
+    caching = 1 if data_gb <= host["host_memory_GB"] else 0
+    _write_rank_files(cfg, dist, folder, epochs, host, caching, checkpoints, checkpoint_records)
+    if not dist.is_root:
+        return
+    status = end.to_dict()
+    summary = {"start": start_ts, "end": timestamp(), "num_accelerators": dist.world, "num_hosts": dist.num_hosts,
+               "hostname": dist.hostname, "metric": {}, "num_files_train": cfg.dataset.num_files_train,
+               "num_files_eval": cfg.dataset.num_files_eval, "num_samples_per_file": cfg.dataset.num_samples_per_file,
+               "epochs": 0, "run_status": status}
+    _json_dump(os.path.join(folder, "summary.json"), summary)
+    _json_dump(os.path.join(folder, "report.json"), {"schema": "dl-driver/report/1", "start": start_ts,
+                                                     "end": summary["end"], "num_ranks": dist.world,
+                                                     "num_hosts": dist.num_hosts, "run_status": status})

@@ -54,7 +54,7 @@ def provenance(cfg: Any) -> dict[str, Any]:
 
 
 def _phase_block(stages: dict[str, dict], rows: Sequence[Sequence[dict]],
-                 agg: dict[str, list[float]]) -> dict[str, Any]:
+                 agg: dict[str, list[float]], complete: bool = True) -> dict[str, Any]:
     flat = [r for rank_rows in rows for r in rank_rows]
     bytes_read = sum(r["bytes"] for r in flat)
     sample_bytes = sum(r["sample_bytes"] for r in flat)
@@ -70,7 +70,8 @@ def _phase_block(stages: dict[str, dict], rows: Sequence[Sequence[dict]],
         "au_without_barrier_stdev_percentage": au_nb_std,
         "throughput_samples_per_s": agg["throughput"],
         "io_bytes_per_s": agg["io_bps"],
-        "measured_window_complete": all(r["full_window"] for r in flat) if flat else False,
+        # A run that stopped early measured part of its window at best.
+        "measured_window_complete": complete and all(r["full_window"] for r in flat) if flat else False,
     }
 
 
@@ -90,7 +91,9 @@ def build_report(cfg: Any, dist: Any, summary: dict, gathered: Sequence[Any], tr
         "dataset_bytes": dataset_bytes,
         "measured_window": {"exclude_start_steps": cfg.output.exclude_start_steps,
                             "exclude_end_steps": cfg.output.exclude_end_steps},
-        "train": _phase_block(stages, [g.train_rows for g in gathered], train_agg),
+        "run_status": summary["run_status"],
+        "train": _phase_block(stages, [g.train_rows for g in gathered], train_agg,
+                              summary["run_status"]["status"] == "complete"),
         "provenance": provenance(cfg),
         "warnings": list(cfg.warnings),
     }

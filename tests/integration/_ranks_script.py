@@ -60,7 +60,7 @@ def main(out_dir: str, mode: str, bad_rank: int, bad_step: int, steps: int = 20)
         if status == RankStatus.OK and stop.received is not None:
             status, message = RankStatus.INTERRUPTED, f"{stop.name} received"
         try:
-            outcome = dist.step_status(status, message, signum=stop.received or 0, where=f"step {step}")
+            outcome = dist.step_status(status, message, code=stop.received or 0, where=f"step {step}")
         except RankLost as exc:
             record.update(steps=step - 1, lost=str(exc), lost_at=exc.where, timeout_s=exc.timeout_s)
             _write(out_dir, dist.rank, record)

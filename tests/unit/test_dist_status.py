@@ -35,16 +35,16 @@ class _Never:
 
 
 class FakeWorld:
-    """Rank ``me`` of a world whose other ranks report ``statuses[r]`` = (status, signum, message)."""
+    """Rank ``me`` of a world whose other ranks report ``statuses[r]`` = (status, code, message)."""
 
     def __init__(self, me, statuses, pending=None):
         self.me, self.statuses, self.pending = me, statuses, pending
         self.calls = []
 
     def _key(self, rank):
-        status, signum, _ = self.statuses[rank]
+        status, code, _ = self.statuses[rank]
         world = len(self.statuses)
-        return (int(status) * 256 + signum) * world + (world - 1 - rank)
+        return (int(status) * 256 + code) * world + (world - 1 - rank)
 
     def start_allreduce_max(self, send, out):
         self.calls.append("allreduce")
@@ -95,7 +95,7 @@ def test_every_rank_learns_the_failure_and_the_failing_ranks_message():
 def test_failure_outranks_a_signal_and_the_lowest_rank_wins_a_tie():
     statuses = [(RankStatus.INTERRUPTED, 15, "SIGTERM"), (RankStatus.FAILED, 0, "b"), (RankStatus.FAILED, 0, "c")]
     d, _ = _dist(0, statuses)
-    out = d.step_status(RankStatus.INTERRUPTED, "SIGTERM", signum=15)
+    out = d.step_status(RankStatus.INTERRUPTED, "SIGTERM", code=15)
     assert (out.status, out.rank, out.message) == (RankStatus.FAILED, 1, "b")
 
 
@@ -107,12 +107,27 @@ def test_an_interruption_carries_its_signal_to_every_rank(signum, code):
     assert (out.status, out.rank, out.signum, out.exit_code) == (RankStatus.INTERRUPTED, 1, signum, code)
 
 
+def test_a_failure_carries_the_failing_ranks_exit_code():
+    statuses = [OK, (RankStatus.FAILED, 2, "f.npz: truncated")]
+    d, _ = _dist(0, statuses)
+    out = d.step_status()
+    assert (out.code, out.signum, out.exit_code) == (2, 0, 2)
+
+
+def test_the_timeout_can_be_lifted_for_one_exchange():
+    never = _Never()
+    d, _ = _dist(0, [OK, OK], pending=never, timeout_s=5)
+    with pytest.raises(RankLost):
+        d.step_status(where="generation", timeout_s=None)
+    assert never.waited is None
+
+
 def test_a_world_of_one_needs_no_collective():
     d = Dist()
     assert d.step_status().ok
     out = d.step_status(RankStatus.FAILED, "bad\n  thing")
     assert (out.rank, out.message, out.exit_code) == (0, "bad thing", 1)
-    assert d.step_status(RankStatus.INTERRUPTED, signum=15).exit_code == 143
+    assert d.step_status(RankStatus.INTERRUPTED, code=15).exit_code == 143
 
 
 def test_a_missing_rank_raises_rank_lost_naming_the_step_and_the_timeout():
@@ -147,7 +162,7 @@ def test_bounded_and_unbounded_barriers():
 def test_status_arguments_are_checked():
     d, _ = _dist(0, [OK, OK])
     with pytest.raises(ValueError):
-        d.step_status(RankStatus.INTERRUPTED, signum=300)
+        d.step_status(RankStatus.INTERRUPTED, code=300)
     with pytest.raises(ValueError):
         d.step_status(7)
 
