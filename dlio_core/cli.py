@@ -9,6 +9,8 @@ Usage (DLIO's command-line forms work in every subcommand)::
     dl-driver query reader.batch_size unet3d_h100
     dl-driver workloads
     dl-driver mlperf closed training unet3d datasize ...   # the MLPerf Storage workflow (dl-driver mlperf -h)
+    dl-driver report OUT_DIR; dl-driver compare DIR_A DIR_B; dl-driver check-golden OUT_DIR   # dlio_core/report/cli.py
+    dl-driver run default --format json                   # the summary as JSON (or csv) on stdout, the log on stderr
     dl-driver workload=default ++workload.train.epochs=2      # no subcommand: run, as dlio_benchmark
 
 Errors are one line and exit non-zero; ``--debug`` shows the traceback.
@@ -40,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     p.add_argument("--quiet", action="store_true", help="print only errors and the [METRIC] block's file")
     p.add_argument("--ranks", type=int, default=None, help="validate: world size for the derived figures")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                   help="run, validate: print the summary as json or csv on stdout (the human text on stderr)")
     return p
 
 
@@ -56,14 +60,19 @@ class _UsageError(ValueError):
     pass
 
 
-def _cmd_run(rest: Sequence[str], quiet: bool) -> int:
+def _cmd_run(rest: Sequence[str], quiet: bool, fmt: str = "text") -> int:
     from .exits import exit_code_of
+    from .report.tabular import emit, human_output, run_summary
     from .runner import run
 
     cfg = _load(rest)
     # A rank's error travels to every rank with its exit code, so all ranks exit alike.
-    result = run(cfg, quiet=quiet, exit_code_of=lambda exc: exit_code_of(exc, _UsageError))
-    if quiet:
+    with human_output(fmt):
+        result = run(cfg, quiet=quiet, exit_code_of=lambda exc: exit_code_of(exc, _UsageError))
+    if fmt != "text":
+        if result.summary:  # rank 0
+            emit(run_summary(result.output_folder, result.summary), fmt)
+    elif quiet:
         print(result.output_folder)
     return 0
 
@@ -86,7 +95,7 @@ def _cmd_generate(rest: Sequence[str], quiet: bool) -> int:
     return 0
 
 
-def _cmd_validate(rest: Sequence[str], ranks: int | None) -> int:
+def _cmd_validate(rest: Sequence[str], ranks: int | None, fmt: str = "text") -> int:
     import yaml
 
     from .config import derive
@@ -94,7 +103,8 @@ def _cmd_validate(rest: Sequence[str], ranks: int | None) -> int:
 
     cfg = _load(rest)
     world = ranks or launcher_world_size()
-    print(yaml.safe_dump({"workload": cfg.to_dict(redact=True)}, sort_keys=False), end="")
+    if fmt == "text":
+        print(yaml.safe_dump({"workload": cfg.to_dict(redact=True)}, sort_keys=False), end="")
     bw = derive.demanded_bandwidth_bytes_per_s(cfg)
     figures = {
         "ranks": world,
@@ -105,7 +115,12 @@ def _cmd_validate(rest: Sequence[str], ranks: int | None) -> int:
         "dataset_bytes": derive.dataset_bytes(cfg),
         "demanded_bandwidth_per_accelerator_MiB_per_s": None if bw is None else round(bw / 2**20, 3),
     }
-    print(yaml.safe_dump({"derived": figures}, sort_keys=False), end="")
+    if fmt == "text":
+        print(yaml.safe_dump({"derived": figures}, sort_keys=False), end="")
+    else:
+        from .report.tabular import emit
+
+        emit({"workload": cfg.to_dict(redact=True), "derived": figures}, fmt)
     for w in cfg.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if cfg.output.folder:
@@ -146,6 +161,10 @@ def _bad_input_types() -> tuple[type, ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dl-driver`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("report", "compare", "check-golden"):  # reports of output folders
+        from .report.cli import main as report_main
+
+        return report_main(argv)
     if argv and argv[0] == "mlperf":  # the MLPerf Storage workflow has its own command tree
         from .mlperf.cli import main as mlperf_main
 
@@ -160,11 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.simplefilter("ignore", ConfigWarning)
     try:
         if args.command == "run":
-            return _cmd_run(rest, args.quiet)
+            return _cmd_run(rest, args.quiet, args.format)
         if args.command == "generate":
             return _cmd_generate(rest, args.quiet)
         if args.command == "validate":
-            return _cmd_validate(rest, args.ranks)
+            return _cmd_validate(rest, args.ranks, args.format)
         if args.command == "query":
             return _cmd_query(rest)
         return _cmd_workloads()

@@ -127,8 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--results-dir", "-rd", default=os.environ.get("MLPSTORAGE_RESULTS_DIR") or "mlperf_results",
                     help="the results tree to read")
     rp.add_argument("--output-dir", help="where the summary goes (default: the results dir)")
+    rp.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                    help="print the summary's results.json or results.csv on stdout (the verdicts on stderr)")
     rp.add_argument("--debug", action="store_true", help="show tracebacks")
     return top
+
+
+def _reportgen_formatted(args: argparse.Namespace) -> int:
+    """``reportgen --format json|csv``: the lines people read go to stderr, the summary file to stdout."""
+    from .commands import dispatch
+
+    code = dispatch(args, say=lambda line: print(line, file=sys.stderr))
+    with open(os.path.join(args.output_dir or args.results_dir, f"results.{args.format}"), encoding="utf-8") as fh:
+        sys.stdout.write(fh.read())
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "format", "text") != "text":
+            return _reportgen_formatted(args)
         return dispatch(args)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from ..metrics import mean_std
 from .host import host_info, timestamp
 from .rank_summary import RankSummary, aggregate, stage_summaries
+from .steps import write_steps
 
 __all__ = ["write_all", "metric_block"]
 
@@ -131,6 +132,7 @@ def _write_rank_files(cfg: Any, dist: Any, folder: str, epochs: Sequence[Any], h
             stats.setdefault(str(epoch), {}).update(entries)
     _json_dump(os.path.join(folder, f"{dist.rank}_per_epoch_stats.json"), stats)
     _json_dump(os.path.join(folder, f"{dist.rank}_output.json"), _rank_output(cfg, epochs, host, potential_caching))
+    write_steps(folder, dist.rank, epochs, checkpoint_records)  # per-step figures of the HTML report
 
 
 def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any], start_ts: str, *,
