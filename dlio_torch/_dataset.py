@@ -46,12 +46,20 @@ from dlio_core.state import IterationState, require_same
 
 from ._control import SharedControl
 from ._source import Source
-from ._world import resolve_rank_world, resolve_rank_world_source, worker_info
+from ._world import agreed_random_seed, resolve_rank_world, resolve_rank_world_source, worker_info
 
 __all__ = ["DlioIterableDataset", "CONTENTS"]
 
 CONTENTS = ("samples", "constant")
 
+
+
+def _uses_random_shuffle(cfg: Any) -> bool:
+    """Whether the config's file or sample shuffle is ``random`` (a run seed must then be drawn)."""
+    from dlio_core.sampling.policy import normalise_shuffle
+
+    return any(normalise_shuffle(getattr(cfg.reader, key)) is Shuffle.RANDOM
+               for key in ("file_shuffle", "sample_shuffle"))
 
 class _StepView:
     """The subset of a plan's steps one worker reads, shaped like a plan (``steps``, ``batch(i)``)."""
@@ -126,6 +134,8 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         files = dataset_files(cfg, storage, split)
         if not files:
             raise ValueError(f"split {split!r} has no files (dataset.num_files_{'train' if split == 'train' else 'eval'} is 0)")
+        if random_seed is None and _uses_random_shuffle(cfg):
+            random_seed = agreed_random_seed(rank, world)  # drawn once, the same on every rank
         plan = epoch_plan(cfg, split=split, random_seed=random_seed)  # the config's batching and shuffles
         chosen = content or str(getattr(cfg.reader, "batch_content", "constant"))
         return cls(Source.from_files(storage, reader_format(cfg), files),

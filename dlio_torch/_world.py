@@ -19,7 +19,7 @@ import os
 
 import torch
 
-__all__ = ["resolve_rank_world", "resolve_rank_world_source", "worker_info"]
+__all__ = ["agreed_random_seed", "resolve_rank_world", "resolve_rank_world_source", "worker_info"]
 
 
 def _env_int(name: str) -> int | None:
@@ -64,3 +64,27 @@ def worker_info() -> tuple[int, int]:
     """``(worker_id, num_workers)`` inside a DataLoader worker, ``(0, 1)`` in the main process."""
     info = torch.utils.data.get_worker_info()
     return (0, 1) if info is None else (int(info.id), int(info.num_workers))
+
+
+def agreed_random_seed(rank: int | None = None, world: int | None = None) -> int:
+    """One run seed for shuffle ``random`` that every rank agrees on.
+
+    A world of one draws it here; an initialised ``torch.distributed`` group draws it on rank 0 and
+    broadcasts it. Ranks with no group to agree through (``world`` > 1 from arguments or the
+    environment) would each draw their own and overlap, so that case is refused.
+
+    >>> isinstance(agreed_random_seed(0, 1), int)
+    True
+    """
+    from dlio_core.sampling.policy import draw_random_seed
+
+    _, size, source = resolve_rank_world_source(rank, world)
+    if size == 1:
+        return draw_random_seed()
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() == size:
+        box = [draw_random_seed() if dist.get_rank() == 0 else None]
+        dist.broadcast_object_list(box, src=0)
+        return int(box[0])
+    raise ValueError(f"shuffle 'random' over {size} ranks (from {source}) needs one seed every rank agrees on: "
+                     "call torch.distributed.init_process_group first, or pass random_seed= (the same on every rank)")
