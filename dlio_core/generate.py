@@ -271,7 +271,7 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     for d in plan.directories():  # every rank: makedirs is idempotent and spares us a barrier
         storage.makedirs(d)
     mine = range(rank, plan.total, world)
-    bar = Progress(len(mine), f"generating {plan.format} in {storage.url}", enabled=progress)
+    bar = Progress(len(mine), f"generating {plan.format} in {storage.url}", enabled=progress and rank == 0)
 
     def write_one(g: int) -> tuple[int, int]:
         sid, i = plan.locate(g)

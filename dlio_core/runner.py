@@ -42,6 +42,7 @@ from .reader import epoch_plan
 from .report.host import timestamp
 from .report.access_order import AccessOrderLog
 from .run_end import FAILED, Progress, RunEnd, RunSync
+from .run_progress import EpochProgress
 from .run_steps import eval_epoch, train_epoch
 from .signals import StopSignals
 
@@ -212,8 +213,10 @@ class _Run:
             plan = self._plan("train", epoch)
             checkpoint = self._step_checkpoint if (
                 self.checkpoints is not None and cfg.checkpoint.steps_between_checkpoints > 0) else None
-            outcome = train_epoch(rec.train, self.train_loader, plan, self.steps, self.train_compute, sync, self.at,
-                                  checkpoint)
+            with EpochProgress(rec.train, epoch=epoch, epochs=cfg.train.epochs, steps=self.steps,
+                               enabled=self.dist.is_root and not self.quiet):  # a watcher thread, off the loop
+                outcome = train_epoch(rec.train, self.train_loader, plan, self.steps, self.train_compute, sync,
+                                      self.at, checkpoint)
             rec.train_end = timestamp()
             if self.access_log is not None:
                 with sync.guard():
