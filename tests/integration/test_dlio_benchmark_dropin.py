@@ -27,7 +27,7 @@ def test_mlpstorage_command_line_writes_every_file_it_reads(tmp_path):
             "++workload.dataset.num_samples_per_file=2", "++workload.dataset.record_length=1024",
             "++workload.train.epochs=1", "++workload.train.computation_time=0",
             f"++hydra.run.dir={out}", "++hydra.output_subdir=dlio_config",
-            "--config-dir", str(tmp_path / "configs")]
+            f"--config-dir={tmp_path / 'configs'}"]  # mlpstorage spells it with "="
     done = _run(args, tmp_path)
     assert done.returncode == 0, done.stderr
     for name in ("summary.json", "0_output.json", "0_per_epoch_stats.json", "per_epoch_stats.json",
