@@ -181,7 +181,7 @@ def bandwidth_figure(run: RunData) -> Figure:
     arrived = cols["wall_start_s"] + np.nan_to_num(cols["wait_s"])
     t0 = float(cols["wall_start_s"].min())
     span = max(float(arrived.max()) - t0, 1e-3)
-    bins = int(min(200, max(20, len(table) // 2)))
+    bins = int(min(200, max(10, len(table) // 5)))  # several steps a bin: no aliasing with the step period
     width = span / bins
     counts, edges = np.histogram(arrived - t0, bins=bins, range=(0.0, span), weights=cols["bytes_read"])
     fig, ax = new_figure()
@@ -229,6 +229,7 @@ def rank_spread_figure(run: RunData) -> Figure:
     ax.plot(x, med * 1e3, drawstyle="steps-mid", color="#1f77b4", linewidth=1.0, label="median rank")
     ax.plot(x, hi * 1e3, drawstyle="steps-mid", color="#d62728", linewidth=0.8, label="slowest rank")
     ax.set_ylabel("wait + compute, ms")
+    ax.set_ylim(bottom=0)
     ax.legend(loc="upper right", fontsize="small", ncols=3)
     ax_rank.scatter(x, slowest, s=4, color="#d62728")
     ax_rank.set_ylabel("slowest rank")
