@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import sys
 import threading
 import time
@@ -38,6 +39,17 @@ def test_quiet_or_redirected_stderr_draws_nothing():
     assert not P.Progress(3, "x", enabled=False, stream=_Terminal()).enabled
 
 
+def _drain(fd: int) -> str:
+    """Everything written to the pseudo-terminal so far (it arrives in chunks)."""
+    chunks = []
+    while select.select([fd], [], [], 0.2)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 def test_rich_bar_on_a_real_terminal():
     pytest.importorskip("rich")
     master, slave = os.openpty()
@@ -47,7 +59,7 @@ def test_rich_bar_on_a_real_terminal():
             for _ in range(10):
                 bar.update(1, 1 << 20)
             bar.close()
-        text = os.read(master, 65536).decode("utf-8", "replace")
+        text = _drain(master)
     finally:
         os.close(master)
         os.close(slave)
