@@ -315,6 +315,9 @@ class CheckpointEngine:
         if isinstance(payload, str):
             raise CheckpointError(payload)
         start_wall, duration = payload
+        # The ranks leave the starting barrier at slightly different moments, so rank 0's span can fall short
+        # of a later-starting straggler's own: the checkpoint took at least as long as its slowest rank.
+        duration = max(duration, *(g.seconds for g in gathered))
         if kind == "save":  # after the clock: eviction is harness work, not checkpoint I/O
             evicted = all(d.allgather(res.error is None and self.mover.evict(folder, specs)))
         self._counts[kind] += 1
