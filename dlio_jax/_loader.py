@@ -5,14 +5,10 @@ the batch handed to the runner carries ``h2d_s`` (the copy, timed to ``block_unt
 the engine's ``io_s``/``decode_s``. The runner's plan fixes rank and world (MPI ranks = processes).
 
 Example:
-    >>> import tempfile
-    >>> from dlio_core.config import load_config
+    >>> from dlio_core.config import tiny_run_config
     >>> from dlio_core.runner import run
-    >>> d = tempfile.mkdtemp()
-    >>> cfg = load_config("default", [f"++workload.dataset.data_folder={d}/data", "++workload.reader.data_loader=jax",
-    ...     "++workload.workflow.generate_data=True", "++workload.train.epochs=1", "++workload.train.computation_time=0",
-    ...     "++workload.workflow.evaluation=False", f"++hydra.run.dir={d}/out"])
-    >>> run(cfg, quiet=True).summary["metric"]["train_throughput_samples_per_second"][0] > 0
+    >>> metric = run(tiny_run_config(data_loader="jax"), quiet=True).summary["metric"]
+    >>> metric["train_throughput_samples_per_second"][0] > 0
     True
 """
 

@@ -10,11 +10,9 @@ count is). ``tf.train.Checkpoint(iterator=iter(dataset))`` is TensorFlow's own a
 the shuffle buffers instead of re-reading.
 
 Example:
-    >>> import tempfile
-    >>> from dlio_core.config import load_config
+    >>> from dlio_core.config import tiny_run_config
     >>> from dlio_core.generate import generate_dataset
-    >>> cfg = load_config("default", [f"++workload.dataset.data_folder={tempfile.mkdtemp()}",
-    ...                               "++workload.dataset.num_files_train=12"])
+    >>> cfg = tiny_run_config(overrides=("++workload.dataset.num_files_train=12",))
     >>> _ = generate_dataset(cfg, progress=False)
     >>> it = make_iterator(cfg, deterministic=True)
     >>> _ = next(it)

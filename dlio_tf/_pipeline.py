@@ -21,11 +21,9 @@ Elements are dicts: ``image`` (``record_element_type``, shape ``[batch, *record_
 ``[batch, None]`` when record sizes vary) and ``size`` (int64 ``[batch]``, bytes per record).
 
 Example:
-    >>> import tempfile
-    >>> from dlio_core.config import load_config
+    >>> from dlio_core.config import tiny_run_config
     >>> from dlio_core.generate import generate_dataset
-    >>> cfg = load_config("default", [f"++workload.dataset.data_folder={tempfile.mkdtemp()}",
-    ...                               "++workload.dataset.num_files_train=8"])
+    >>> cfg = tiny_run_config(overrides=("++workload.dataset.num_files_train=8",))
     >>> _ = generate_dataset(cfg, progress=False)
     >>> ds = make_dataset(cfg)
     >>> [tuple(b["image"].shape) for b in ds.take(1)]
@@ -297,11 +295,9 @@ def make_dataset(config: Any, *, overrides: Sequence[str] = (), input_context: A
     ``sample_shuffle: random`` needs one ``random_seed`` shared by every pipeline when there are several.
 
     Example (``config`` may be any bundled workload; the data must exist):
-        >>> import tempfile
+        >>> from dlio_core.config import tiny_run_config
         >>> from dlio_core.generate import generate_dataset
-        >>> from dlio_core.config import load_config
-        >>> cfg = load_config("default", [f"++workload.dataset.data_folder={tempfile.mkdtemp()}",
-        ...                               "++workload.dataset.num_files_train=8"])
+        >>> cfg = tiny_run_config(overrides=("++workload.dataset.num_files_train=8",))
         >>> _ = generate_dataset(cfg, progress=False)
         >>> ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
         >>> len(list(make_dataset(cfg, input_context=ctx)))

@@ -15,12 +15,10 @@ Workers are persistent, so epochs do not pay the worker start-up again; ``set_ep
 through shared memory.
 
 Example:
-    >>> import tempfile
-    >>> from dlio_core.config import load_config
+    >>> from dlio_core.config import tiny_run_config
     >>> from dlio_core.generate import generate_dataset
-    >>> d = tempfile.mkdtemp()
-    >>> cfg = load_config("default", [f"++workload.dataset.data_folder={d}", "++workload.reader.read_threads=0",
-    ...                               "++workload.dataset.num_files_train=8", "++workload.reader.batch_size=4"])
+    >>> cfg = tiny_run_config(overrides=("++workload.reader.read_threads=0", "++workload.dataset.num_files_train=8",
+    ...                                  "++workload.reader.batch_size=4"))
     >>> _ = generate_dataset(cfg, progress=False)
     >>> loader = make_dataloader(cfg)
     >>> [tuple(b.shape) for b in loader][:1]

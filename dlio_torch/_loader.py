@@ -7,14 +7,10 @@ from its worker with the step's ``io_s``/``decode_s``/bytes (measured in the wor
 to the CUDA device when there is one (``h2d_s`` from CUDA events; ``None`` without a device).
 
 Example:
-    >>> import tempfile
-    >>> from dlio_core.config import load_config
+    >>> from dlio_core.config import tiny_run_config
     >>> from dlio_core.runner import run
-    >>> d = tempfile.mkdtemp()
-    >>> cfg = load_config("default", [f"++workload.dataset.data_folder={d}/data", "++workload.reader.data_loader=pytorch",
-    ...     "++workload.reader.read_threads=0", "++workload.workflow.generate_data=True", "++workload.train.epochs=1",
-    ...     "++workload.train.computation_time=0", "++workload.workflow.evaluation=False", f"++hydra.run.dir={d}/out"])
-    >>> run(cfg, quiet=True).summary["metric"]["train_throughput_samples_per_second"][0] > 0
+    >>> metric = run(tiny_run_config(data_loader="pytorch", overrides=("++workload.reader.read_threads=0",)), quiet=True).summary["metric"]
+    >>> metric["train_throughput_samples_per_second"][0] > 0
     True
 """
 

@@ -27,11 +27,12 @@ from .sections import (
     ParallelismConfig, ProfilingConfig, ReaderConfig, StorageConfig, TrainConfig, TransformerConfig, WorkflowConfig,
 )
 from .timespec import TimeSpec
+from .tiny import tiny_run_config
 
 __all__ = [
     # loading
     "load_config", "parse_command_line", "parse_override", "CommandLine", "bundled_workloads",
-    "bundled_workload_path",
+    "bundled_workload_path", "tiny_run_config",
     # the config and its parts
     "RunConfig", "TimeSpec", "ModelConfig", "ParallelismConfig", "TransformerConfig", "WorkflowConfig",
     "DatasetConfig", "Hdf5Config", "ReaderConfig", "TrainConfig", "EvaluationConfig", "CheckpointConfig",

@@ -10,14 +10,10 @@ fewer batches than the runner's step count (DALI shards by files, the runner by 
 simply continues into its next epoch so the runner gets every step it asks for.
 
 Example:
-    >>> import tempfile
-    >>> from dlio_core.config import load_config
+    >>> from dlio_core.config import tiny_run_config
     >>> from dlio_core.runner import run
-    >>> d = tempfile.mkdtemp()
-    >>> cfg = load_config("default", [f"++workload.dataset.data_folder={d}/data", "++workload.reader.data_loader=dali",
-    ...     "++workload.workflow.generate_data=True", "++workload.train.epochs=2", "++workload.train.computation_time=0",
-    ...     "++workload.workflow.evaluation=False", f"++hydra.run.dir={d}/out"])
-    >>> run(cfg, quiet=True).summary["metric"]["train_throughput_samples_per_second"][0] > 0
+    >>> metric = run(tiny_run_config(data_loader="dali", epochs=2), quiet=True).summary["metric"]
+    >>> metric["train_throughput_samples_per_second"][0] > 0
     True
 """
 
