@@ -30,6 +30,18 @@ from dlio_core.storage.osio import os_error as _error
 from dlio_core.storage.osio import unlink_quietly as _unlink_quietly
 from dlio_core.storage.osio import write_all as _write_all
 
+
+@contextmanager
+def _removed_on_error(tmp: str, path: str) -> Iterator[None]:
+    """On any error inside the block the temporary file goes; an OS error becomes a StorageError naming ``path``."""
+    try:
+        yield
+    except BaseException as e:
+        _unlink_quietly(tmp)
+        if isinstance(e, OSError) and not isinstance(e, StorageError):
+            raise _error("write", path, e) from e
+        raise
+
 __all__ = ["LocalStorage"]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -304,7 +316,7 @@ class LocalStorage:
         else:
             parts = [_as_byte_view(data)]
         fd, tmp = self._open_temp(p)
-        try:
+        with _removed_on_error(tmp, p):
             try:
                 n = _write_all(fd, parts)
                 if fsync:
@@ -312,11 +324,6 @@ class LocalStorage:
             finally:
                 os.close(fd)
             self._commit(tmp, p, fsync)
-        except BaseException as e:
-            _unlink_quietly(tmp)
-            if isinstance(e, OSError) and not isinstance(e, StorageError):
-                raise _error("write", p, e) from e
-            raise
         return n
 
     @contextmanager
@@ -337,18 +344,13 @@ class LocalStorage:
             os.close(fd)
             _unlink_quietly(tmp)
             raise
-        try:
+        with _removed_on_error(tmp, p):
             with f:
                 yield f
                 f.flush()
                 if fsync:
                     os.fsync(f.fileno())
             self._commit(tmp, p, fsync)
-        except BaseException as e:
-            _unlink_quietly(tmp)
-            if isinstance(e, OSError) and not isinstance(e, StorageError):
-                raise _error("write", p, e) from e
-            raise
 
     def makedirs(self, path: str) -> None:
         """Create a directory and its parents (existing ones are fine)."""
