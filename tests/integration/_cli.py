@@ -36,6 +36,11 @@ def small_run_args(tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
+def run_args(tmp_path: Path, *extra: str) -> list[str]:
+    """``small_run_args`` for a dataset that is already there (no generation)."""
+    return [a for a in small_run_args(tmp_path, *extra) if "generate_data" not in a]
+
+
 def assert_two_rank_run(res, out: Path) -> None:
     """A 2-rank run of ``small_run_args``: one summary for 2 accelerators, equal steps, summed throughput."""
     import json

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ._cli import BIN, small_run_args
+from ._cli import BIN, run_args
 
 pytestmark = pytest.mark.integration
 
@@ -26,24 +26,13 @@ def _one_line_error(res) -> str:
     return errors[0]
 
 
-@pytest.fixture
-def generated(tmp_path, run_cli):
-    res = run_cli("generate", *small_run_args(tmp_path))
-    assert res.returncode == 0, res.stderr
-    return tmp_path
-
-
-def _run_args(tmp_path: Path, *extra: str) -> list[str]:
-    return [a for a in small_run_args(tmp_path, *extra) if "generate_data" not in a]
-
-
 def test_missing_data_folder_suggests_generate(tmp_path, run_cli):
-    line = _one_line_error(run_cli("run", *_run_args(tmp_path)))
+    line = _one_line_error(run_cli("run", *run_args(tmp_path)))
     assert "dl-driver generate" in line
 
 
 def test_fewer_files_than_configured(generated, run_cli):
-    line = _one_line_error(run_cli("run", *_run_args(generated, "++workload.dataset.num_files_train=100")))
+    line = _one_line_error(run_cli("run", *run_args(generated, "++workload.dataset.num_files_train=100")))
     assert "found 64" in line and "100" in line
 
 
@@ -57,7 +46,7 @@ def test_damaged_file_is_named(generated, run_cli, damage):
         victim.write_bytes(data[: len(data) // 2])
     else:
         victim.write_bytes(b"\x00" * len(data))
-    res = run_cli("run", *_run_args(generated))
+    res = run_cli("run", *run_args(generated))
     line = _one_line_error(res)
     assert Path(rel).name in line
 
@@ -70,19 +59,19 @@ def test_malformed_yaml_names_the_file(tmp_path, run_cli):
 
 
 def test_debug_shows_traceback(tmp_path, run_cli):
-    res = run_cli("run", "--debug", *_run_args(tmp_path))
+    res = run_cli("run", "--debug", *run_args(tmp_path))
     assert res.returncode != 0 and "Traceback" in res.stderr
 
 
 def test_debug_keeps_the_exit_code(tmp_path, run_cli):
-    plain = run_cli("run", *_run_args(tmp_path))
-    debug = run_cli("run", "--debug", *_run_args(tmp_path))
+    plain = run_cli("run", *run_args(tmp_path))
+    debug = run_cli("run", "--debug", *run_args(tmp_path))
     assert plain.returncode == debug.returncode == 2  # bad input (no data): --debug adds the traceback only
     assert debug.stderr.strip().splitlines()[-1].startswith("dl-driver: error:")
 
 
 def test_ctrl_c_writes_what_was_measured(generated):
-    args = _run_args(generated, "++workload.train.computation_time=0.05", "++workload.train.epochs=50")
+    args = run_args(generated, "++workload.train.computation_time=0.05", "++workload.train.epochs=50")
     proc = subprocess.Popen([str(BIN / "dl-driver"), "run", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ})
     out_dir = generated / "out"
@@ -103,7 +92,7 @@ def test_ctrl_c_writes_what_was_measured(generated):
 
 
 def test_record_access_order(generated, run_cli):
-    res = run_cli("run", *_run_args(generated, "++workload.output.record_access_order=True",
+    res = run_cli("run", *run_args(generated, "++workload.output.record_access_order=True",
                                     "++workload.reader.file_shuffle=seed", "++workload.train.epochs=2"))
     assert res.returncode == 0, res.stderr
     order = json.loads((generated / "out" / "0_access_order.json").read_text())

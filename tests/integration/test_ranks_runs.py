@@ -25,7 +25,7 @@ from dlio_core.listing import dataset_files, dataset_storage
 from dlio_core.reader import epoch_plan
 
 from . import _ranks as R
-from ._cli import BIN, small_run_args
+from ._cli import BIN, run_args, small_run_args
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +35,8 @@ needs_torchrun = pytest.mark.skipif(R.TORCHRUN is None, reason="no torchrun next
 STEPS = 8  # 64 files / batch 4 / 2 ranks
 
 
-@pytest.fixture
-def data(tmp_path, run_cli):
-    res = run_cli("generate", *small_run_args(tmp_path))
-    assert res.returncode == 0, res.stderr
-    return tmp_path
-
-
 def _args(tmp: Path, *extra: str) -> list[str]:
-    return ["run", *[a for a in small_run_args(tmp, *extra) if "generate_data" not in a]]
+    return ["run", *run_args(tmp, *extra)]
 
 
 def _truncate_for(tmp: Path, rank: int, step: int, world: int = 2) -> str:
@@ -72,12 +65,12 @@ def _steps(out: Path, rank: int) -> int:
 
 @pytest.mark.parametrize("kind", [pytest.param("mpirun", marks=needs_mpirun),
                                   pytest.param("torchrun", marks=needs_torchrun)])
-def test_a_truncated_file_on_rank_1_stops_both_ranks_at_its_step(data, kind):
-    name = _truncate_for(data, rank=1, step=3)
+def test_a_truncated_file_on_rank_1_stops_both_ranks_at_its_step(generated, kind):
+    name = _truncate_for(generated, rank=1, step=3)
     launcher = R.mpirun_cmd(2) if kind == "mpirun" else [*R.torchrun_cmd(2)]
     extra = ["++workload.reader.data_loader=pytorch", "++workload.reader.read_threads=1"] if kind == "torchrun" else []
-    res, seconds = R.run([*launcher, DL_DRIVER, *_args(data, *extra)], timeout=180)
-    out = data / "out"
+    res, seconds = R.run([*launcher, DL_DRIVER, *_args(generated, *extra)], timeout=180)
+    out = generated / "out"
     text = res.stdout + res.stderr
     assert res.returncode != 0 and seconds < 120, text
     if kind == "mpirun":
@@ -96,26 +89,26 @@ def test_a_truncated_file_on_rank_1_stops_both_ranks_at_its_step(data, kind):
 
 
 @needs_mpirun
-def test_sigterm_on_one_rank_stops_both_and_exits_143(data):
-    proc, stdout, stderr, _ = _signal_rank_1(data, signal.SIGTERM)
+def test_sigterm_on_one_rank_stops_both_and_exits_143(generated):
+    proc, stdout, stderr, _ = _signal_rank_1(generated, signal.SIGTERM)
     assert proc.returncode == 143, stdout + stderr
-    summary, report, log = _files(data / "out")
+    summary, report, log = _files(generated / "out")
     status = summary["run_status"]
     assert (status["status"], status["signal"], status["rank"], status["exit_code"]) == ("interrupted", "SIGTERM", 1, 143)
     assert summary["metric"]["train_au_meet_expectation"] == "fail"
     assert report["train"]["measured_window_complete"] is False
     assert "run interrupted" in log and "[METRIC] Run status: interrupted" in stdout
-    epochs = [json.loads((data / "out" / f"{r}_output.json").read_text()) for r in (0, 1)]
+    epochs = [json.loads((generated / "out" / f"{r}_output.json").read_text()) for r in (0, 1)]
     last = str(status["epoch"])
     assert len(epochs[0][last]["load"]["block1"]) == len(epochs[1][last]["load"]["block1"]) == status["step"]
 
 
 @pytest.mark.parametrize(("signum", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
-def test_a_signalled_run_writes_files_that_say_interrupted(data, signum, code, name):
-    args = _args(data, "++workload.train.computation_time=0.02", "++workload.train.epochs=50")
+def test_a_signalled_run_writes_files_that_say_interrupted(generated, signum, code, name):
+    args = _args(generated, "++workload.train.computation_time=0.02", "++workload.train.epochs=50")
     proc = subprocess.Popen([DL_DRIVER, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=R.env())
-    log = data / "out" / "dlio.log"
+    log = generated / "out" / "dlio.log"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (log.exists() and "Ending epoch 1" in log.read_text()):
         time.sleep(0.05)
@@ -123,39 +116,39 @@ def test_a_signalled_run_writes_files_that_say_interrupted(data, signum, code, n
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == code, stderr
     assert "interrupted" in stderr
-    summary, report, _ = _files(data / "out")
+    summary, report, _ = _files(generated / "out")
     assert (summary["run_status"]["status"], summary["run_status"]["signal"]) == ("interrupted", name)
     assert summary["epochs"] >= 1 and summary["metric"]["train_au_meet_expectation"] == "fail"
     assert report["run_status"]["status"] == "interrupted"
 
 
-def test_a_complete_run_says_complete(data, run_cli):
-    res = run_cli(*_args(data, "++workload.train.epochs=1"))
+def test_a_complete_run_says_complete(generated, run_cli):
+    res = run_cli(*_args(generated, "++workload.train.epochs=1"))
     assert res.returncode == 0, res.stderr
-    summary, report, _ = _files(data / "out")
+    summary, report, _ = _files(generated / "out")
     assert summary["run_status"] == report["run_status"]
     assert (summary["run_status"]["status"], summary["run_status"]["epoch"], summary["run_status"]["step"]) == (
         "complete", 1, 16)
 
 
 @needs_mpirun
-def test_a_stopped_rank_fails_the_other_after_the_timeout(data):
-    proc, stdout, stderr, waited = _signal_rank_1(data, signal.SIGSTOP)
+def test_a_stopped_rank_fails_the_other_after_the_timeout(generated):
+    proc, stdout, stderr, waited = _signal_rank_1(generated, signal.SIGSTOP)
     assert proc.returncode == 1 and waited < 60, stdout + stderr
-    summary = json.loads((data / "out" / "summary.json").read_text())
+    summary = json.loads((generated / "out" / "summary.json").read_text())
     assert summary["run_status"]["status"] == "failed" and summary["metric"] == {}
     assert f"no word from some rank within {R.RANK_TIMEOUT_S} s at epoch" in summary["run_status"]["reason"]
-    assert (data / "out" / "0_output.json").exists()
-    assert "no word from some rank" in (data / "out" / "dlio.log").read_text()
+    assert (generated / "out" / "0_output.json").exists()
+    assert "no word from some rank" in (generated / "out" / "dlio.log").read_text()
 
 
 @needs_mpirun
-def test_files_that_do_not_divide_evenly(data, run_cli):
-    res, _ = R.run([*R.mpirun_cmd(2), DL_DRIVER, *_args(data, "++workload.dataset.num_files_train=63",
+def test_files_that_do_not_divide_evenly(generated, run_cli):
+    res, _ = R.run([*R.mpirun_cmd(2), DL_DRIVER, *_args(generated, "++workload.dataset.num_files_train=63",
                                                           "++workload.train.epochs=1")], timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert (_steps(data / "out", 0), _steps(data / "out", 1)) == (7, 7)  # 63 // 4 // 2: equal steps, none hang
-    assert json.loads((data / "out" / "summary.json").read_text())["run_status"]["status"] == "complete"
+    assert (_steps(generated / "out", 0), _steps(generated / "out", 1)) == (7, 7)  # 63 // 4 // 2: equal steps, none hang
+    assert json.loads((generated / "out" / "summary.json").read_text())["run_status"]["status"] == "complete"
 
 
 def _signal_rank_1(tmp: Path, signum: int) -> tuple[subprocess.Popen, str, str, float]:
