@@ -137,7 +137,8 @@ def test_a_stopped_rank_fails_the_other_after_the_timeout(generated):
     assert proc.returncode == 1 and waited < 60, stdout + stderr
     summary = json.loads((generated / "out" / "summary.json").read_text())
     assert summary["run_status"]["status"] == "failed" and summary["metric"] == {}
-    assert f"no word from some rank within {R.RANK_TIMEOUT_S} s at epoch" in summary["run_status"]["reason"]
+    reason = summary["run_status"]["reason"]  # where the stop lands (a step, or the end of an epoch) is timing
+    assert f"no word from some rank within {R.RANK_TIMEOUT_S} s at " in reason and "epoch" in reason, reason
     assert (generated / "out" / "0_output.json").exists()
     assert "no word from some rank" in (generated / "out" / "dlio.log").read_text()
 
