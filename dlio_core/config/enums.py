@@ -140,6 +140,7 @@ class Compression(ConfigEnum):
     SNAPPY = "snappy"
     LZ4 = "lz4"
     ZSTD = "zstd"
+    BROTLI = "brotli"  # parquet (MLCommons fork)
 
 
 class ReadType(ConfigEnum):
@@ -187,6 +188,7 @@ class StorageType(ConfigEnum):
     AISTORE = "aistore"
     ADLS_GEN2 = "adls_gen2"  # DLIO Azure branch configs (unet3d_*_adlsgen2)
     S3DLIO = "s3dlio"  # MLCommons s3dlio configs
+    DIRECT_FS = "direct_fs"  # MLCommons fork: local files with O_DIRECT (our direct:// storage)
 
 
 class Profiler(ConfigEnum):
@@ -227,6 +229,22 @@ class BatchContent(ConfigEnum):
 
     CONSTANT = "constant"
     SAMPLES = "samples"
+
+
+class ImageEncoding(ConfigEnum):
+    """``dataset.image_encoding`` (extension): how jpeg/png files are generated. ``ENCODED`` (default): real
+    images, as argonne's DLIO writes them; ``RAW``: the sample's bytes, as the MLCommons fork writes them."""
+
+    ENCODED = "encoded"
+    RAW = "raw"
+
+
+class EndpointDistribution(ConfigEnum):
+    """``storage.load_balance_strategy`` (MLCommons fork): which of ``storage.endpoint_uris`` a rank uses.
+    ``ROUND_ROBIN``: rank ``r`` takes endpoint ``r % n``; ``RANDOM``: one drawn per rank (seeded by it)."""
+
+    ROUND_ROBIN = "round_robin"
+    RANDOM = "random"
 
 
 class MultiprocessingContext(ConfigEnum):

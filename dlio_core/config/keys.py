@@ -66,7 +66,6 @@ NO_EFFECT: dict[str, str] = {
     "reader.reader_classname": "DLIO plugin classes are not loaded; formats are chosen by dataset.format",
     "reader.data_loader_sampler": "dl-driver's sampler hands whole batches to every loader; DLIO's "
                                   "iterative/index sample maps do not exist here",
-    "reader.write_threads": "the MLCommons fork's generation threads; use `dl-driver generate` options",
     "dataset.record_element_bytes": "it is derived from dataset.record_element_type",
     "dataset.data_gen_method": "the MLCommons fork's generator switch; dl-driver has one generator",
     "checkpoint.type": "DLIO HEAD ignores it too; which ranks write follows model.parallelism",
@@ -77,6 +76,11 @@ NO_EFFECT: dict[str, str] = {
                                               "from the generation manifest",
     "dataset.keep_files": "dl-driver never deletes the dataset after a run; remove the data folder yourself",
     "profiling.iostat_devices": "dl-driver runs no iostat profiler; report.json has per-stage latencies and bytes read",
+    # DLIO 2.0.0's stock dlrm.yaml carries these; no DLIO version reads them
+    "workflow.do_eval": "DLIO never reads it either (evaluation is workflow.evaluation)",
+    "dataset.eval_num_samples_per_file": "DLIO never reads it either (eval files hold dataset.num_samples_per_file)",
+    "train.total_eval_steps": "DLIO never reads it either (eval runs its files' steps)",
+    "evaluation.steps_between_evals": "DLIO never reads it either (evaluation.epochs_between_evals sets the cadence)",
 }
 CONDITIONAL_NO_EFFECT: dict[str, str] = {
     "dataset.enable_chunking": "no effect unless dataset.format is hdf5",
@@ -99,6 +103,8 @@ EXTENSIONS: dict[str, str] = {
                                        "MLCommons fork)",
     "checkpoint.compression": "zstd-compressed raw and stream checkpoints",
     "checkpoint.compression_level": "the zstd level of checkpoint.compression",
+    "reader.decode": "False (default: bytes, the MLCommons fork's measure) or True (decode as a trainer would)",
+    "dataset.image_encoding": "encoded (real images, default) or raw (the MLCommons fork's bytes) jpeg/png files",
 }
 
 

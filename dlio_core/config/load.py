@@ -28,6 +28,7 @@ from ..redact import redact_override
 from .checks import inert_keys
 from .convert import show
 from .enums import Compression, Format, Profiler
+from .env import fill_ins
 from .errors import ConfigError, ConfigWarning
 from .keys import CONDITIONAL_NO_EFFECT, MAPPING_KEYS, NO_EFFECT, TIME_KEYS, canonical_keys, resolve
 from .overrides import parse_override
@@ -93,6 +94,8 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | RunConfig, 
     if run_dir not in (None, "") and store.values.get("output.folder") is None:
         store.values["output.folder"] = str(run_dir)
         store.origin["output.folder"] = "from override hydra.run.dir"
+    for key, value, where in fill_ins(store.values, os.environ):  # the MLCommons fork's DLIO_* variables
+        store.put(key, value, where, source_id="env")
     cfg = _build(store, label, (*prior, *(str(o) for o in overrides)))
     for message in cfg.warnings:
         _warnings.warn(message, ConfigWarning, stacklevel=2)

@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 from . import convert as cv
 from .enums import (
     BatchContent, CheckpointMode, CheckpointType, Compression, ComputationDevice, DataLoader, DataLoaderSampler, DataType,
-    FileAccess, Format, Hdf5Layout, MultiprocessingContext, Profiler, ReadType, Shuffle, StorageType,
+    EndpointDistribution, FileAccess, Format, Hdf5Layout, ImageEncoding, MultiprocessingContext, Profiler, ReadType,
+    Shuffle, StorageType,
 )
 from .errors import ConfigError
 from .frozen import FrozenMap
@@ -224,6 +225,11 @@ class DatasetConfig(Section):
     record_element_type: str = spec("uint8", cv.numpy_dtype())
     hdf5: Hdf5Config = spec(None, _section(Hdf5Config))
     parquet: Mapping[str, Any] = spec(FrozenMap(), cv.mapping(known=PARQUET_KEYS))
+    image_encoding: ImageEncoding = spec(ImageEncoding.ENCODED, _enum(ImageEncoding),
+                                         doc="jpeg/png: encoded images (argonne) or raw sample bytes (the fork)")
+    skip_listing: bool = spec(False, cv.boolean(), doc="MLCommons fork: names from the naming rule, no LIST")
+    listing_validation_interval: int = spec(1000, cv.integer(min=0),
+                                            doc="with skip_listing: check every Nth file exists (0: none)")
 
     def _validate(self) -> None:
         if self.record_dims and self.record_length_bytes_stdev:
@@ -259,6 +265,10 @@ class ReaderConfig(Section):
     preprocess_time: TimeSpec = spec(TimeSpec(), _time(), time="plain")
     transformed_record_dims: tuple[int, ...] = spec((), cv.int_tuple(min=1))
     transformed_record_element_type: str = spec("uint8", cv.numpy_dtype())
+    decode: bool = spec(False, cv.boolean(), doc="False: read and count the bytes (the MLCommons fork's measure); "
+                                                 "True: decode as a trainer would (pixels, parquet columns)")
+    write_threads: int | None = spec(None, cv.optional(cv.integer(min=1)),
+                                     doc="MLCommons fork: generation writer threads (None: min(8, 2 x CPUs))")
     batch_content: BatchContent = spec(BatchContent.CONSTANT, _enum(BatchContent),
                                        doc="constant: DLIO's constant tensor after the real read; samples: the data read")
     data_loader_classname: str | None = spec(None, cv.optional(cv.text(nonempty=True)))
@@ -321,6 +331,10 @@ class StorageConfig(Section):
     storage_type: StorageType = spec(StorageType.LOCAL_FS, _enum(StorageType))
     storage_root: str = spec("./", cv.text(nonempty=True))
     storage_options: Mapping[str, Any] = spec(FrozenMap(), cv.mapping())
+    # MLCommons fork: several endpoints of one object store, one per rank (dlio_core.listing.rank_endpoint)
+    endpoint_uris: tuple[str, ...] = spec((), cv.str_tuple())
+    load_balance_strategy: EndpointDistribution = spec(EndpointDistribution.ROUND_ROBIN, _enum(EndpointDistribution))
+    use_mpi_endpoint_distribution: bool = spec(False, cv.boolean(), doc="True: contiguous blocks of ranks per endpoint")
 
 
 @dataclass(frozen=True)
