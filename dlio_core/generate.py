@@ -48,6 +48,7 @@ import numpy as np
 from dlio_core.formats import Format, format_for, get_format
 from dlio_core.listing import dataset_storage
 from dlio_core.manifest import DatasetError, Manifest, write_manifest
+from dlio_core.naming import file_name, split_relpath, subfolders
 from dlio_core.progress import Progress
 from dlio_core import preflight
 
@@ -60,16 +61,6 @@ SPLITS = ("train", "valid")
 
 def _name(v: Any) -> str:
     return str(getattr(v, "value", v)).lower()
-
-
-def file_name(prefix: str, index: int, count: int, extension: str) -> str:
-    """DLIO's file name: the index zero-padded to the digits of the count.
-
-    Example:
-        >>> file_name("img", 7, 16, "npz"), file_name("img", 7, 168, "npz")
-        ('img_07_of_16.npz', 'img_007_of_168.npz')
-    """
-    return f"{prefix}_{index:0{len(str(count))}d}_of_{count}.{extension}"
 
 
 def dlio_dims(record_length_bytes: float, record_length_bytes_stdev: float, total_files: int) -> np.ndarray | None:
@@ -181,11 +172,21 @@ class DatasetPlan:
             >>> p.relpath(0, 7)
             'train/1/img_07_of_16.npz'
         """
-        n, subs = self.num_files[split_id], self.num_subfolders[split_id]
-        name = file_name(self.file_prefix, index, n, self.extension)
-        if subs > 1:
-            return f"{SPLITS[split_id]}/{index % subs:0{len(str(subs))}d}/{name}"
-        return f"{SPLITS[split_id]}/{name}"
+        return split_relpath(SPLITS[split_id], index, self.num_files[split_id], self.num_subfolders[split_id],
+                             self.file_prefix, self.extension)
+
+    def stored_path(self, relpath: str) -> str:
+        """Where a file named ``relpath`` is stored: csv appends its codec's suffix (``.csv.gz``), as DLIO does.
+
+        Example:
+            >>> DatasetPlan("csv", "csv", "img", (1, 0), (0, 0), 1, np.dtype("u1"), (2, 2), None, "gzip").stored_path("train/a.csv")
+            'train/a.csv.gz'
+        """
+        if self.format == "csv" and self.compression != "none":
+            from dlio_core.formats.csv import data_path
+
+            return data_path(relpath, self.compression)
+        return relpath
 
     def shape(self, g: int) -> tuple[int, ...]:
         """The array shape of global file ``g``: ``(*sample_shape, samples_per_file)``."""
@@ -196,13 +197,7 @@ class DatasetPlan:
 
     def directories(self) -> list[str]:
         """Folders DLIO creates: ``train``, ``valid`` and the numbered subfolders."""
-        out = []
-        for sid, split in enumerate(SPLITS):
-            out.append(split)
-            subs = self.num_subfolders[sid]
-            if subs > 1:
-                out += [f"{split}/{k:0{len(str(subs))}d}" for k in range(subs)]
-        return out
+        return [d for sid, split in enumerate(SPLITS) for d in (split, *subfolders(split, self.num_subfolders[sid]))]
 
     def expected_size(self, fmt: Format, g: int) -> int | None:
         """Exact bytes of file ``g``, or None when compression makes it data-dependent."""
@@ -213,7 +208,7 @@ class DatasetPlan:
         lists: list[list[tuple[str, int]]] = [[], []]
         for g in range(self.total):
             sid, i = self.locate(g)
-            lists[sid].append((self.relpath(sid, i), int(sizes[g])))
+            lists[sid].append((self.stored_path(self.relpath(sid, i)), int(sizes[g])))
         by_name = [tuple(sorted(fl, key=lambda f: (posixpath.basename(f[0]), f[0]))) for fl in lists]
         return Manifest(format=self.format, train=by_name[0], valid=by_name[1], dataset=dataset)
 
@@ -225,6 +220,12 @@ def _effective_compression(fmt: str, compression: Any) -> str:
         return "none"
     if fmt == "npz" and c == "zip":
         return "zip"
+    applied = {"csv": ("gzip", "bz2", "zip", "xz"), "parquet": ("snappy", "gzip", "lz4", "zstd", "brotli")}
+    if c in applied.get(fmt, ()):
+        return c
+    if fmt == "csv":
+        raise DatasetError(f"dataset.compression={c} is not a csv codec (DLIO's pandas writer fails on it too); "
+                           f"use gzip, bz2, zip, xz or none")
     if fmt == "hdf5":
         if c in ("gzip", "lzf"):
             return c
@@ -244,7 +245,7 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     """Write this rank's share of the dataset described by ``cfg.dataset``; return the manifest.
 
     Rank ``r`` writes global files ``r, r + world, ...`` with ``threads`` writer threads (default
-    ``min(8, 2 * cpus)``). Rank 0 also writes ``{data_folder}/dl-driver-manifest.json``: every size is
+    ``reader.write_threads``, else ``min(8, 2 * cpus)``). Rank 0 also writes ``{data_folder}/dl-driver-manifest.json``: every size is
     known in advance from the shapes, so it needs nothing from the other ranks (callers still barrier
     before reading). Compressed files are the exception: their sizes depend on the data, so with
     ``world > 1`` no manifest is written (sizes are -1 in the returned one); call
@@ -253,11 +254,16 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     """
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"rank {rank} is not in a world of {world}")
+    if threads is None:  # the MLCommons fork's reader.write_threads, else ours
+        threads = getattr(getattr(cfg, "reader", None), "write_threads", None)
     nthreads = _default_threads() if threads is None else int(threads)
     if nthreads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     plan = DatasetPlan.from_config(cfg)
     fmt = format_for(cfg.dataset)  # bound to the section's options (hdf5 layout, chunking, ...)
+    note = fmt.size_note(cfg.dataset) if hasattr(fmt, "size_note") else None  # a schema sizes parquet rows
+    if note:
+        warnings.warn(note, stacklevel=2)
     storage = dataset_storage(cfg)
     size_of: dict[tuple[int, ...], int | None] = {}  # shapes repeat: one header build per shape
     expected = []
@@ -276,8 +282,12 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     def write_one(g: int) -> tuple[int, int]:
         sid, i = plan.locate(g)
         rel = plan.relpath(sid, i)
-        x = sample_array(plan.shape(g), plan.dtype, (CONTENT_SEED, sid, i))
-        n = fmt.write_file(storage, rel, x, compression=plan.compression)
+        if getattr(fmt, "generates_rows", False):  # parquet with a schema: rows from the columns, a batch at a time
+            n = fmt.write_rows(storage, rel, plan.samples_per_file, key=(CONTENT_SEED, sid, i),
+                               compression=plan.compression)
+        else:
+            x = sample_array(plan.shape(g), plan.dtype, (CONTENT_SEED, sid, i))
+            n = fmt.write_file(storage, rel, x, compression=plan.compression)
         if expected[g] is not None and n != expected[g]:
             raise DatasetError(f"{rel}: wrote {n} bytes, expected {expected[g]} (dl-driver bug: please report)")
         return g, n

@@ -22,10 +22,12 @@ import posixpath
 import warnings
 from typing import Any
 
+from dlio_core.launch import detect
+from dlio_core.listing_rules import logical_files, named_files, partition_column, stored_suffix
 from dlio_core.manifest import MANIFEST_NAME, DatasetError, Manifest, load_manifest, split_dir
 from dlio_core.storage import Storage, StorageError, open_storage, split_scheme
 
-__all__ = ["dataset_storage", "dataset_files", "scan_manifest"]
+__all__ = ["dataset_storage", "dataset_files", "scan_manifest", "rank_endpoint"]
 
 
 def _name(v: Any) -> str:
@@ -33,7 +35,35 @@ def _name(v: Any) -> str:
     return str(getattr(v, "value", v)).lower()
 
 
-def dataset_storage(cfg: Any) -> Storage:
+def rank_endpoint(storage_section: Any, rank: int, world: int) -> str | None:
+    """The endpoint of ``storage.endpoint_uris`` rank ``rank`` of ``world`` talks to (the MLCommons fork's
+    multi-endpoint configs), or None without a list. ``use_mpi_endpoint_distribution``: contiguous blocks
+    of ranks per endpoint (ranks 0-3 of 16 on the first of 4); else ``load_balance_strategy``
+    ``round_robin`` (rank ``r`` on ``r % n``) or ``random`` (one drawn per rank, seeded by it). s3dlio
+    spreads each rank's requests over every endpoint instead; a rank here keeps to one.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> st = NS(endpoint_uris=("http://a", "http://b"), use_mpi_endpoint_distribution=True)
+        >>> [rank_endpoint(st, r, 4) for r in range(4)]
+        ['http://a', 'http://a', 'http://b', 'http://b']
+        >>> rank_endpoint(NS(endpoint_uris=("http://a", "http://b"), load_balance_strategy="round_robin"), 3, 4)
+        'http://b'
+    """
+    uris = tuple(getattr(storage_section, "endpoint_uris", None) or ())
+    if not uris:
+        return None
+    n = len(uris)
+    if getattr(storage_section, "use_mpi_endpoint_distribution", False):
+        return uris[min(n - 1, rank * n // max(world, 1))]
+    if _name(getattr(storage_section, "load_balance_strategy", "round_robin")) == "random":
+        import random
+
+        return uris[random.Random(rank).randrange(n)]
+    return uris[rank % n]
+
+
+def dataset_storage(cfg: Any, *, rank: int | None = None, world: int | None = None) -> Storage:
     """The storage rooted at the configured data folder, from DLIO's ``storage`` section.
 
     * ``dataset.data_folder`` that is a URI (``s3://``, ``az://``, ``gs://``, ``direct://``, ``file://``)
@@ -44,6 +74,9 @@ def dataset_storage(cfg: Any) -> Storage:
       (the root is the container).
 
     Credentials may also come from the environment (``AWS_*``, ``AZURE_STORAGE_*``); see the backends.
+    ``storage_type: direct_fs`` (the MLCommons fork) is local files read with O_DIRECT (``direct://``).
+    With ``storage.endpoint_uris`` the endpoint is this rank's (:func:`rank_endpoint`; ``rank`` and
+    ``world`` default to what the launcher announces).
 
     Example:
         >>> from types import SimpleNamespace as NS
@@ -63,13 +96,18 @@ def dataset_storage(cfg: Any) -> Storage:
     stype = _name(getattr(st, "storage_type", "local_fs") or "local_fs")
     root = str(getattr(st, "storage_root", "") or "")
     options = thaw(getattr(st, "storage_options", None) or {}) or None
-    odirect = bool(getattr(getattr(cfg, "reader", None), "odirect", False))
+    if getattr(st, "endpoint_uris", None):
+        launch = detect()
+        endpoint = rank_endpoint(st, launch.rank if rank is None else rank,
+                                 (launch.world or 1) if world is None else world)
+        options = {**(options or {}), "endpoint_url": endpoint}
+    odirect = bool(getattr(getattr(cfg, "reader", None), "odirect", False)) or stype == "direct_fs"
     scheme = split_scheme(folder)[0]
     if scheme is not None:
         if odirect and scheme in ("file", "local"):
             return open_storage("direct://" + split_scheme(folder)[1])
         return open_storage(folder, options if scheme not in ("file", "local", "direct") else None)
-    if stype in ("local_fs", "parallel_fs"):
+    if stype in ("local_fs", "parallel_fs", "direct_fs"):
         # DLIO's storage_options only mean something to object stores; not passed to local files.
         path = os.path.join(root, folder) if root else folder
         return open_storage("direct://" + os.path.abspath(path)) if odirect else open_storage(path)
@@ -91,6 +129,13 @@ def dataset_storage(cfg: Any) -> Storage:
 def _by_basename(files: list[tuple[str, int]]) -> list[tuple[str, int]]:
     # DLIO sorts by basename across subfolders (np.argsort of basenames); the path breaks ties.
     return sorted(files, key=lambda f: (posixpath.basename(f[0]), f[0]))
+
+
+def _listed(dataset: Any, storage: Storage, split: str) -> list[tuple[str, int]]:
+    """One listing of ``split``: files with the format's stored suffix, partition parts as their logical
+    files, in DLIO's order."""
+    files = storage.list_files(split, stored_suffix(dataset))
+    return _by_basename(logical_files(files) if partition_column(dataset) is not None else files)
 
 
 def dataset_files(cfg: Any, storage: Storage, split: str) -> list[tuple[str, int]]:
@@ -115,9 +160,12 @@ def dataset_files(cfg: Any, storage: Storage, split: str) -> list[tuple[str, int
     need = int(ds.num_files_train if sd == "train" else ds.num_files_eval)
     if need <= 0:
         return []
+    if getattr(ds, "skip_listing", False):  # the MLCommons fork's zero-LIST mode: names from DLIO's rule
+        return named_files(cfg, storage, sd, need)
     fmt = _name(ds.format)
+    partitioned = partition_column(ds) is not None  # parts on storage, logical files in the manifest
     m = load_manifest(storage)
-    if m is not None and m.format == fmt and len(m.files(sd)) >= need:
+    if m is not None and m.format == fmt and len(m.files(sd)) >= need and not partitioned:
         files = m.files(sd)[:need]
         last, size = files[-1]
         try:
@@ -128,11 +176,11 @@ def dataset_files(cfg: Any, storage: Storage, split: str) -> list[tuple[str, int
             return files
         warnings.warn(f"{storage.url}/{MANIFEST_NAME} does not match the files on storage ({last}); "
                       f"listing the data folder instead", stacklevel=2)
-    files = _by_basename(storage.list_files(sd, "." + fmt))
+    files = _listed(ds, storage, sd)
     if len(files) < need:
         key = "num_files_train" if sd == "train" else "num_files_eval"
         raise DatasetError(
-            f"found {len(files)} {sd} file(s) (*.{fmt}) under {storage.url.rstrip('/')}/{sd}, but "
+            f"found {len(files)} {sd} file(s) (*{stored_suffix(ds)}) under {storage.url.rstrip('/')}/{sd}, but "
             f"dataset.{key} is {need}. Generate the dataset first: `dl-driver generate <workload>` "
             f"(or add ++workload.workflow.generate_data=True to the run).")
     return files[:need]
@@ -142,7 +190,7 @@ def scan_manifest(cfg: Any, storage: Storage) -> Manifest:
     """A manifest built from one listing of both splits (for data whose sizes were not known in
     advance, e.g. compressed files written by several ranks; call after they all finished)."""
     fmt = _name(cfg.dataset.format)
-    train = tuple(_by_basename(storage.list_files("train", "." + fmt)))
-    valid = tuple(_by_basename(storage.list_files("valid", "." + fmt)))
+    train = tuple(_listed(cfg.dataset, storage, "train"))
+    valid = tuple(_listed(cfg.dataset, storage, "valid"))
     section = cfg.to_dict()["dataset"] if hasattr(cfg, "to_dict") else {}
     return Manifest(format=fmt, train=train, valid=valid, dataset=section)

@@ -30,21 +30,36 @@ from dlio_core.formats import Format, format_for
 from dlio_core.manifest import split_dir
 from dlio_core.sampling import EpochPlan
 
-__all__ = ["native_reader", "reader_format", "reader_seed", "epoch_plan"]
+__all__ = ["native_reader", "reader_format", "read_mode", "reader_seed", "epoch_plan"]
 
 # Ranks' seeds are spaced by a prime, so each rank draws its own preprocessing times.
 RANK_SEED_STRIDE = 7919
 
 
 def reader_format(cfg: Any) -> Format:
-    """The dataset's format bound to its section's options (hdf5 layout, tfrecord samples per file).
+    """The dataset's format bound to its section's options (hdf5 layout, tfrecord samples per file) and
+    to ``reader.decode`` (:func:`read_mode`).
 
     Example:
         >>> from dlio_core.config import load_config
         >>> reader_format(load_config("default", ["++workload.dataset.format=tfrecord"])).samples_per_file
         1
     """
-    return format_for(cfg.dataset)
+    return format_for(cfg.dataset, getattr(cfg, "reader", None))
+
+
+def read_mode(cfg: Any) -> str:
+    """``"bytes"`` (``reader.decode: false``, the default: files are read and their bytes counted, nothing
+    decoded, as the MLCommons fork and so MLPerf Storage v3 measure) or ``"decode"`` (decoded as a trainer
+    would: JPEG/PNG pixels, parquet columns to arrays, csv text to numbers). Formats whose samples are
+    views of the bytes read (npy, npz, tfrecord, hdf5, indexed_binary) read the same way in both modes.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> read_mode(NS(reader=NS(decode=False))), read_mode(NS(reader=NS(decode=True)))
+        ('bytes', 'decode')
+    """
+    return "decode" if getattr(getattr(cfg, "reader", None), "decode", False) else "bytes"
 
 
 def reader_seed(cfg: Any, rank: int) -> int:

@@ -38,7 +38,7 @@ from .listing import dataset_files, dataset_storage
 from .loaders import make_loader
 from .metrics import PhaseRecord
 from .output import RunLog, resolve_output_folder, write_config_copies
-from .reader import epoch_plan
+from .reader import epoch_plan, read_mode
 from .report.host import timestamp
 from .report.access_order import AccessOrderLog
 from .run_end import FAILED, Progress, RunEnd, RunSync
@@ -145,6 +145,8 @@ class _Run:
             log.warning(message)
         log.output(f"Running dl-driver with {dist.world} process(es) on {dist.num_hosts} host(s): "
                    f"workload {cfg.source}")
+        log.output(f"Read mode: {read_mode(cfg)} (reader.decode: {str(cfg.reader.decode).lower()}), "
+                   f"format {cfg.dataset.format}")
         if cfg.workflow.checkpoint:
             from .checkpoint import CheckpointEngine
 

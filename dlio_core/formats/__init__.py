@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+
 from dlio_core.formats.base import COMPRESSIONS, Format, FormatError
 from dlio_core.registry import Entry, Registry
 
@@ -59,15 +61,30 @@ def get_format(name: str) -> Format:
     return FORMATS.load(name)
 
 
-def format_for(dataset: object) -> Format:
-    """The format of a ``dataset`` config section, bound to that section's options when the format
-    takes any (``configure(dataset)``: hdf5's layout and chunking, tfrecord's samples per file).
+def format_for(dataset: object, reader: object = None) -> Format:
+    """The format of a ``dataset`` config section, bound to that section's options and to the ``reader``
+    section's read mode when the format takes any (``configure(dataset, reader)``: hdf5's layout and
+    chunking, tfrecord's samples per file, ``reader.decode`` for jpeg, png, csv and parquet).
 
     Example:
         >>> from types import SimpleNamespace as NS
         >>> format_for(NS(format="tfrecord", num_samples_per_file=4)).samples_per_file
         4
+        >>> format_for(NS(format="png", num_samples_per_file=1), NS(decode=True)).decode
+        True
     """
     fmt = get_format(getattr(dataset, "format"))
     configure = getattr(fmt, "configure", None)
-    return configure(dataset) if configure is not None else fmt
+    if configure is None:
+        return fmt
+    return configure(dataset, reader) if _takes_reader(configure) else configure(dataset)
+
+
+def _takes_reader(configure: object) -> bool:
+    """Whether a format's ``configure`` accepts the reader section (third-party formats may take only
+    the dataset section)."""
+    try:
+        params = list(inspect.signature(configure).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)

@@ -32,11 +32,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from dlio_core.formats._extras import pyarrow_modules
+from dlio_core.formats._parquet_groups import GROUPS
 from dlio_core.formats._ranged import LayoutCache
 from dlio_core.formats._spans import check_wanted, coalesce, fill, gather
 from dlio_core.formats.base import FormatError
 
-__all__ = ["ParquetReader", "FOOTERS", "table_rows", "column_bytes"]
+__all__ = ["ParquetReader", "FOOTERS", "GROUPS", "table_rows", "column_bytes"]
 
 FOOTERS = LayoutCache(max_weight=4096)   # per process: parsed footers (weight: row groups / 64, at least 1)
 _TAIL = 64 << 10                         # bytes read from the end to find the footer in one read
@@ -129,16 +130,6 @@ def rows_of(parts: list[np.ndarray | list[bytes]], count: int) -> np.ndarray | l
     return [b"".join(cells) for cells in zip(*as_rows)]
 
 
-def _positions(footer: _Footer, groups: list[int], wanted: list[int]) -> np.ndarray:
-    """Where rows ``wanted`` of the file are among the rows of ``groups`` read one after the other."""
-    counts = np.diff(footer.row_starts)
-    first = np.zeros(len(counts), np.int64)  # first row of each read group among the rows read
-    first[groups] = np.concatenate([[0], np.cumsum(counts[groups])[:-1]])
-    w = np.asarray(wanted, np.int64)
-    g = np.searchsorted(footer.row_starts, w, side="right") - 1
-    return w - footer.row_starts[g] + first[g]
-
-
 class ParquetReader:
     """Reads the row groups holding chosen rows of one file; see :meth:`read`."""
 
@@ -167,61 +158,70 @@ class ParquetReader:
         return self.storage.read_into(self.path, view, at)
 
     def read(self, indices: Sequence[int], keep: bool) -> tuple[int, int, list[np.ndarray] | None, float, float]:
-        """Read the row groups holding rows ``indices`` (row numbers in the file).
+        """Read the row groups holding rows ``indices`` (row numbers in the file), each at most once per
+        pass over its rows (``_parquet_groups``).
 
         Returns ``(bytes_read, sample_bytes, samples, io_s, decode_s)``: see the module docstring for
         what ``samples`` (when ``keep``) and ``sample_bytes`` are in each mode.
         """
-        wanted = [int(i) for i in indices]
-        if not wanted:
+        wanted = np.asarray([int(i) for i in indices], np.int64)
+        if not len(wanted):
             return 0, 0, [] if keep else None, 0.0, 0.0
         footer, nbytes, io_s = self._footer()
-        uniq = sorted(set(wanted))
-        check_wanted(uniq, int(footer.row_starts[-1]), self.path, "the file holds")
-        groups = sorted(set((np.searchsorted(footer.row_starts, uniq, side="right") - 1).tolist()))
+        check_wanted(sorted(set(wanted.tolist())), int(footer.row_starts[-1]), self.path, "the file holds")
         leaves = self._leaves(footer)
-        spans_of = {g: footer.chunk_spans(g, leaves) for g in groups}
-        spans = [s for g in groups for s in spans_of[g]]
+        group_of = np.searchsorted(footer.row_starts, wanted, side="right") - 1
+        times = [io_s, 0.0]
+        sample_bytes = 0
+        samples: list[Any] = [None] * len(wanted) if keep else []
+        for g in np.unique(group_of).tolist():
+            pos = np.flatnonzero(group_of == g)
+            rows = wanted[pos] - footer.row_starts[g]
+            count = int(footer.row_starts[g + 1] - footer.row_starts[g])
+            key = (self.storage.url, self.path, self.size, self.columns, self.decode, g)
+            value, got = GROUPS.take(key, rows, count, lambda: self._load(footer, g, leaves, times))
+            nbytes += got
+            sample_bytes += self._hand_out(value, rows, count, pos, samples if keep else None)
+        return nbytes, sample_bytes, samples if keep else None, times[0], times[1]
+
+    def _load(self, footer: _Footer, group: int, leaves: list[int], times: list[float]) -> tuple[Any, int]:
+        """Read one row group's selected chunks: ``(value, bytes_read)``; the value is those bytes (bytes
+        mode) or the decoded rows (decode mode: ``(rows, row_bytes)`` uint8, or each row's bytes)."""
+        spans = footer.chunk_spans(group, leaves)
         t0 = time.perf_counter()
         if not self.decode:
-            buf, starts, got = gather(spans, self._fetch, self.path)
-            io_s += time.perf_counter() - t0
-            return (nbytes + got, *self._shares(footer, groups, spans_of, buf, wanted, keep), io_s, 0.0)
+            buf, _starts, got = gather(spans, self._fetch, self.path)
+            times[0] += time.perf_counter() - t0
+            return buf, got
         sparse = np.empty(self.size, np.uint8)  # untouched pages are never allocated
+        got = 0
         for _first, _end, at, length in coalesce(sorted(spans)):
-            nbytes += fill(sparse[at:at + length], at, self._fetch, self.path)
+            got += fill(sparse[at:at + length], at, self._fetch, self.path)
         t1 = time.perf_counter()
-        parts = self._decode(footer, groups, sparse)  # the decoding a trainer does: columns as arrays
-        pos = _positions(footer, groups, wanted)
-        samples = None
-        if all(isinstance(p, np.ndarray) for p in parts):
-            sample_bytes = sum(p.shape[1] for p in parts) * len(wanted)
-            if keep:
-                rows = rows_of(parts, len(pos))
-                samples = [rows[p] for p in pos.tolist()]
-        else:
-            rows = rows_of(parts, 0)
-            sample_bytes = sum(len(rows[p]) for p in pos.tolist())
-            if keep:
-                samples = [np.frombuffer(rows[p], np.uint8) for p in pos.tolist()]
-        return nbytes, sample_bytes, samples, io_s + (t1 - t0), time.perf_counter() - t1
+        rows = rows_of(self._decode(footer, [group], sparse), int(footer.meta.row_group(group).num_rows))
+        times[0] += t1 - t0
+        times[1] += time.perf_counter() - t1
+        return rows, got
 
-    def _shares(self, footer: _Footer, groups: list[int], spans_of: dict[int, list[tuple[int, int]]],
-                buf: np.ndarray, wanted: list[int], keep: bool) -> tuple[int, list[np.ndarray] | None]:
-        """Bytes mode: each row's share of its row group's bytes (as views), and their total for ``wanted``."""
-        ng = footer.meta.num_row_groups
-        start, length = np.zeros(ng, np.int64), np.zeros(ng, np.int64)
-        at = 0
-        for g in groups:
-            start[g], length[g] = at, sum(n for _, n in spans_of[g])
-            at += int(length[g])
-        w = np.asarray(wanted, np.int64)
-        g = np.searchsorted(footer.row_starts, w, side="right") - 1
-        r, count = w - footer.row_starts[g], footer.row_starts[g + 1] - footer.row_starts[g]
-        a = start[g] + r * length[g] // count
-        b = start[g] + (r + 1) * length[g] // count
-        samples = [buf[x:y] for x, y in zip(a.tolist(), b.tolist())] if keep else None
-        return int((b - a).sum()), samples
+    @staticmethod
+    def _hand_out(value: Any, rows: np.ndarray, count: int, pos: np.ndarray, samples: list[Any] | None) -> int:
+        """Put rows ``rows`` of a group's ``value`` at ``pos`` of ``samples`` (when kept); their bytes.
+        Bytes mode: each row's share of the group's chunk bytes (nothing decoded); decode mode: the row."""
+        if isinstance(value, np.ndarray) and value.ndim == 1:  # bytes mode
+            a, b = rows * len(value) // count, (rows + 1) * len(value) // count
+            if samples is not None:
+                for p, x, y in zip(pos.tolist(), a.tolist(), b.tolist()):
+                    samples[p] = value[x:y]
+            return int((b - a).sum())
+        if isinstance(value, np.ndarray):
+            if samples is not None:
+                for p, r in zip(pos.tolist(), rows.tolist()):
+                    samples[p] = value[r]
+            return int(value.shape[1]) * len(rows)
+        if samples is not None:
+            for p, r in zip(pos.tolist(), rows.tolist()):
+                samples[p] = np.frombuffer(value[r], np.uint8)
+        return sum(len(value[r]) for r in rows.tolist())
 
     def _decode(self, footer: _Footer, groups: list[int], sparse: np.ndarray) -> list[np.ndarray | list[bytes]]:
         """The selected columns of ``groups`` decoded from ``sparse``, each by :func:`column_bytes`."""

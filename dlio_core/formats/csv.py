@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from dlio_core.formats import _zip
-from dlio_core.formats._rows import option_name, sample_count
+from dlio_core.formats._rows import decode_flag, option_name, sample_count
 from dlio_core.formats.base import FormatError, where
 
 if TYPE_CHECKING:
@@ -145,23 +145,31 @@ def _values(text: str, dtype: np.dtype | None, path: str | None) -> np.ndarray:
 @dataclass(frozen=True)
 class CSVFormat:
     """DLIO's csv format; ``dtype`` (``record_element_type``, from :meth:`configure`) is what values
-    are parsed as (None: int64, or float64 when one is not an integer)."""
+    are parsed as (None: int64, or float64 when one is not an integer). ``decode`` False (bytes mode,
+    ``reader.decode: false``) checks the file's framing and hands back its bytes in ``samples_per_file``
+    equal shares, parsing nothing (what the MLCommons fork counts); True parses the values."""
 
     name: ClassVar[str] = "csv"
     extension: ClassVar[str] = "csv"
     whole_file: ClassVar[bool] = True
     dtype: str | None = None
+    decode: bool = True          # a bare FORMAT parses values; configure() follows reader.decode
+    samples_per_file: int = 1
 
     def configure(self, dataset: Any, reader: Any = None) -> CSVFormat:
-        """This format reading values as the ``dataset`` section's ``record_element_type``.
+        """This format reading values as the ``dataset`` section's ``record_element_type``, in the
+        ``reader`` section's mode (``reader.decode``; without a reader section, this format's).
 
         Example:
             >>> from types import SimpleNamespace as NS
-            >>> FORMAT.configure(NS(record_element_type="float32")).parse(b"1.5,2\\n").dtype
+            >>> FORMAT.configure(NS(record_element_type="float32"), NS(decode=True)).parse(b"1.5,2\\n").dtype
             dtype('float32')
+            >>> FORMAT.configure(NS(num_samples_per_file=2), NS(decode=False)).parse(b"1,2\\n3,4\\n")[:, 1].tobytes()
+            b'3,4\\n'
         """
         dt = getattr(dataset, "record_element_type", None)
-        return replace(self, dtype=None if dt is None else np.dtype(dt).str)
+        return replace(self, dtype=None if dt is None else np.dtype(dt).str, decode=decode_flag(reader, self.decode),
+                       samples_per_file=max(1, int(getattr(dataset, "num_samples_per_file", 1) or 1)))
 
     def file_size(self, shape: tuple[int, ...], dtype: Any, *, compression: str | None = "none") -> None:
         """None: the length of the text depends on the values."""
@@ -181,6 +189,8 @@ class CSVFormat:
         """``(values_per_row, rows)`` from the bytes of a whole file, plain or compressed (sample ``i``
         is ``x[:, i]``). Raises ``FormatError`` naming ``path`` when truncated or not numeric csv."""
         mv = memoryview(buffer).cast("B")
+        if not self.decode:
+            return self._shares(mv, path)
         raw = _decompress(mv, path)
         dtype = None if self.dtype is None else np.dtype(self.dtype)
         try:
@@ -192,6 +202,18 @@ class CSVFormat:
         if not text.endswith("\n"):  # DLIO's files end every row with a newline: a missing one is a cut
             raise FormatError(f"{where(path)}: truncated csv (the last row has no line end)")
         return _values(text, dtype, path).T
+
+    def _shares(self, mv: memoryview, path: str | None) -> np.ndarray:
+        """Bytes mode: ``(share, samples_per_file)`` uint8, sample ``i`` the ``i``-th equal share of the
+        file's bytes, after checking what can be checked without decoding (a plain file's last line end;
+        a compressed one's magic is recognised by ``_decompress`` only when decoding)."""
+        raw = np.frombuffer(mv, np.uint8)
+        codec = next((name for magic, name in _MAGIC if bytes(mv[:6]).startswith(magic)), "none")
+        if codec == "none" and len(raw) and raw[-1] != 0x0A:
+            raise FormatError(f"{where(path)}: truncated csv (the last row has no line end)")
+        n = self.samples_per_file
+        share = len(raw) // n
+        return raw[:share * n].reshape(n, share).T
 
 
 FORMAT = CSVFormat()

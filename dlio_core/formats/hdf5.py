@@ -88,7 +88,7 @@ class HDF5Format:
             raise FormatError(f"dataset.hdf5.num_dset_per_record={self.num_dset_per_record} needs "
                               f"dataset.hdf5.layout: records_k (DLIO 2.0.0's layout has one 'records' dataset)")
 
-    def configure(self, dataset: Any) -> HDF5Format:
+    def configure(self, dataset: Any, reader: Any = None) -> HDF5Format:
         """This format with the writer options of a ``dataset`` config section.
 
         Example:

@@ -52,7 +52,9 @@ import numpy as np
 
 from dlio_core.formats._extras import pyarrow_modules
 from dlio_core.formats._parquet_read import FOOTERS, ParquetReader, table_rows
-from dlio_core.formats._parquet_schema import Column, arrow_schema, columns_from, generate_table, legacy_column
+from dlio_core.formats._parquet_schema import (
+    Column, arrow_schema, columns_from, generate_table, legacy_column, row_nbytes,
+)
 from dlio_core.formats._rows import decode_flag, nominal_sample, option_name, sample_rows
 from dlio_core.formats.base import FormatError, where
 
@@ -129,16 +131,40 @@ class ParquetFormat:
                        legacy_row_bytes=math.prod(shape) * dtype.itemsize)
 
     @property
+    def generates_rows(self) -> bool:
+        """True with a schema: generation calls :meth:`write_rows` (rows made from the columns' types a
+        batch at a time) instead of building a sample array from ``record_length_bytes``."""
+        return bool(self.columns)
+
+    def size_note(self, dataset: Any) -> str | None:
+        """Why ``dataset.record_length_bytes`` does not size the rows, when a schema gives them another size
+        (the fork ignores it too; generation warns with this), else None.
+
+        Example:
+            >>> from types import SimpleNamespace as NS
+            >>> fmt = FORMAT.configure(NS(parquet={"columns": [{"name": "a", "dtype": "int8", "size": 3}]}))
+            >>> fmt.size_note(NS(record_length_bytes=4096))
+            'dataset.record_length_bytes=4096 is ignored for parquet with dataset.parquet.columns: a row holds the columns, 3 bytes'
+        """
+        if not self.generates_rows:
+            return None
+        row = row_nbytes(self.columns)
+        stated = int(getattr(dataset, "record_length_bytes", row) or row)
+        if stated == row:
+            return None
+        return (f"dataset.record_length_bytes={stated} is ignored for parquet with dataset.parquet.columns: "
+                f"a row holds the columns, {row} bytes")
+
+    @property
     def schema_columns(self) -> tuple[Column, ...]:
         """The columns files are written with (the legacy ``data`` column when no schema is given)."""
         return self.columns or (legacy_column(self.legacy_row_bytes),)
 
     @property
     def selected(self) -> tuple[str, ...]:
-        """Names of the columns a reader reads."""
-        if self.read_columns is not None:
-            return tuple(self.read_columns)
-        return tuple(c.name for c in self.schema_columns if c.read)
+        """Names of the columns a reader reads (never ``partition_by``: its value is in the parts' folder names)."""
+        names = self.read_columns if self.read_columns is not None else [c.name for c in self.schema_columns if c.read]
+        return tuple(n for n in names if n != self.partition_by)
 
     def file_size(self, shape: tuple[int, ...], dtype: Any, *, compression: str | None = "none") -> None:
         """None: page headers, statistics and the footer make the size known only after writing."""
@@ -231,8 +257,13 @@ class ParquetFormat:
             raise FormatError(f"{where(path)}: rows of different sizes; read them with open_reader instead")
         return matrix.T
 
-    def open_reader(self, storage: Storage, path: str, size: int) -> ParquetReader:
-        """A reader of whole row groups of the selected columns (the engine's ranged-format hook)."""
+    def open_reader(self, storage: Storage, path: str, size: int) -> Any:
+        """A reader of whole row groups of the selected columns (the engine's ranged-format hook); with
+        ``partition_by`` ``path`` is the logical file, read from its parts (``_parquet_parts``)."""
+        if self.partition_by is not None:
+            from dlio_core.formats._parquet_parts import PartitionedReader
+
+            return PartitionedReader(storage, path, int(size), self.selected, decode=self.decode)
         return ParquetReader(storage, path, int(size), self.selected, decode=self.decode)
 
 

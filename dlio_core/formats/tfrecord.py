@@ -106,7 +106,7 @@ class TFRecordFormat:
     whole_file: ClassVar[bool] = False
     samples_per_file: int | None = None
 
-    def configure(self, dataset: Any) -> TFRecordFormat:
+    def configure(self, dataset: Any, reader: Any = None) -> TFRecordFormat:
         """This format bound to a ``dataset`` config section.
 
         Example:

@@ -88,6 +88,8 @@ def build_report(cfg: Any, dist: Any, summary: dict, gathered: Sequence[Any], tr
         "num_ranks": dist.world,
         "num_hosts": summary["num_hosts"],
         "data_loader": str(getattr(cfg.reader.data_loader, "value", cfg.reader.data_loader)),
+        # reader.decode: "bytes" (read and counted, the MLCommons fork's measure) or "decode"
+        "read_mode": "decode" if getattr(cfg.reader, "decode", False) else "bytes",
         "dataset_bytes": dataset_bytes,
         "measured_window": {"exclude_start_steps": cfg.output.exclude_start_steps,
                             "exclude_end_steps": cfg.output.exclude_end_steps},
