@@ -285,7 +285,9 @@ def test_recovery_rank_shift_on_one_host_warns_and_reads_own_files(tmp_path):
 def test_default_mode_data_note_is_logged_as_a_warning(tmp_path):
     log = Log()
     # rank 0 of 8 as far as sizing goes (no communicator: collectives are local)
-    CheckpointEngine(config(tmp_path, "llama3_8b", *TINY_LLAMA), Dist(rank=0, world=8), log=log, progress=False)
+    # the stock llama3_8b sets no parallelism.data (the bundled copy used to): set it here
+    CheckpointEngine(config(tmp_path, "llama3_8b", *TINY_LLAMA, "model.parallelism.data=1"), Dist(rank=0, world=8),
+                     log=log, progress=False)
     assert any(k == "warning" and "model.parallelism.data=1 has no effect" in m for k, m in log.lines)
 
 

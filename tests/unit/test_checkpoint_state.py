@@ -65,9 +65,9 @@ def test_llama3_8b_parameter_count():
 
 
 def test_default_mode_ignores_parallelism_data_with_a_note():
-    p = plan("llama3_8b", 8)  # the MLPerf YAML carries data: 1 in default mode
+    p = plan("llama3_8b", 8, "model.parallelism.data=1")  # data: 1 in default mode (the stock YAML sets none)
     assert p.dp == 8 and p.notes and "model.parallelism.data=1" in p.notes[0]
-    assert not plan("llama3_405b", 512).notes  # data: 2 agrees with 512 / (8 * 32)
+    assert not plan("llama3_405b", 512, "model.parallelism.data=2").notes  # data: 2 agrees with 512 / (8 * 32)
 
 
 def test_subset_mode_writes_the_share_of_the_larger_job():
@@ -124,14 +124,17 @@ def test_datatypes_set_bytes_per_element():
     assert plan("llama3_8b", 8, "model.optimizer_datatype=fp16").part_bytes("optimizer") == opt // 2
 
 
+ZERO0 = "model.parallelism.zero_stage=0"  # the stock megatron_deepspeed_LLNL runs ZeRO 1 (the bundled copy said 0)
+
+
 @pytest.mark.filterwarnings("ignore:checkpoint.type")
 def test_legacy_lists_override_the_formula():
-    p = plan("megatron_deepspeed_LLNL", 32)  # TP4 PP8 ZeRO0, layer_parameters + optimization_groups
+    p = plan("megatron_deepspeed_LLNL", 32, ZERO0)  # TP4 PP8 ZeRO0, layer_parameters + optimization_groups
     files = dict(p.rank_files(9))  # tp 1, pp 2
     assert files["model_states-9.pt"] == 30102  # model.model_size (HEAD ignores this spelling; we do not)
     assert files["zero_pp_rank_0_mp_rank_9_model_states.pt"] == 5 * (52583936 // 4 + 209715200 // 4)  # 40 / 8 layers
     assert files["zero_pp_rank_0_mp_rank_9_optim_states.pt"] == 3 * (1009254400 + 865075200 + 793600)
-    assert plan("megatron_deepspeed_LLNL", 64).rank_files(40) == []  # ZeRO 0: only ranks < TP*PP write
+    assert plan("megatron_deepspeed_LLNL", 64, ZERO0).rank_files(40) == []  # ZeRO 0: only ranks < TP*PP write
 
 
 # --- layouts DLIO rejects ---------------------------------------------------------------------------
