@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from ..metrics import mean_std
 from ..output import redact_override
 from .host import host_memory_bytes, proc_dict
+from .rank_summary import host_table, rank_spread
 
 __all__ = ["build_report", "provenance"]
 
@@ -98,7 +99,11 @@ def build_report(cfg: Any, dist: Any, summary: dict, gathered: Sequence[Any], tr
                               summary["run_status"]["status"] == "complete"),
         "provenance": provenance(cfg),
         "warnings": list(cfg.warnings),
+        # per host: its ranks, their peak memory, its once-per-node work (page-cache eviction)
+        "hosts": host_table(gathered, list(dict.fromkeys(g.hostname for g in gathered))),
+        "peak_rss_bytes_by_rank": [g.peak_rss_bytes for g in gathered],
     }
+    report["train"]["rank_spread"] = rank_spread(gathered)  # slowest rank, p99 across ranks, straggler-inclusive
     if eval_agg["au"]:
         report["eval"] = {
             "au_percentage": eval_agg["au"],

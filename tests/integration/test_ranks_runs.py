@@ -149,7 +149,17 @@ def test_files_that_do_not_divide_evenly(generated, run_cli):
                                                           "++workload.train.epochs=1")], timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
     assert (_steps(generated / "out", 0), _steps(generated / "out", 1)) == (7, 7)  # 63 // 4 // 2: equal steps, none hang
-    assert json.loads((generated / "out" / "summary.json").read_text())["run_status"]["status"] == "complete"
+    summary, report, _ = _files(generated / "out")
+    assert summary["run_status"]["status"] == "complete"
+    # rank 0 gathered both ranks' summaries: the spread across ranks and the straggler-inclusive rate
+    spread = report["train"]["rank_spread"]
+    step = spread["step_time_s"]
+    assert spread["ranks"] == 2 and step["ranks_measured"] == 2 and step["slowest_rank"] in (0, 1)
+    assert step["min"] <= step["p50"] <= step["p99"] <= step["max"]
+    assert len(spread["straggler_inclusive"]["wall_s"]) == 1
+    assert 0 < spread["straggler_inclusive"]["throughput_samples_per_s"][0] <= (
+        summary["metric"]["train_throughput_samples_per_second"][0] * (1 + 1e-9))
+    assert len(report["peak_rss_bytes_by_rank"]) == 2 and min(report["peak_rss_bytes_by_rank"]) > 0
 
 
 def _signal_rank_1(tmp: Path, signum: int) -> tuple[subprocess.Popen, str, str, float]:
