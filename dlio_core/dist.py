@@ -38,7 +38,7 @@ import enum
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import numpy as np
 
@@ -146,6 +146,13 @@ def _decode(buf: np.ndarray) -> str:
     return bytes(buf).rstrip(b"\0").decode("utf-8", errors="ignore")
 
 
+@dataclass(frozen=True)
+class _RootError:
+    """An error rank 0 met in :meth:`Dist.from_root`, on its way to every rank (a result may be an exception)."""
+
+    error: Exception
+
+
 @dataclass
 class Dist:
     """This process's place in the run and the collectives over all ranks.
@@ -209,6 +216,27 @@ class Dist:
 
     def allgather(self, obj: Any) -> list[Any]:
         return [obj] if self.comm is None else self.comm.allgather(obj)
+
+    def from_root(self, compute: Callable[[], Any]) -> Any:
+        """``compute()`` on rank 0, its result broadcast to every rank (collective).
+
+        An error in ``compute`` travels too and is raised on every rank, so that none waits alone in
+        the broadcast for a result that will never come.
+
+        Example:
+            >>> Dist().from_root(lambda: 42)
+            42
+        """
+        payload: Any = None
+        if self.is_root:
+            try:
+                payload = compute()
+            except Exception as exc:  # noqa: BLE001 - every rank raises it below
+                payload = _RootError(exc)
+        payload = self.bcast(payload)
+        if isinstance(payload, _RootError):
+            raise payload.error
+        return payload
 
     def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
         return [obj] if self.comm is None else self.comm.gather(obj, root=root)

