@@ -87,6 +87,9 @@ def dataset_storage(cfg: Any, *, rank: int | None = None, world: int | None = No
         ...          storage_options={"endpoint_url": "http://127.0.0.1:9000"}))
         >>> dataset_storage(cfg).url
         's3://bkt/unet3d'
+        >>> cfg.storage.storage_root = "s3://bkt/prefix/"   # the MLCommons fork's form of the root
+        >>> dataset_storage(cfg).url
+        's3://bkt/prefix/unet3d'
     """
     from dlio_core.config.frozen import thaw
 
@@ -112,7 +115,7 @@ def dataset_storage(cfg: Any, *, rank: int | None = None, world: int | None = No
         path = os.path.join(root, folder) if root else folder
         return open_storage("direct://" + os.path.abspath(path)) if odirect else open_storage(path)
     rel = folder[2:] if folder.startswith("./") else folder
-    bucket = root.strip("/")
+    bucket = split_scheme(root)[1].strip("/")  # the fork's root is a URI with a prefix: s3://bucket/prefix/
     if stype in ("s3", "s3dlio", "adls_gen2"):
         if not bucket or bucket == ".":
             what = "bucket" if stype != "adls_gen2" else "container"
