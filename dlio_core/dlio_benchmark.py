@@ -66,10 +66,13 @@ def write_mlpstorage_files(folder: str, argv: Sequence[str]) -> None:
     if os.path.exists(overrides_path):
         with open(overrides_path, encoding="utf-8") as fh:
             written = yaml.safe_load(fh) or []
-    if workload and f"workload={workload}" not in written:
-        written.insert(0, f"workload={workload}")
+    # As Hydra writes it: the task's overrides only (``workload=NAME`` first); ``hydra.*`` go to hydra.yaml.
+    task_only = [o for o in written if not str(o).lstrip("+").startswith("hydra.")]
+    if workload and f"workload={workload}" not in task_only:
+        task_only.insert(0, f"workload={workload}")
+    if task_only != written:
         with open(overrides_path, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(written, fh, sort_keys=False)
+            yaml.safe_dump(task_only, fh, sort_keys=False)
     hydra = {"hydra": {
         "run": {"dir": folder}, "output_subdir": os.path.basename(subdir),
         "overrides": {"hydra": [t for t in task if t.lstrip("+").startswith("hydra.")],
