@@ -21,14 +21,15 @@ Example:
     ...                                  "++workload.reader.batch_size=4"))
     >>> _ = generate_dataset(cfg, progress=False)
     >>> loader = make_dataloader(cfg)
-    >>> [tuple(b.shape) for b in loader][:1]
-    [(4, 64, 64)]
+    >>> x, y = next(iter(loader))  # npz: the samples and their labels (``y``)
+    >>> tuple(x.shape), y.tolist()
+    ((4, 64, 64), [0, 0, 0, 0])
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -104,16 +105,20 @@ class DlioDataLoader(torch.utils.data.DataLoader):
 
 
 def make_dataloader(config: Any, *, overrides: Sequence[str] = (), split: str = "train",
-                    rank: int | None = None, world: int | None = None, content: str | None = None,
-                    **dataloader_overrides: Any) -> DlioDataLoader:
+                    rank: int | None = None, world: int | None = None, content: str = "samples",
+                    labels: bool | None = None, transform: Callable[[Any], Any] | None = None,
+                    collate_fn: Callable[[list], Any] | None = None, **dataloader_overrides: Any) -> DlioDataLoader:
     """A :class:`DlioDataLoader` for a workload (path, bundled name or ``RunConfig``).
 
-    ``dataloader_overrides`` replace the mapped ``DataLoader`` arguments (e.g. ``num_workers=2``).
+    Batches as :meth:`DlioIterableDataset.from_config` makes them (``content``, ``labels``,
+    ``transform`` in the workers, ``collate_fn``); ``dataloader_overrides`` replace the mapped
+    ``DataLoader`` arguments (e.g. ``num_workers=2``).
     """
     from dlio_core.config import load_config
 
     cfg = load_config(config, list(overrides))
-    ds = DlioIterableDataset.from_config(cfg, split=split, rank=rank, world=world, batched=True, content=content)
+    ds = DlioIterableDataset.from_config(cfg, split=split, rank=rank, world=world, batched=True, content=content,
+                                         labels=labels, transform=transform, collate_fn=collate_fn)
     kwargs = dataloader_kwargs(cfg.reader, workers=dataloader_overrides.pop("num_workers", None))
     kwargs.update(dataloader_overrides)
     return DlioDataLoader(ds, **kwargs)

@@ -35,17 +35,20 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from dlio_core.labels import formats_with_labels, has_labels
 from dlio_core.sampling import EpochPlan, Shuffle
 from dlio_core.state import IterationState, require_same
 
 from ._control import SharedControl
-from ._source import Source
+from ._samples import SampleMaker
+from ._source import Source, decoding
 from ._world import agreed_random_seed, resolve_rank_world, resolve_rank_world_source, worker_info
 
 __all__ = ["DlioIterableDataset", "CONTENTS"]
@@ -87,12 +90,23 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
                  seed_change_epoch: bool = True, drop_last: bool = True, random_seed: int | None = None,
                  rank: int | None = None, world: int | None = None, batched: bool = False,
                  content: str = "samples", constant_shape: Sequence[int] = (), constant_dtype: str = "uint8",
-                 with_info: bool = False, read_ahead: int = 1, constant_in_consumer: bool = False) -> None:
+                 with_info: bool = False, read_ahead: int = 1, constant_in_consumer: bool = False,
+                 labels: bool = False, transform: Callable[[Any], Any] | None = None,
+                 collate_fn: Callable[[list], Any] | None = None) -> None:
         super().__init__()
         if content not in CONTENTS:
             raise ValueError(f"content must be one of {CONTENTS}, got {content!r}")
         if content == "constant" and not constant_shape:
             raise ValueError("content='constant' needs constant_shape (from_config derives it from the config)")
+        if content == "constant" and (labels or transform is not None or collate_fn is not None):
+            raise ValueError("labels, transform and collate_fn need content='samples' (content='constant' hands "
+                             "DLIO's constant tensor, not the samples read)")
+        if collate_fn is not None and not batched:
+            raise ValueError("collate_fn makes each step's batch, so it needs batched=True; with batched=False "
+                             "give it to the DataLoader: DataLoader(ds, batch_size=..., collate_fn=...)")
+        if labels and not has_labels(source.fmt()):
+            raise ValueError(f"labels=True: {source.fmt().name} files carry no labels (formats with labels: "
+                             f"{', '.join(formats_with_labels())}); pass labels=False")
         self.source = source
         # Validated now (EpochPlan checks every field), so a bad value fails in the main process.
         self._plan_args = dict(num_files=len(source), samples_per_file=samples_per_file, batch_size=batch_size,
@@ -107,6 +121,8 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         # The runner's loader attaches the constant itself: workers then send only the step's figures,
         # which keeps inter-process traffic per step to one small dict.
         self.constant_in_consumer = bool(constant_in_consumer) and self.with_info and self.batched
+        self.labels = bool(labels)
+        self._maker = SampleMaker(labels=source if labels else None, transform=transform, collate_fn=collate_fn)
         self._control = SharedControl()
         self._next_step = 0  # progress of this process's copy (what state_dict reports)
         self._epoch_seen = 0
@@ -118,51 +134,63 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
     @classmethod
     def from_config(cls, config: Any, *, overrides: Sequence[str] = (), split: str = "train",
                     config_dir: str | None = None, rank: int | None = None, world: int | None = None,
-                    batched: bool = False, content: str | None = None, with_info: bool = False,
-                    random_seed: int | None = None) -> "DlioIterableDataset":
+                    batched: bool = False, content: str = "samples", with_info: bool = False,
+                    random_seed: int | None = None, labels: bool | None = None,
+                    transform: Callable[[Any], Any] | None = None,
+                    collate_fn: Callable[[list], Any] | None = None) -> "DlioIterableDataset":
         """From a workload: a YAML path, a bundled name (``"unet3d_h100"``) or a ``RunConfig``.
 
         Files come from the generation manifest or one listing (``dataset_files``). ``content``
-        defaults to ``reader.batch_content`` (``constant`` when the key is absent, as DLIO does).
+        ``"samples"`` (the default) yields the samples decoded as a trainer needs them (pixels, parquet
+        columns), with their labels when the format carries them (``labels=None``: npz's ``y``);
+        ``"constant"`` is DLIO's constant tensor (what ``reader.data_loader: pytorch`` hands the model).
         """
         from dlio_core.config import load_config
         from dlio_core.listing import dataset_files, dataset_storage
-        from dlio_core.reader import epoch_plan, reader_format
+        from dlio_core.formats import format_for
+        from dlio_core.reader import check_samples_per_file, epoch_plan
 
         cfg = load_config(config, list(overrides), config_dir=config_dir)
         storage = dataset_storage(cfg)
+        check_samples_per_file(cfg, storage)
         files = dataset_files(cfg, storage, split)
         if not files:
             raise ValueError(f"split {split!r} has no files (dataset.num_files_{'train' if split == 'train' else 'eval'} is 0)")
         if random_seed is None and _uses_random_shuffle(cfg):
             random_seed = agreed_random_seed(rank, world)  # drawn once, the same on every rank
         plan = epoch_plan(cfg, split=split, random_seed=random_seed)  # the config's batching and shuffles
-        chosen = content or str(getattr(cfg.reader, "batch_content", "constant"))
-        return cls(Source.from_files(storage, reader_format(cfg), files),
+        reader = dataclasses.replace(cfg.reader, decode=True) if content == "samples" else cfg.reader
+        source = Source.from_files(storage, format_for(cfg.dataset, reader), files)
+        return cls(source,
                    samples_per_file=plan.samples_per_file, batch_size=plan.batch_size, seed=plan.seed,
                    file_shuffle=plan.file_shuffle, sample_shuffle=plan.sample_shuffle,
                    seed_change_epoch=plan.seed_change_epoch, random_seed=random_seed, rank=rank, world=world,
-                   batched=batched, content=chosen, constant_shape=constant_shape(cfg),
+                   batched=batched, content=content, constant_shape=constant_shape(cfg),
                    constant_dtype=cfg.reader.transformed_record_element_type, with_info=with_info,
-                   read_ahead=max(1, cfg.reader.prefetch_size))
+                   read_ahead=max(1, cfg.reader.prefetch_size), collate_fn=collate_fn, transform=transform,
+                   labels=_want_labels(labels, source, content))
 
     @classmethod
     def from_uri(cls, uri: str, *, format: str, batch_size: int = 1, samples_per_file: int | None = None,
                  storage_options: Mapping[str, Any] | None = None, prefix: str = "", shuffle: bool = False,
                  seed: int = 0, drop_last: bool = True, rank: int | None = None, world: int | None = None,
                  batched: bool = False, content: str = "samples", constant_shape: Sequence[int] = (),
-                 with_info: bool = False) -> "DlioIterableDataset":
+                 with_info: bool = False, labels: bool | None = None, transform: Callable[[Any], Any] | None = None,
+                 collate_fn: Callable[[list], Any] | None = None) -> "DlioIterableDataset":
         """Every ``*.{format}`` file under ``uri`` (``/data/x``, ``file://``, ``s3://bucket/x``, ...).
 
         ``samples_per_file`` is read from the first file when not given. ``shuffle`` shuffles files and
-        samples with ``seed`` (a new order per ``set_epoch``).
+        samples with ``seed`` (a new order per ``set_epoch``). Samples, labels, ``transform`` and
+        ``collate_fn`` as :meth:`from_config`.
         """
-        source = Source.from_uri(uri, format=format, storage_options=storage_options, prefix=prefix)
+        fmt = decoding(format) if content == "samples" else format
+        source = Source.from_uri(uri, format=fmt, storage_options=storage_options, prefix=prefix)
         spf = samples_per_file or source.samples_per_file()
         policy = Shuffle.SEED if shuffle else Shuffle.OFF
         return cls(source, samples_per_file=spf, batch_size=batch_size, seed=seed, file_shuffle=policy,
                    sample_shuffle=policy, drop_last=drop_last, rank=rank, world=world, batched=batched,
-                   content=content, constant_shape=constant_shape, with_info=with_info)
+                   content=content, constant_shape=constant_shape, with_info=with_info,
+                   labels=_want_labels(labels, source, content), transform=transform, collate_fn=collate_fn)
 
     # -- epochs, length, state ---------------------------------------------------------------------
     @property
@@ -272,9 +300,12 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         loader = self.source.loader(keep_samples=keep, read_ahead=self.read_ahead)
         for i, batch in enumerate(loader.epoch(_StepView(plan, steps))):
             step = int(steps[i])
+            ids = plan.batch(step) if self.labels else None  # each sample's (file, index): its label
             try:
-                data = self._batch_data(batch) if keep else (None if self.constant_in_consumer
-                                                             else self._constant_batch())
+                if not keep:
+                    data = None if self.constant_in_consumer else self._constant_batch()
+                else:
+                    data = self._maker.batch(batch, ids) if self.batched else self._maker.items(batch, ids)
             finally:
                 batch.release()  # sample views are copied (or unused) by now: buffers go back to the pool
             after = step + workers if step + workers < end else end
@@ -290,17 +321,6 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
     def _info(self, step: int, batch: Any) -> dict[str, Any]:
         return {"step": step, "num_samples": batch.num_samples, "bytes_read": batch.bytes_read,
                 "sample_bytes": batch.sample_bytes, "io_s": batch.io_s, "decode_s": batch.decode_s}
-
-    def _batch_data(self, batch: Any) -> Any:
-        views = batch.samples
-        if len({(v.shape, v.dtype) for v in views}) == 1:
-            shape = (len(views),) + views[0].shape
-            out = torch.empty(shape, dtype=_torch_dtype(views[0].dtype))
-            if torch.utils.data.get_worker_info() is not None:
-                out.share_memory_()  # write straight into shared memory: no extra copy on the way out
-            np.stack(views, out=out.numpy())
-            return out
-        return [torch.from_numpy(np.array(v)) for v in views]  # variable shapes: one tensor each
 
     def _constant_batch(self) -> torch.Tensor:
         n = self.batch_size
@@ -324,8 +344,11 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         return state
 
 
-def _torch_dtype(dtype: np.dtype) -> torch.dtype:
-    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+def _want_labels(labels: bool | None, source: Source, content: str) -> bool:
+    """``labels=None``: labels when the samples are handed over and the format carries them."""
+    if labels is None:
+        return content == "samples" and has_labels(source.fmt())
+    return bool(labels)
 
 
 def constant_shape(cfg: Any) -> tuple[int, ...]:

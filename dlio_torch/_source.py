@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -28,7 +29,20 @@ import numpy as np
 from dlio_core.formats import get_format
 from dlio_core.storage import open_storage
 
-__all__ = ["Source"]
+__all__ = ["Source", "decoding"]
+
+
+def decoding(fmt: Any) -> Any:
+    """``fmt`` (a name or a Format) set to decode as a trainer needs (pixels, parquet columns, csv numbers)
+    when it has a ``decode`` option; the format itself otherwise (npy, npz, hdf5, tfrecord read the same).
+
+    >>> decoding("png").decode, decoding("npz").name
+    (True, 'npz')
+    """
+    fmt = get_format(fmt) if isinstance(fmt, str) else fmt
+    if dataclasses.is_dataclass(fmt) and any(f.name == "decode" for f in dataclasses.fields(fmt)):
+        return dataclasses.replace(fmt, decode=True)
+    return fmt
 
 
 @dataclass
@@ -73,11 +87,11 @@ class Source:
         return cls(storage, fmt, np.asarray(paths, dtype=np.str_), np.asarray(sizes, dtype=np.int64))
 
     @classmethod
-    def from_uri(cls, uri: str, *, format: str, storage_options: Mapping[str, Any] | None = None,
+    def from_uri(cls, uri: str, *, format: Any, storage_options: Mapping[str, Any] | None = None,
                  prefix: str = "") -> "Source":
         """Every ``*.{format}`` file under ``uri`` (one listing), sorted by name as DLIO sorts them."""
         storage = open_storage(uri, dict(storage_options) if storage_options else None)
-        ext = get_format(format).extension
+        ext = (get_format(format) if isinstance(format, str) else format).extension
         files = sorted(storage.list_files(prefix, "." + ext), key=lambda f: (os.path.basename(f[0]), f[0]))
         if not files:
             raise FileNotFoundError(f"no *.{ext} files under {storage.url}/{prefix}".rstrip("/"))
