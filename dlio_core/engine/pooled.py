@@ -102,9 +102,11 @@ class PooledPath:
         batch_size = batch_size_of(plan)
         scratches = [] if self.keep_samples else [self.scratches.take() for _ in range(slots)]
         pool = whole_file._cread.ReadPool(min(self.read_threads, steps), spin_us=POOL_SPIN_US)
-        reads, finish, give_back = self.reads, self.reads.finish, self.pool.put
+        prepare, finish, give_back = self.reads.prepare, self.reads.finish, self.pool.put
+        submit, wait = pool.submit, pool.wait
         jobs: dict[int, Any] = {}  # step -> (ticket, prepared, samples), or _Failed
-        planner = _Planner(plan, steps)
+        batch_of = _Planner(plan, steps).batch
+        slot_scratch = scratches or [None] * slots
         submitted = 0
         try:
             # Buffers sized and faulted in now, before the first step (reused by later epochs): no page
@@ -115,16 +117,20 @@ class PooledPath:
                 self.reads.reserve_pool(slots * batch_size)
             for step in range(steps):
                 last = min(steps, step + in_flight + 1)
-                while submitted < last:
-                    jobs[submitted] = _submit(reads, pool, planner, submitted,
-                                              scratches[submitted % slots] if scratches else None)
+                while submitted < last:  # plan the step, give its reads buffers and queue them
+                    try:
+                        files, samples = batch_of(submitted)
+                        prep = prepare(files, slot_scratch[submitted % slots])
+                        jobs[submitted] = submit(prep.paths, prep.bufs), prep, samples
+                    except BaseException as exc:  # raised when the consumer reaches the step
+                        jobs[submitted] = _Failed(exc)
                     submitted += 1
                 job = jobs.pop(step)
                 if type(job) is _Failed:
                     raise job.exc
                 ticket, prep, samples = job
                 try:
-                    got, io_s = pool.wait(ticket)
+                    got, io_s = wait(ticket)
                 except OSError as exc:
                     if prep.owned is not None:
                         give_back(prep.owned)
@@ -177,13 +183,3 @@ class _Planner:
 PLAN_BLOCK_STEPS = 64
 PLAN_BLOCK_SAMPLES = 8192
 
-
-def _submit(reads: WholeFileBatches, pool: Any, planner: _Planner, step: int, scratch: Any) -> Any:
-    """Plan ``step``, give its reads buffers and queue them: ``(ticket, prepared, samples)``, or a
-    ``_Failed`` to raise when the consumer reaches the step."""
-    try:
-        files, samples = planner.batch(step)
-        prep = reads.prepare(files, scratch)
-        return pool.submit(prep.paths, prep.bufs), prep, samples
-    except BaseException as exc:
-        return _Failed(exc)

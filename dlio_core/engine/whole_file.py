@@ -65,6 +65,63 @@ class Prepared(NamedTuple):
 
 
 
+# which[] of a batch whose reads are its samples in order, by batch length (shared, never mutated);
+# ``finish`` recognises them by identity.
+_IDENTITY: tuple[list[int], ...] = tuple(list(range(n)) for n in range(257))
+
+
+def _runs(files: list[int]) -> tuple[list[int], list[int]]:
+    """``(reads, which)``: each run of equal files is one read; ``which[i]`` is sample ``i``'s read."""
+    reads: list[int] = []
+    which: list[int] = []
+    last = -1
+    for f in files:
+        if f != last:
+            reads.append(f)
+            last = f
+        which.append(len(reads) - 1)
+    return reads, which
+
+
+def _identity(n: int) -> list[int]:
+    """``list(range(n))``, shared for the usual batch sizes (never mutated)."""
+    return _IDENTITY[n] if n < len(_IDENTITY) else list(range(n))
+
+
+def _is_identity(which: list[int]) -> bool:
+    n = len(which)
+    return (which is _IDENTITY[n]) if n < len(_IDENTITY) else which == list(range(n))
+
+
+def _check_in_order(prep: Prepared, got: list[int]) -> None:
+    """Raise for the first file that is short or does not parse, in read order."""
+    for n, size, b, path in zip(got, prep.sizes, prep.bufs, prep.paths):
+        if n != size:
+            raise _short_read(path, n, size)
+        prep.parse(b, path)
+
+
+def _sample_figures(arrays: list[np.ndarray], samples: list[int], which: list[int], paths: list[str],
+                    keep: bool) -> tuple[int, list[np.ndarray] | None]:
+    """Bytes of the batch's samples and, with ``keep``, their views; raises for a sample a file lacks."""
+    sample_bytes = 0
+    views: list[np.ndarray] | None = [] if keep else None
+    prev = None
+    per_file = each = 0
+    for s, r in zip(samples, which):
+        x = arrays[r]
+        if x is not prev:
+            prev = x
+            per_file = x.shape[-1] if x.ndim else 0
+            each = x.nbytes // per_file if per_file else 0
+        if not 0 <= s < per_file:
+            raise _no_such_sample(paths[r], s, per_file)
+        sample_bytes += each
+        if keep:
+            views.append(x[..., s])
+    return sample_bytes, views
+
+
 class WholeFileBatches:
     """Builds whole-file batches (the ``BatchReader`` of npz and npy): plans each batch's reads
     (``prepare``), reads them (``read_files``) and checks and parses what they read (``finish``).
@@ -119,57 +176,54 @@ class WholeFileBatches:
         """Plan a batch's whole-file reads and give each a buffer; no buffers (``bufs`` None) when the
         batch is to be read one large file at a time instead (see ``read``)."""
         fl = files if type(files) is list else files.tolist()
-        paths, sizes, storage = self.paths, self.sizes, self.storage
-        reads: list[int] = []  # file of each read
-        which: list[int] = []
-        last = -1
-        for f in fl:
-            if f != last:
-                reads.append(f)
-                last = f
-            which.append(len(reads) - 1)
-        rsizes = [sizes[f] for f in reads] if sizes is not None else [storage.size(paths[f]) for f in reads]
+        paths, sizes = self.paths, self.sizes
+        if len(set(fl)) == len(fl):  # no file twice (one sample per file, say): a read per sample
+            reads, which = fl, _identity(len(fl))
+        else:
+            reads, which = _runs(fl)
+        rsizes = [sizes[f] for f in reads] if sizes is not None else [self.storage.size(paths[f]) for f in reads]
+        rpaths = [paths[f] for f in reads]
         if scratch is None:
             get_buffer = self.pool.get
             owned = [get_buffer(n) for n in rsizes]
             bufs = [memoryview(b)[:n] for b, n in zip(owned, rsizes)]
-            return Prepared(which, [paths[f] for f in reads], rsizes, bufs, self.parse, owned)
+            return Prepared(which, rpaths, rsizes, bufs, self.parse, owned)
         bufs = scratch.batch_views(rsizes) if sum(rsizes) <= BURST_MAX_BYTES else None
-        return Prepared(which, [paths[f] for f in reads], rsizes, bufs, scratch.parse, None)
+        return Prepared(which, rpaths, rsizes, bufs, scratch.parse, None)
 
     def finish(self, step: int, samples: np.ndarray | list[int], prep: Prepared, got: list[int], io_s: float,
                rng: np.random.Generator | None) -> Batch:
-        """Check and parse a prepared batch's reads (``got`` bytes each, read in ``io_s``) into its Batch."""
+        """Check and parse a prepared batch's reads (``got`` bytes each, read in ``io_s``) into its Batch.
+
+        Files are checked in order, each read's length, then its parse; the first bad one raises.
+        """
         perf = time.perf_counter
         t1 = perf()
-        parse, paths, keep = prep.parse, prep.paths, prep.owned is not None
-        arrays = []
-        nbytes = 0
-        for n, size, b, path in zip(got, prep.sizes, prep.bufs, paths):
-            if n != size:
-                raise _short_read(path, n, size)
-            arrays.append(parse(b, path))
-            nbytes += n
+        paths = prep.paths
+        if got != prep.sizes:  # some read came back short: name the first bad file, in order
+            _check_in_order(prep, got)
+        arrays = list(map(prep.parse, prep.bufs, paths))  # each file validated; errors name it
         t2 = perf()
-        sample_bytes = 0
-        views: list[np.ndarray] | None = [] if keep else None
-        prev = None
-        per_file = each = 0
-        for s, r in zip(samples if type(samples) is list else samples.tolist(), prep.which):
-            x = arrays[r]
-            if x is not prev:
-                prev = x
-                per_file = x.shape[-1] if x.ndim else 0
-                each = x.nbytes // per_file if per_file else 0
-            if not 0 <= s < per_file:
-                raise _no_such_sample(paths[r], s, per_file)
-            sample_bytes += each
-            if keep:
-                views.append(x[..., s])
+        samples = samples if type(samples) is list else samples.tolist()
+        which = prep.which
+        keep = prep.owned is not None
+        if not keep and not any(samples) and _is_identity(which):
+            # One read per sample, each the file's sample 0 (one sample per file): no per-sample views.
+            sample_bytes = 0
+            for x in arrays:
+                shape = x.shape
+                if not shape or not shape[-1]:  # holds no sample 0: the general loop names the file
+                    sample_bytes, views = _sample_figures(arrays, samples, which, paths, keep)
+                    break
+                sample_bytes += x.nbytes // shape[-1]
+            else:
+                views = None
+        else:
+            sample_bytes, views = _sample_figures(arrays, samples, which, paths, keep)
         decode_s = t2 - t1
         if self.preprocess_s is not None:
-            decode_s += self.preprocess(len(prep.which), rng)
-        batch = Batch(step, len(prep.which), nbytes, sample_bytes, io_s, decode_s, views)
+            decode_s += self.preprocess(len(which), rng)
+        batch = Batch(step, len(which), sum(got), sample_bytes, io_s, decode_s, views)
         if keep:
             owned, put = prep.owned, self.pool.put
             batch._release = lambda: put(owned)

@@ -84,13 +84,13 @@ def test_uses_native_threads_not_python_ones(dataset):
 def test_read_ahead_is_bounded(dataset, monkeypatch, prefetch):
     st, paths, sizes = dataset(30, 1)
     consumed, worst = [0], [0]
-    submit = pooled._submit
+    plan_step = pooled._Planner.batch  # called once per step, as the step is submitted
 
-    def spy(reads, pool, planner, step, scratch):
+    def spy(planner, step):
         worst[0] = max(worst[0], step + 1 - consumed[0])
-        return submit(reads, pool, planner, step, scratch)
+        return plan_step(planner, step)
 
-    monkeypatch.setattr(pooled, "_submit", spy)
+    monkeypatch.setattr(pooled._Planner, "batch", spy)
     loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=2, prefetch_size=prefetch)
     for b in loader.epoch(_plan(30, 1, 1)):
         consumed[0] = b.step + 1

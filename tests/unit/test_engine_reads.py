@@ -82,6 +82,47 @@ def test_sample_index_past_the_file_is_a_read_error(dataset, mode):
     assert isinstance(box.get("error"), ReadError) and "holds 2" in str(box["error"])
 
 
+def test_file_holding_no_sample_is_a_read_error_with_one_sample_per_file(dataset, mode):
+    # One sample per file, every sample 0: the batch takes finish's short cut, which must still refuse
+    # a file whose array holds no sample at all.
+    st, paths, sizes = dataset(8, 1)
+    fmt = get_format("npz")
+    sizes[5] = fmt.write_file(st, paths[5], np.zeros((3, 0), np.uint32))
+    loader = NativeLoader(st, fmt, paths, sizes=sizes, read_threads=2)
+    box = _run_in_thread(lambda: _drain(loader, _plan(8, 1, 4)))
+    assert isinstance(box.get("error"), ReadError)
+    assert "f005.npz" in str(box["error"]) and "holds 0" in str(box["error"])
+
+
+@pytest.mark.parametrize("spf", [1, 3])
+def test_figures_are_the_same_with_and_without_kept_samples(dataset, mode, spf):
+    # finish takes a short cut for batches of one sample per file when samples are not kept; the
+    # figures must equal those of the per-sample loop that kept samples take.
+    st, paths, sizes = dataset(12, spf, vary=True)
+    figures = []
+    for keep in (False, True):
+        loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=2, keep_samples=keep)
+        figures.append([(b.step, b.num_samples, b.bytes_read, b.sample_bytes)
+                        for b in _drain(loader, _plan(12, spf, 4))])
+    assert figures[0] == figures[1]
+    # every sample read once; a sample of file i is uint32 x (3 + i % 3) (dataset(..., vary=True))
+    assert sum(f[3] for f in figures[0]) == sum(4 * (3 + i % 3) for i in range(12)) * spf
+    if spf == 1:  # each file read whole, once
+        assert sum(f[2] for f in figures[0]) == sum(sizes)
+
+
+def test_short_read_and_bad_file_in_one_batch_name_the_first(dataset, mode):
+    # Files are checked in read order: a corrupt file before a truncated one is the error raised.
+    st, paths, sizes = dataset(4, 1)
+    with open(st.path(paths[1]), "r+b") as f:
+        f.write(b"\0" * sizes[1])
+    with open(st.path(paths[2]), "r+b") as f:
+        f.truncate(sizes[2] - 10)
+    loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=1)
+    box = _run_in_thread(lambda: _drain(loader, _plan(4, 1, 4)))
+    assert "f001.npz" in str(box.get("error")), box
+
+
 # -- buffers -----------------------------------------------------------------------------------------
 def test_scratch_buffers_are_reused_per_size():
     sc = _Scratch(get_format("npz"))
