@@ -10,9 +10,16 @@ another mechanism. Timing starts at a common barrier and ends when the last rank
 marker is written), so it always includes stragglers; each rank's own time, the time its loop was blocked
 (asynchronous mechanisms) and its memory growth are kept as well (:mod:`dlio_core.checkpoint.mover`).
 ``fsync: True`` flushes every file and its rename. Loads read every file back (raw bytes into one reused
-buffer), after a best-effort page-cache drop (see :mod:`dlio_core.checkpoint.transfer`). On rank 0 the engine
-removes, when it starts and before each save, temporaries an interrupted writer left
-(:mod:`dlio_core.checkpoint.hygiene`).
+buffer): rank 0 alone checks the marker and lists the checkpoint, and shares both
+(:mod:`~dlio_core.checkpoint.discovery`); every rank evicts the files it will read and measures what its node's
+page cache still holds of them, after an optional drop of every node's page cache
+(``checkpoint.drop_page_cache``; see :mod:`~dlio_core.checkpoint.coldread`). On rank 0 the engine removes,
+when it starts and before each save, temporaries an interrupted writer left (:mod:`dlio_core.checkpoint.hygiene`).
+
+Every wait on other ranks is bounded: a rank that dies or hangs during a save or load makes the others raise
+:class:`~dlio_core.dist.RankLost` (the runner then writes this rank's files and exits 1) after
+``$DL_DRIVER_RANK_TIMEOUT_S`` plus the time the waiting rank itself spent in that checkpoint, so a straggler
+that is merely slower than the others is still waited for.
 
 Deliberate differences from DLIO (each fixes a DLIO bug or makes a figure honest):
 
@@ -57,6 +64,8 @@ from dlio_core.storage.direct import aligned_array
 
 from .codec import CodecError, codec_for
 from .content import DEFAULT_CHUNK_BYTES, ChunkSource
+from .coordination import CacheDrop, agree
+from .discovery import MARKER, unloadable
 from .hygiene import sweep, sweep_stages
 from .mechanisms import Context, create, resolve
 from .mover import Mover
@@ -66,7 +75,6 @@ from .transfer import checkpoint_storage
 
 __all__ = ["CheckpointEngine", "MARKER", "DEFAULT_READ_BUFFER_BYTES"]
 
-MARKER = ".dl-driver-complete"
 DEFAULT_READ_BUFFER_BYTES = 32 << 20  # one reused buffer; large reads keep per-call overhead negligible
 _VERBS = {"save": ("saving", "Saved"), "load": ("loading", "Loaded")}
 
@@ -114,11 +122,15 @@ class CheckpointEngine:
         if self.dist.is_root:  # before any rank writes: whatever temporaries exist, an earlier run left
             self._sweep("")
         self._rng = np.random.default_rng([int(cfg.train.seed), self.dist.rank])
+        self.cache_drop = CacheDrop.from_config(cfg)
         self._counts = {"save": 0, "load": 0}
         self._epoch_counts: dict[tuple[str, int], int] = {}
         self.load_rank = self._recovery_rank() if ck.recovery_rank_shift else self.dist.rank
         for note in self.plan.notes:
             self._say("warning", note)
+        if self.compression == "none" and int(getattr(ck, "compression_level", 3)) != 3:
+            self._say("warning", f"checkpoint.compression_level: {ck.compression_level} has no effect: "
+                                 "checkpoint.compression is none (set checkpoint.compression=zstd to compress)")
         for line in self.plan.describe():
             self._say("output", line)
         self._say("output", f"Checkpoint mechanism: {self.choice.name} ({self.choice.why}); compression: "
@@ -165,6 +177,7 @@ class CheckpointEngine:
         """Write this rank's files of checkpoint (``epoch``, ``step``), then the commit marker (collective)."""
         folder = self.folder(epoch, step)
         specs = self.plan.rank_specs(self.dist.rank)
+        since = time.perf_counter()
         prep_error = None
         if self.dist.is_root:
             try:  # an older run's marker must not vouch for files being rewritten now
@@ -175,10 +188,8 @@ class CheckpointEngine:
                     pass  # nothing there at all (a bucket not created yet)
                 self._sweep(folder)
             except OSError as e:
-                prep_error = str(e)
-        prep_error = self.dist.bcast(prep_error)
-        if prep_error:
-            raise CheckpointError(f"cannot prepare checkpoint {self._where(folder)}: {prep_error}")
+                prep_error = f"cannot prepare checkpoint {self._where(folder)}: {e}"
+        self._agree(f"preparing checkpoint {folder}", since, prep_error)
         return self._timed("save", epoch, step, folder, specs)
 
     def load(self, epoch: int, step: int) -> CheckpointRecord:
@@ -187,28 +198,21 @@ class CheckpointEngine:
         With ``recovery_rank_shift`` each rank reads the files of rank ``(rank + ranks per node) % world``.
         """
         folder = self.folder(epoch, step)
-        problem = self.dist.bcast(self._unloadable(folder) if self.dist.is_root else None)
-        if problem:
-            raise CheckpointError(problem)
-        return self._timed("load", epoch, step, folder, self.plan.rank_specs(self.load_rank))
-
-    def _unloadable(self, folder: str) -> str | None:
-        """Why this run cannot load ``folder`` (no marker, another mechanism or codec), or None."""
+        since = time.perf_counter()
+        problem = listing = None
+        if self.dist.is_root:  # one look at the storage for all ranks
+            problem = unloadable(self.storage, folder, self.choice.name, self.compression)
+            if problem is None:
+                try:
+                    listing = self.storage.list_files(folder)
+                except Exception as e:  # noqa: BLE001 - shared with every rank
+                    problem = f"cannot list checkpoint {self._where(folder)}: {e}"
+        self._agree(f"finding checkpoint {folder}", since, problem)
+        self.mover.ctx.listing = dict(self.dist.bcast(listing))
         try:
-            info = json.loads(self.storage.read(f"{folder}/{MARKER}"))
-        except FileNotFoundError:
-            return (f"{self._where(folder)} is not a complete checkpoint (no {MARKER}): it was never written, or its "
-                    "save failed or was interrupted; save it first (checkpoint.num_checkpoints_write) or load one "
-                    "that exists")
-        except (OSError, ValueError) as e:
-            return f"{self._where(folder + '/' + MARKER)} is unreadable ({e}); save the checkpoint again"
-        for key, ours in (("mechanism", self.choice.name), ("compression", self.compression)):
-            theirs = str(info.get(key, "raw" if key == "mechanism" else "none"))
-            if theirs.split(":")[0] != ours.split(":")[0] and not (key == "mechanism" and {theirs, ours} <= {"raw", "stream"}):
-                return (f"{self._where(folder)} was written with checkpoint {key} {theirs}, this run reads with "
-                        f"{ours}; set checkpoint.{'checkpoint_mechanism' if key == 'mechanism' else 'compression'}"
-                        f"={theirs.split(':')[0]} to read it")
-        return None
+            return self._timed("load", epoch, step, folder, self.plan.rank_specs(self.load_rank))
+        finally:
+            self.mover.ctx.listing = None
 
     def run_checkpoint_only(self) -> list[CheckpointRecord]:
         """DLIO's checkpoint-only mode (``workflow.train: False``, ``workflow.checkpoint: True``), collective.
@@ -227,13 +231,13 @@ class CheckpointEngine:
                 records.append(self.save(1, i))
             self._say("output", "Checkpointing write finished")
         if reads:
-            missing = self.dist.bcast([i for i in range(1, reads + 1) if not self.is_complete(1, i)]
-                                      if self.dist.is_root else None)
+            since, problem = time.perf_counter(), None
+            missing = [i for i in range(1, reads + 1) if not self.is_complete(1, i)] if self.dist.is_root else []
             if missing:
-                raise CheckpointError(
-                    f"checkpoint.num_checkpoints_read={reads} but {len(missing)} of those checkpoints are missing or "
-                    f"incomplete in {self.storage.url} (e.g. {self.folder(1, missing[0])}); write them first "
-                    f"(checkpoint.num_checkpoints_write>={reads}) or read fewer")
+                problem = (f"checkpoint.num_checkpoints_read={reads} but {len(missing)} of those checkpoints are "
+                           f"missing or incomplete in {self.storage.url} (e.g. {self.folder(1, missing[0])}); write "
+                           f"them first (checkpoint.num_checkpoints_write>={reads}) or read fewer")
+            self._agree("finding the checkpoints to read", since, problem)
             self._say("output", "Checkpointing read started")
             for i in range(1, reads + 1):
                 self._pause()
@@ -282,18 +286,23 @@ class CheckpointEngine:
 
     def _timed(self, kind: str, epoch: int, step: int, folder: str, specs: list[FileSpec]) -> CheckpointRecord:
         d = self.dist
+        since = time.perf_counter()
         k = self._epoch_counts[(kind, epoch)] = self._epoch_counts.get((kind, epoch), 0) + 1
         if d.is_root:
             self._say("output", f"Starting {_VERBS[kind][0]} checkpoint {k} after total step {step} for epoch {epoch}")
+        refused = self.cache_drop.run(self.dist, folder, since) if kind == "load" else ""
         bar = self._bar(kind, folder, len(specs))
         self.mover.ctx.on_chunk = (lambda n: bar.update(files=0, nbytes=n)) if bar is not None else None
         wall: list[float] = []
-        res = self.mover.run(kind, folder, specs, lambda: (d.barrier(), wall.append(time.time())), bar)
+        res = self.mover.run(kind, folder, specs, lambda: (
+            self._agree(f"the start of checkpoint {kind} {folder}", since), wall.append(time.time())), bar)
+        res.page_cache_refused = refused
         t0 = res.started
         if bar is not None:
             bar.close()
         if res.error is not None:
             res.error = f"rank {d.rank}: {res.error}"
+        self._agree(f"the end of checkpoint {kind} {folder}", since)  # every rank is done, or a lost one is named
         gathered = d.allgather(res)
         errors = [g.error for g in gathered if g.error]
         if errors:
@@ -303,38 +312,49 @@ class CheckpointEngine:
         total = sum(g.payload_bytes for g in gathered)
         stored = sum(g.stored_bytes for g in gathered)
         nfiles = sum(g.files for g in gathered)
-        payload: Any = None
+        payload, problem = None, None
         if d.is_root:
             try:
                 if kind == "save":
                     self._commit(folder, epoch, step, total, stored, nfiles, _stamp(wall[0]))
                 payload = (wall[0], time.perf_counter() - t0)
             except Exception as e:  # noqa: BLE001 - shared with every rank
-                payload = f"cannot write the commit marker {self._where(folder + '/' + MARKER)}: {e}"
-        payload = d.bcast(payload)
-        if isinstance(payload, str):
-            raise CheckpointError(payload)
-        start_wall, duration = payload
+                problem = f"cannot write the commit marker {self._where(folder + '/' + MARKER)}: {e}"
+        # after the clock: eviction is harness work, not checkpoint I/O
+        evicted = kind == "save" and self.mover.evict(folder, specs)
+        self._agree(f"committing checkpoint {folder}", since, problem)
+        shared = d.allgather((evicted, payload))
+        start_wall, duration = shared[0][1]
         # The ranks leave the starting barrier at slightly different moments, so rank 0's span can fall short
         # of a later-starting straggler's own: the checkpoint took at least as long as its slowest rank.
         duration = max(duration, *(g.seconds for g in gathered))
-        if kind == "save":  # after the clock: eviction is harness work, not checkpoint I/O
-            evicted = all(d.allgather(res.error is None and self.mover.evict(folder, specs)))
         self._counts[kind] += 1
         peaks = [g.peak_memory_bytes for g in gathered if g.peak_memory_bytes is not None]
+        cached = [g.cached_bytes for g in gathered]
         rec = CheckpointRecord(
             kind=kind, index=self._counts[kind], epoch=epoch, step=step, folder=folder, start=_stamp(start_wall),
             end=_stamp(start_wall + duration), duration_s=duration, rank_duration_s=res.seconds,
             rank_durations_s=tuple(g.seconds for g in gathered), bytes=total, rank_bytes=res.payload_bytes,
             files=nfiles, rank_files=len(specs), fsync=self.fsync if kind == "save" else False,
-            cache_dropped=evicted if kind == "save" else all(g.cache_dropped for g in gathered),
+            cache_dropped=all(e for e, _ in shared) if kind == "save" else all(g.cache_dropped for g in gathered),
             throughput_GiB_per_s=(total / GIB / duration) if duration > 0 else 0.0, mechanism=self.choice.name,
             compression=self.compression, stored_bytes=stored, blocked_s=max(g.blocked_s for g in gathered),
-            peak_memory_bytes=max(peaks) if len(peaks) == len(gathered) else None)
+            peak_memory_bytes=max(peaks) if len(peaks) == len(gathered) else None,
+            cached_bytes=None if kind == "save" or None in cached else sum(cached),
+            page_cache_drop=self.cache_drop.outcome([g.page_cache_refused for g in gathered], self._say)
+            if kind == "load" else "off")
         if d.is_root:
             self._say("output", f"Finished {_VERBS[kind][0]} checkpoint {k} for epoch {epoch} in {duration:.4f} s; "
                                 f"Throughput: {rec.throughput_GiB_per_s:.4f} GB/s")
+            if rec.could_be_served_from_cache:
+                self._say("warning", f"{rec.cached_bytes} of the {rec.stored_bytes} bytes of checkpoint {folder} were "
+                                     "in the page cache when its load began: it may have been served partly from "
+                                     "memory (checkpoint.fsync=True lets the kernel evict them; "
+                                     "checkpoint.drop_page_cache=True drops every node's cache as root)")
         return rec
+
+    def _agree(self, where: str, since: float, problem: str | None = None) -> None:
+        agree(self.dist, where, since, problem)
 
     def _commit(self, folder: str, epoch: int, step: int, total: int, stored: int, nfiles: int, start: str) -> None:
         info = {"dl_driver_checkpoint": 1, "epoch": epoch, "step": step, "world": self.dist.world,

@@ -118,9 +118,10 @@ def _fsync_dir(path: str) -> None:
 
 
 @contextmanager
-def fetched(storage: Any, path: str) -> Iterator[str]:
+def fetched(storage: Any, path: str, listing: dict[str, int] | None = None) -> Iterator[str]:
     """A local folder holding the published folder ``path``: in place on local file systems, else a stage
-    with the listed files downloaded (names that would leave the stage are refused), removed on exit."""
+    with the listed files downloaded (names that would leave the stage are refused), removed on exit.
+    ``listing`` (``{relpath: size}``, rank 0's listing of the checkpoint) spares this rank a listing."""
     root = os_root(storage)
     if root is not None:
         yield os.path.join(root, path.strip("/"))
@@ -128,7 +129,8 @@ def fetched(storage: Any, path: str) -> Iterator[str]:
     stage = make_stage()
     try:
         prefix = path.strip("/") + "/"
-        listed = [(rel, size) for rel, size in storage.list_files(path.strip("/")) if rel.startswith(prefix)]
+        found = listing.items() if listing is not None else storage.list_files(path.strip("/"))
+        listed = [(rel, size) for rel, size in found if rel.startswith(prefix)]
         for rel, _ in listed:
             storage.get_file(rel, inside(stage, rel[len(prefix):]))
         yield stage
@@ -170,7 +172,7 @@ def start_save(ctx: Context, path: str, spec: FileSpec, start: Callable[[str], C
 def fetched_entry(ctx: Context, path: str, required: str, what: str) -> Iterator[tuple[str, int]]:
     """``(local folder, stored bytes)`` of a published folder that holds ``required`` (the file its framework
     writes last); CheckpointError naming ``what`` when it does not (a save that did not finish)."""
-    with fetched(ctx.storage, path) as folder:
+    with fetched(ctx.storage, path, ctx.listing) as folder:
         if not os.path.exists(os.path.join(folder, required)):
             raise CheckpointError(f"{ctx.storage.url.rstrip('/')}/{path} has no {what}: its save did not finish; "
                                   "save it again")

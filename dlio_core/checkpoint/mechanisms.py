@@ -145,7 +145,8 @@ def create(name: str) -> Mechanism:
 @dataclass
 class Context:
     """What a mechanism needs to move one rank's files: the storage, the content source, the plan, fsync,
-    the codec (None: uncompressed), a progress callback and the engine's reused read buffer."""
+    the codec (None: uncompressed), a progress callback, the engine's reused read buffer and, during a load,
+    the checkpoint's listing by rank 0 (``{relpath: size}``; None: not listed)."""
 
     storage: Any
     source: ChunkSource
@@ -154,6 +155,7 @@ class Context:
     codec: Any = None
     on_chunk: Callable[[int], None] | None = None
     read_buffer: Callable[[], np.ndarray] | None = None
+    listing: dict[str, int] | None = None
 
     @classmethod
     def demo(cls, model_size_bytes: int = 4096) -> Context:

@@ -6,7 +6,9 @@ engine owns the collective parts (barriers, the common clock, gathering, the com
 start-up; a load evicts the files from the page cache), ``move`` (timed: every save call, then every wait for
 durability) and ``end`` (release the tensors). The resident-memory peak spans all three. After a save is
 committed the engine asks :meth:`Mover.evict` to drop what was written from the page cache (untimed: on a
-1 GiB file the advice alone takes about 0.1 s), so a later load reads the device.
+1 GiB file the advice alone takes about 0.1 s), so a later load reads the device. Before a load each rank
+checks its files are in the listing rank 0 shared (:mod:`~dlio_core.checkpoint.discovery`), evicts them and
+measures what its node's page cache still holds of them (:mod:`~dlio_core.checkpoint.coldread`).
 
 Example:
     >>> from dlio_core.checkpoint.mechanisms import Context
@@ -24,8 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .coldread import resident_bytes
+from .discovery import missing_entries, where
 from .mechanisms import Context, Mechanism
 from .memory import PeakMemory
+from .records import CheckpointError
 from .state import FileSpec
 from .transfer import drop_cache
 
@@ -43,6 +48,8 @@ class RankResult:
     blocked_s: float = 0.0  # from the common start to this rank's last save call returning
     peak_memory_bytes: int | None = None
     cache_dropped: bool = False
+    cached_bytes: int | None = None  # loads: bytes the page cache still held when the load began (None: unknown)
+    page_cache_refused: str = ""  # loads with checkpoint.drop_page_cache: why this node's drop did not happen
     error: str | None = None
     started: float = 0.0  # this process's perf_counter at the common start (not comparable across hosts)
 
@@ -71,6 +78,8 @@ class Mover:
         with PeakMemory() as memory:
             try:
                 result.cache_dropped = self._begin(kind, paths, specs)
+                if kind == "load":
+                    result.cached_bytes = self._cached(paths)
             except Exception as e:  # noqa: BLE001 - shared with every rank by the engine
                 result.error = str(e) or type(e).__name__
             barrier()
@@ -102,8 +111,21 @@ class Mover:
             if specs:
                 self.mechanism.prepare(self.ctx, list(zip(paths, specs)))
             return False
+        listing = self.ctx.listing
+        missing = missing_entries(listing, paths) if listing is not None else []
+        if missing:
+            raise CheckpointError(f"{where(self.ctx.storage, missing[0])} is missing from the checkpoint (and "
+                                  f"{len(missing) - 1} more of this rank's files): the checkpoint is incomplete or was "
+                                  "written with another model or world size; save it again")
         # before the clock starts: the drop is harness work, not checkpoint I/O
         return self._cold_by_design or all([drop_cache(self.ctx.storage, p) for p in paths])
+
+    def _cached(self, paths: list[str]) -> int | None:
+        """Bytes of ``paths`` a load could serve from this node's page cache (none with O_DIRECT reads)."""
+        if self._cold_by_design:
+            return 0
+        counts = [resident_bytes(self.ctx.storage, p) for p in paths]
+        return None if None in counts else sum(counts)
 
     def _move(self, kind: str, paths: list[str], specs: list[FileSpec], result: RankResult, t0: float,
               progress: Any) -> None:

@@ -63,6 +63,11 @@ class CheckpointRecord:
             waits for). Loads: the rank's read time.
         peak_memory_bytes: the most any rank's resident memory grew during the save or load (tensors built
             for it included); None where the kernel does not say.
+        cached_bytes: loads: bytes of the checkpoint the ranks' page caches still held when the load began, after
+            the eviction (``mincore``; 0 for ``O_DIRECT`` reads and object stores, None where not measurable).
+            More than 0 means the load could have been served partly from memory.
+        page_cache_drop: loads: ``off`` (``checkpoint.drop_page_cache`` False), ``dropped`` (every node's page cache
+            was dropped before the load) or ``refused: {host}: {why}``.
     """
 
     kind: str
@@ -87,13 +92,24 @@ class CheckpointRecord:
     stored_bytes: int = 0
     blocked_s: float = 0.0
     peak_memory_bytes: int | None = None
+    cached_bytes: int | None = None
+    page_cache_drop: str = "off"
+
+    @property
+    def could_be_served_from_cache(self) -> bool | None:
+        """Loads: whether some of the checkpoint was in a page cache when the load began (None: unknown or a save)."""
+        return None if self.kind != "load" or self.cached_bytes is None else self.cached_bytes > 0
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for the extended report), with ``overhead_bytes`` and ``stored_over_tensor_bytes``."""
+        """A JSON-ready dict (for the extended report), with ``overhead_bytes``, ``stored_over_tensor_bytes``,
+        ``could_be_served_from_cache`` and, for saves, ``durable_s`` (``duration_s`` when the files were
+        fsync'd, else None: the bytes were in place but maybe not yet on the device) beside ``blocked_s``."""
         d = asdict(self)
         d["rank_durations_s"] = list(self.rank_durations_s)
         d["overhead_bytes"] = self.stored_bytes - self.bytes
         d["stored_over_tensor_bytes"] = self.stored_bytes / self.bytes if self.bytes else None
+        d["could_be_served_from_cache"] = self.could_be_served_from_cache
+        d["durable_s"] = self.duration_s if self.kind == "save" and self.fsync else None
         return d
 
 

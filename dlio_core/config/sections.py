@@ -321,6 +321,8 @@ class CheckpointConfig(Section):
     checkpoint_mechanism: str = spec("none", cv.text(nonempty=True), doc="none: follow framework, as DLIO")
     compression: Compression = spec(Compression.NONE, _enum(Compression), doc="none or zstd (raw and stream)")
     compression_level: int = spec(3, cv.integer(min=-7, max=22), doc="zstd level")
+    drop_page_cache: bool = spec(False, cv.boolean(), doc="drop every node's page cache before each load (root)")
+    drop_page_cache_timeout_s: float = spec(60.0, cv.number(min=0.1), doc="bound on that drop")
 
 
 @dataclass(frozen=True)
