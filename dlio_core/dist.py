@@ -102,6 +102,9 @@ class StepOutcome:
         return f"{text}: {self.message}" if self.message else text
 
 
+_ALL_OK = StepOutcome()  # every rank ok (frozen, so one object serves every step)
+
+
 class RankLost(RuntimeError):
     """Another rank stopped answering: it died, hangs or was stopped. No collective may follow."""
 
@@ -135,7 +138,9 @@ def _one_line(message: str) -> str:
 
 
 def _encode(text: str) -> np.ndarray:
-    raw = _one_line(text).encode("utf-8")[:_MESSAGE_BYTES]
+    raw = _one_line(text).encode("utf-8")
+    if len(raw) > _MESSAGE_BYTES:  # keep both ends: a wrapped error (a worker's traceback) ends with the cause
+        raw = raw[:256] + b" ... " + raw[len(raw) - (_MESSAGE_BYTES - 261):]
     buf = np.zeros(_MESSAGE_BYTES, np.uint8)
     buf[: len(raw)] = np.frombuffer(raw, np.uint8)
     return buf
@@ -218,14 +223,8 @@ class Dist:
         return [obj] if self.comm is None else self.comm.allgather(obj)
 
     def from_root(self, compute: Callable[[], Any]) -> Any:
-        """``compute()`` on rank 0, its result broadcast to every rank (collective).
-
-        An error in ``compute`` travels too and is raised on every rank, so that none waits alone in
-        the broadcast for a result that will never come.
-
-        Example:
-            >>> Dist().from_root(lambda: 42)
-            42
+        """``compute()`` on rank 0, its result (or its error, raised on every rank, so that none waits
+        alone for a result that never comes) broadcast to every rank. ``Dist().from_root(lambda: 4)`` is 4.
         """
         payload: Any = None
         if self.is_root:
@@ -241,6 +240,11 @@ class Dist:
     def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
         return [obj] if self.comm is None else self.comm.gather(obj, root=root)
 
+    def bcast_buffer(self, buf: np.ndarray, root: int = 0) -> None:
+        """Broadcast the bytes of the contiguous, writable array ``buf`` from ``root`` in place (no pickle)."""
+        if self.comm is not None:
+            self._wait(self.comm.start_bcast_bytes(buf.view(np.uint8), root), None, "a broadcast")
+
     def step_status(self, status: RankStatus = RankStatus.OK, message: str = "", *, code: int = 0,
                     where: str = "a step", timeout_s: float | None = USE_RANK_TIMEOUT) -> StepOutcome:
         """Exchange every rank's status after a step; all ranks return the same :class:`StepOutcome`.
@@ -252,6 +256,8 @@ class Dist:
         ``timeout_s`` (default :attr:`rank_timeout_s`; None waits without a bound, for phases whose
         length differs a lot between ranks).
         """
+        if status == 0 and code == 0 and self.comm is None and self.rank == 0:
+            return _ALL_OK  # the usual step of a one-process run: nothing to build (runs every step)
         status = RankStatus(status)
         if not 0 <= code < _CODE_SLOTS:
             raise ValueError(f"status code {code} out of range 0-{_CODE_SLOTS - 1}")
@@ -268,7 +274,7 @@ class Dist:
         rank = world - 1 - rank
         worst_status, worst_code = RankStatus(worst // _CODE_SLOTS), worst % _CODE_SLOTS
         if worst_status == RankStatus.OK:
-            return StepOutcome()
+            return _ALL_OK
         buf = _encode(message) if rank == self.rank else np.zeros(_MESSAGE_BYTES, np.uint8)
         self._wait(self.comm.start_bcast_bytes(buf, rank), timeout_s, where)
         return StepOutcome(worst_status, rank, _decode(buf), worst_code)

@@ -28,12 +28,13 @@ Example (a tiny run on generated files; see ``dl-driver run`` for the whole flow
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .dist import USE_RANK_TIMEOUT, Dist, RankLost, init as dist_init
 from .emulate import make_compute
+from .file_table import FileTable, shared_file_table
 from .listing import dataset_files, dataset_storage
 from .loaders import make_loader
 from .metrics import PhaseRecord
@@ -87,20 +88,9 @@ def _should_eval(cfg: Any, epoch: int) -> bool:
     return (epoch - ev.eval_after_epoch) % max(1, ev.epochs_between_evals) == 0
 
 
-def _shared_files(cfg: Any, dist: Dist, storage: Any, split: str) -> list[tuple[str, int]]:
-    """Rank 0 lists (or reads the manifest) once and shares the result; errors reach every rank."""
-    payload: Any
-    if dist.is_root:
-        try:
-            payload = dataset_files(cfg, storage, split)
-        except Exception as exc:  # shared so no rank hangs in bcast
-            payload = exc
-    else:
-        payload = None
-    payload = dist.bcast(payload)
-    if isinstance(payload, Exception):
-        raise payload
-    return payload
+def _shared_files(cfg: Any, dist: Dist, storage: Any, split: str) -> FileTable:
+    """Rank 0 lists (or reads the manifest) once and broadcasts the table as arrays; errors reach every rank."""
+    return shared_file_table(dist, lambda: dataset_files(cfg, storage, split))
 
 
 class _Run:
@@ -112,8 +102,8 @@ class _Run:
         self.start_ts = timestamp()
         self.result = RunResult(output_folder="")
         self.checkpoints: Any = None
-        self.train_files: list[tuple[str, int]] = []
-        self.eval_files: list[tuple[str, int]] = []
+        self.train_files: Sequence[tuple[str, int]] = []
+        self.eval_files: Sequence[tuple[str, int]] = []
         self.access_log: AccessOrderLog | None = None
         self.node_work: NodeWork | None = None
 
