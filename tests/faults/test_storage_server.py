@@ -118,6 +118,27 @@ def test_server_restarted_mid_epoch_the_run_goes_on(seaweed, run_cli, tmp_path):
     assert json.loads((out / "summary.json").read_text())["epochs"] == 12
 
 
+def test_azurite_killed_and_restarted_within_the_deadline_the_run_goes_on(azurite, run_cli, tmp_path):
+    # Azurite keeps its blobs on disk (--location): killed and started again on the same port, it serves
+    # the same container, and a run with enough tries inside its deadline waits through the outage.
+    out = tmp_path / "out"
+    folder = _generate(run_cli, tmp_path / "gen", azurite.options, scheme="az")
+    options = {**azurite.options, "max_attempts": 100, "total_timeout_s": 60}
+    proc = _start_run(s3_args(out, options, "++workload.train.epochs=12", "++workload.train.computation_time=0.05",
+                              folder=folder))
+    try:
+        assert wait_for(log_says(out, "Starting epoch 2")), "the run never reached epoch 2"
+        azurite.kill()
+        time.sleep(3)  # longer than the 10 epochs of 0.2 s left would take with a server
+        assert proc.poll() is None, "the run ended while the server was down"
+        restart(azurite)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 12
+
+
 @pytest.fixture
 def throttler(moto):
     from ._throttle import ThrottlingProxy
