@@ -98,7 +98,7 @@ EXTENSIONS: dict[str, str] = {
     "reader.data_loader": "values native and jax",
     "framework": "value jax",
     "reader.batch_content": "constant (DLIO's constant tensor, default) or samples: what a framework loader hands the model",
-    "dataset.hdf5.layout": "records_k (DLIO HEAD, default) or records (DLIO 2.0.0): the HDF5 layout generated",
+    "dataset.hdf5.layout": "records_k (DLIO HEAD, default) or records (DLIO 2.0.0; the default of configs in 2.0.0 spelling): the HDF5 layout generated",
     "checkpoint.checkpoint_mechanism": "values raw, stream, torch_save, dcp, orbax (pt_save means stream, as in the "
                                        "MLCommons fork)",
     "checkpoint.compression": "zstd-compressed raw and stream checkpoints",

@@ -30,7 +30,7 @@ from .convert import show
 from .enums import Compression, Format, Profiler
 from .env import fill_ins
 from .errors import ConfigError, ConfigWarning
-from .keys import CONDITIONAL_NO_EFFECT, MAPPING_KEYS, NO_EFFECT, TIME_KEYS, canonical_keys, resolve
+from .keys import ALIASES, CONDITIONAL_NO_EFFECT, MAPPING_KEYS, NO_EFFECT, TIME_KEYS, canonical_keys, resolve
 from .overrides import parse_override
 from .schema import SECTIONS, RunConfig
 from .timespec import TimeSpec
@@ -232,7 +232,18 @@ class _Store:
 
 
 # --------------------------------------------------------------------------- building
+def _hdf5_layout_of_dialect(store: _Store) -> None:
+    """An hdf5 config spelled as DLIO 2.0.0 spells it (``dataset.record_length``, ``checkpoint.model_size``,
+    ...) that does not choose ``dataset.hdf5.layout`` generates 2.0.0's layout, so 2.0.0 reads what it made."""
+    fmt = str(getattr(store.values.get("dataset.format"), "value", store.values.get("dataset.format"))).lower()
+    if fmt != "hdf5" or "dataset.hdf5.layout" in store.values or "dataset.hdf5.num_dset_per_record" in store.values:
+        return
+    if any(ALIASES.get(path, ("", ""))[1].startswith("DLIO 2.0.0") for path in store.spelled.values()):
+        store.put("dataset.hdf5.layout", "records", "DLIO 2.0.0's spelling", source_id="dialect")
+
+
 def _build(store: _Store, label: str, overrides: tuple[str, ...]) -> RunConfig:
+    _hdf5_layout_of_dialect(store)
     keys = canonical_keys()
     tree: dict[str, Any] = {}
     try:

@@ -3,7 +3,8 @@
 Layout (DLIO ``data_generator/csv_generator.py``, written with pandas ``to_csv(index=False,
 header=False)``): row ``i`` holds the values of sample ``x[..., i]`` in C order, as text (integers in
 decimal, floats in the shortest form that reads back the same value, as pandas writes them), lines
-ending in ``\\n``. argonne's DLIO writes the same record in every row; the MLCommons fork and we
+ending in ``\\n``. DLIO 2.0.0 called ``to_csv(path)`` with pandas' defaults, so its files start with
+a header row (``,0,1,...``) and every row with its index: decoding drops both. argonne's DLIO writes the same record in every row; the MLCommons fork and we
 write distinct samples. ``dataset.compression`` gzip, bz2, zip or xz compresses the whole file and
 appends ``.gz``, ``.bz2``, ``.zip`` or ``.xz`` to its name, as DLIO does (a zip holds one member named
 after the csv file, as pandas writes it); timestamps are fixed, so a rerun is byte-identical.
@@ -201,6 +202,8 @@ class CSVFormat:
             return np.empty((0, 0), dtype or np.int64)
         if not text.endswith("\n"):  # DLIO's files end every row with a newline: a missing one is a cut
             raise FormatError(f"{where(path)}: truncated csv (the last row has no line end)")
+        if text.startswith(","):  # DLIO 2.0.0's to_csv(path): pandas' header row, then an index column
+            return _values(text.partition("\n")[2], dtype, path)[:, 1:].T
         return _values(text, dtype, path).T
 
     def _shares(self, mv: memoryview, path: str | None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """HDF5 files in both layouts DLIO writes (h5py, imported only when used: extra ``dl-driver[hdf5]``).
 
-Layouts (``dataset.hdf5.layout``, an extension; DLIO picks by version):
+Layouts (``dataset.hdf5.layout``, an extension; DLIO picks by version, and so does a config: one in
+DLIO 2.0.0's spelling, ``dataset.record_length`` for instance, defaults to 2.0.0's ``records``):
 
 * ``records_k`` (DLIO HEAD, the default): datasets ``records_0 .. records_{k-1}``
   (``k = dataset.hdf5.num_dset_per_record``), each ``(num_samples, d1 // k, *rest)`` (a leading

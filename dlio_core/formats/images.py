@@ -13,8 +13,9 @@ Two ways to write a file, ``dataset.image_encoding`` (read by :meth:`ImageFormat
   ``record_length_bytes`` long but are not images; choose it to reproduce the fork's datasets.
 
 Reading is whole-file (``whole_file = True``); ``reader.decode`` (``decode``) picks what ``parse`` does:
-``False`` (bytes, as the fork measures) checks the file's signature and trailer and hands back its
-bytes, ``(file_bytes, 1)`` uint8, decoding nothing; ``True`` decodes the pixels with Pillow,
+``False`` (bytes, as the fork measures) hands back the file's bytes, ``(file_bytes, 1)`` uint8, decoding
+nothing, after checking the trailer of a file that starts with the format's signature (a file without
+one is the fork's raw bytes: counted as its readers count it, so the fork's datasets read unchanged); ``True`` decodes the pixels with Pillow,
 ``(h, w[, channels], 1)``. Raw files are handed back as bytes in both modes (there is nothing to
 decode). A file holds one sample, as DLIO writes them: any other ``dataset.num_samples_per_file`` is
 a ``FormatError``.
@@ -145,6 +146,8 @@ class ImageFormat:
             return raw[:, None]
         sig = _SIGNATURE[self.name]
         if bytes(mv[:len(sig)]) != sig:
+            if not self.decode:  # the fork's raw bytes: its readers count them, and so do we
+                return raw[:, None]
             raise FormatError(f"{where(path)}: not a {self.name.upper()} file (bad magic {bytes(mv[:8])!r}); "
                               f"for the MLCommons fork's raw-bytes files set dataset.image_encoding: raw")
         if not self.decode:

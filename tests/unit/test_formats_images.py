@@ -86,8 +86,10 @@ def test_raw_bytes_as_the_fork_writes_them(st, fmt):
     assert n == raw_fmt.file_size(x.shape, x.dtype) == 500
     assert st.read(path) == x[..., 0].tobytes()  # the fork's local path: f.write(data)
     assert raw_fmt.parse(st.read(path), path)[:, 0].tobytes() == x.tobytes()
+    # an encoded reader meets raw bytes: bytes mode counts them, as the fork's readers do; decoding cannot
+    assert _cfg(fmt).parse(st.read(path), path)[:, 0].tobytes() == x.tobytes()
     with pytest.raises(FormatError, match=rf"r\.{fmt.extension}: not a {fmt.name.upper()} file .*image_encoding: raw"):
-        _cfg(fmt).parse(st.read(path), path)  # an encoded reader meets raw bytes
+        _cfg(fmt, decode=True).parse(st.read(path), path)
 
 
 def test_distinct_samples_make_distinct_files(st):
@@ -118,7 +120,7 @@ def test_failures_name_the_file(st, fmt):
     with pytest.raises(FormatError, match=rf"f\.{fmt.extension}: cannot decode {fmt.name.upper()}"):
         _cfg(fmt, decode=True).parse(raw[:len(raw) // 2], path)
     with pytest.raises(FormatError, match=rf"f\.{fmt.extension}: not a {fmt.name.upper()} file \(bad magic"):
-        _cfg(fmt).parse(b"GIF89a" + raw[6:], path)
+        _cfg(fmt, decode=True).parse(b"GIF89a" + raw[6:], path)
     with pytest.raises(FormatError, match="cannot encode a sample of shape .* float32"):
         fmt.write_file(st, path, np.zeros((4, 4, 1), np.float32))
     with pytest.raises(FormatError, match="does not apply"):
