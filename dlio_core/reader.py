@@ -27,10 +27,10 @@ import numpy as np
 
 from dlio_core.engine import NativeLoader
 from dlio_core.formats import Format, format_for
-from dlio_core.manifest import split_dir
+from dlio_core.manifest import MANIFEST_NAME, DatasetError, load_manifest, split_dir
 from dlio_core.sampling import EpochPlan
 
-__all__ = ["native_reader", "reader_format", "read_mode", "reader_seed", "epoch_plan"]
+__all__ = ["native_reader", "reader_format", "read_mode", "reader_seed", "epoch_plan", "check_samples_per_file"]
 
 # Ranks' seeds are spaced by a prime, so each rank draws its own preprocessing times.
 RANK_SEED_STRIDE = 7919
@@ -73,6 +73,35 @@ def reader_seed(cfg: Any, rank: int) -> int:
     return int(cfg.train.seed) + RANK_SEED_STRIDE * int(rank)
 
 
+def check_samples_per_file(cfg: Any, storage: Any) -> None:
+    """``DatasetError`` when the generation manifest says the files hold another number of samples than
+    ``dataset.num_samples_per_file`` (a dataset of 4 per file read with 1 would read a quarter of it,
+    with plausible figures). No manifest (a DLIO-made dataset): nothing to compare with.
+
+    Example:
+        >>> import tempfile
+        >>> from types import SimpleNamespace as NS
+        >>> from dlio_core.manifest import Manifest, write_manifest
+        >>> from dlio_core.storage import open_storage
+        >>> st = open_storage(tempfile.mkdtemp())
+        >>> write_manifest(st, Manifest(format="npz", train=(), valid=(), dataset={"num_samples_per_file": 4}))
+        >>> try:
+        ...     check_samples_per_file(NS(dataset=NS(format="npz", num_samples_per_file=1)), st)
+        ... except DatasetError as e:
+        ...     str(e)[:68]
+        'dataset.num_samples_per_file is 1, but the files hold 4 samples each'
+    """
+    m = load_manifest(storage)
+    made = None if m is None else m.dataset.get("num_samples_per_file")
+    fmt = str(getattr(cfg.dataset.format, "value", cfg.dataset.format)).lower()
+    asked = int(cfg.dataset.num_samples_per_file)
+    if made is None or m.format != fmt or int(made) == asked:  # type: ignore[union-attr]
+        return
+    raise DatasetError(f"dataset.num_samples_per_file is {asked}, but the files hold {int(made)} samples each "
+                       f"({storage.url.rstrip('/')}/{MANIFEST_NAME} from generation): set "
+                       f"++workload.dataset.num_samples_per_file={int(made)}")
+
+
 def native_reader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, rank: int = 0,
                   keep_samples: bool = False, read_threads: int | None = None,
                   allocator: Callable[[int], np.ndarray] | None = None) -> NativeLoader:
@@ -82,12 +111,17 @@ def native_reader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, r
     the config's); ``keep_samples`` keeps each sample's view for a device copy, and ``allocator(nbytes)``
     gives those views their buffers (pinned host memory, for instance).
 
+    Raises ``DatasetError`` when the files hold another number of samples than the config says
+    (:func:`check_samples_per_file`).
+
     Example: see the module docstring.
     """
+    fmt = reader_format(cfg)
+    check_samples_per_file(cfg, storage)
     rd = cfg.reader
     return NativeLoader(
         storage,
-        reader_format(cfg),
+        fmt,
         [storage.join(rel) for rel, _ in files],
         sizes=[size for _, size in files],
         read_threads=rd.read_threads if read_threads is None else read_threads,

@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -147,8 +146,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         """
         from dlio_core.config import load_config
         from dlio_core.listing import dataset_files, dataset_storage
-        from dlio_core.formats import format_for
-        from dlio_core.reader import check_samples_per_file, epoch_plan
+        from dlio_core.reader import check_samples_per_file, epoch_plan, reader_format
 
         cfg = load_config(config, list(overrides), config_dir=config_dir)
         storage = dataset_storage(cfg)
@@ -159,8 +157,8 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         if random_seed is None and _uses_random_shuffle(cfg):
             random_seed = agreed_random_seed(rank, world)  # drawn once, the same on every rank
         plan = epoch_plan(cfg, split=split, random_seed=random_seed)  # the config's batching and shuffles
-        reader = dataclasses.replace(cfg.reader, decode=True) if content == "samples" else cfg.reader
-        source = Source.from_files(storage, format_for(cfg.dataset, reader), files)
+        fmt = decoding(reader_format(cfg)) if content == "samples" else reader_format(cfg)
+        source = Source.from_files(storage, fmt, files)
         return cls(source,
                    samples_per_file=plan.samples_per_file, batch_size=plan.batch_size, seed=plan.seed,
                    file_shuffle=plan.file_shuffle, sample_shuffle=plan.sample_shuffle,

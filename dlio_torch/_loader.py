@@ -23,7 +23,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from dlio_core.engine import Batch
-from dlio_core.reader import reader_format
+from dlio_core.reader import check_samples_per_file, reader_format
 
 from ._dataloader import dataloader_kwargs
 from ._dataset import DlioIterableDataset, constant_shape
@@ -59,6 +59,7 @@ class TorchLoader:
     """Feeds the runner from a ``torch.utils.data.DataLoader`` built from the config's reader section."""
 
     def __init__(self, cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> None:
+        check_samples_per_file(cfg, storage)  # as the native engine's reader checks
         self.cfg = cfg
         self.source = Source.from_files(storage, reader_format(cfg), files)
         self.split = split
