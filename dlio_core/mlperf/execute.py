@@ -10,8 +10,8 @@ Example:
     >>> plan = RunPlan(benchmark="training", mode="whatif", model="unet3d", command="run", workload="unet3d_b200",
     ...                subcommand="run", overrides={"reader.read_threads": 2},
     ...                launch=MpiLaunch("mpirun", ("127.0.0.1",), 2), parent="/r/run")
-    >>> plan.argv("/r/run/20260101_000000", mpi_binary="mpirun", dl_driver_binary="dl-driver")[:6]
-    ['mpirun', '-n', '2', '-host', '127.0.0.1:2', 'dl-driver']
+    >>> plan.argv("/r/run/20260101_000000", mpi_binary="mpirun", dl_driver_binary="dl-driver")[9:12]
+    ['dl-driver', 'run', 'unet3d_b200']
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Callable
 
-from .command import MpiLaunch, dl_driver_argv, mpi_prefix, shell_line
+from .dlio_files import write_mlpstorage_files
+from .command import HYDRA_OUTPUT_SUBDIR, MpiLaunch, dl_driver_argv, mpi_prefix, override_args, shell_line
 from .layout import reserve_run_dir
 
 __all__ = ["RunPlan", "execute", "write_metadata", "metadata_name"]
@@ -75,14 +76,27 @@ class RunPlan:
                                 binary=dl_driver_binary or self.dl_driver_bin)]
 
     def metadata(self, stamp: str, argv: list[str], loop: int, loops: int) -> dict[str, Any]:
+        """The run's metadata JSON, in mlpstorage v3's keys (``benchmark_type``, ``model``, ``command``,
+        ``run_datetime``, ``num_processes``, ``accelerator``, ``result_dir``, ``parameters``,
+        ``override_parameters`` - every ``++workload`` override, the tool's and the user's, as mlpstorage's
+        ``params_dict`` -, ``system_info``, ``runtime``, ``verification``, ``executed_command``,
+        ``command_output_files``, ``args``) plus dl-driver's (the mode, the loop, the user's overrides alone,
+        each override's label, the cluster as declared and measured, the launch argv and timings)."""
+        cluster = self.cluster
         return {
-            "benchmark_type": self.benchmark, "mode": self.mode, "model": self.model, "command": self.command,
-            "workload": self.workload, "run_datetime": stamp, "loop": loop, "loops": loops,
-            "args": self.args, "parameters": self.parameters, "override_parameters": self.user_params,
+            "benchmark_type": self.benchmark, "model": self.model, "command": self.command,
+            "run_datetime": stamp, "num_processes": self.launch.num_processes,
+            "accelerator": self.args.get("accelerator_type"), "result_dir": os.path.join(self.parent, stamp),
+            "parameters": self.parameters, "override_parameters": dict(self.overrides),
+            "system_info": {"total_memory_bytes": cluster.get("total_memory_bytes"),
+                            "total_cores": cluster.get("total_cores"), "num_hosts": cluster.get("num_client_hosts")},
+            "runtime": None, "verification": self.category, "executed_command": shell_line(argv),
+            "command_output_files": [], "args": self.args,
+            "mode": self.mode, "workload": self.workload, "loop": loop, "loops": loops,
+            "user_parameters": self.user_params,
             "tool_parameters": {k: v for k, v in self.overrides.items() if k not in self.user_params},
-            "verification": {"category": self.category, "labels": self.labels},
-            "cluster_information": self.cluster, "num_processes": self.launch.num_processes,
-            "hosts": list(self.launch.hosts), "executed_command": shell_line(argv), "argv": argv,
+            "verification_details": {"category": self.category, "labels": self.labels},
+            "cluster_information": cluster, "hosts": list(self.launch.hosts), "argv": argv,
         }
 
 
@@ -108,14 +122,18 @@ def _run_teed(argv: list[str], folder: str, prefix: str, echo: bool) -> int:
             t.start()
         try:
             code = proc.wait()
-        except KeyboardInterrupt:  # let the ranks write what they measured, then stop
+        except BaseException:  # SIGINT or SIGTERM here: let the ranks write what they measured, then stop
             proc.terminate()
-            proc.wait()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             raise
         finally:
             for t in pumps:
                 t.join(timeout=30)
-    return code
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + N
 
 
 def execute(plan: RunPlan, *, loops: int = 1, dry_run: bool = False, echo: bool = True,
@@ -138,7 +156,10 @@ def execute(plan: RunPlan, *, loops: int = 1, dry_run: bool = False, echo: bool 
         say(f"[mlperf] {plan.mode} {plan.benchmark} {plan.model} {plan.command} {loop}/{loops}: {folder}")
         say(f"[mlperf] {shell_line(argv)}")
         start = time.time()
-        meta.update(start=datetime.fromtimestamp(start).isoformat(), end=None, duration_s=None, return_code=None)
+        meta.update(start=datetime.fromtimestamp(start).isoformat(), end=None, duration_s=None, return_code=None,
+                    command_output_files=[{"command": shell_line(argv),
+                                           "stdout": os.path.join(folder, f"{prefix}.stdout.log"),
+                                           "stderr": os.path.join(folder, f"{prefix}.stderr.log")}])
         write_metadata(folder, plan.benchmark, stamp, meta)
         code: int | None = None
         try:
@@ -149,8 +170,12 @@ def execute(plan: RunPlan, *, loops: int = 1, dry_run: bool = False, echo: bool 
         finally:
             end = time.time()
             meta.update(end=datetime.fromtimestamp(end).isoformat(), duration_s=round(end - start, 3),
-                        return_code=code)
+                        runtime=round(end - start, 3), return_code=code)
             write_metadata(folder, plan.benchmark, stamp, meta)
+        if code == 0:  # the files mlpstorage's checks read that dl-driver's own layout lacks
+            write_mlpstorage_files(folder, [f"workload={plan.workload}", f"++hydra.run.dir={folder}",
+                                            f"++hydra.output_subdir={HYDRA_OUTPUT_SUBDIR}",
+                                            *override_args(plan.overrides)])
         if code != 0:
             say(f"[mlperf] run {loop}/{loops} failed with exit code {code}; logs in {folder}")
             return code or 1

@@ -150,14 +150,15 @@ def check_checkpoint_counts(mode: str, model: str, num_processes: int, reads: in
     counts = " or ".join(str(c) for c in m.closed_counts)
     if mode == "closed":
         if num_processes not in m.closed_counts:
-            raise RulesError(f"closed run refused: --num-processes {num_processes} is not a CLOSED count for "
+            raise RulesError(f"closed run refused by the process-count gate: --num-processes {num_processes} is "
+                             f"not a CLOSED count for "
                              f"{model} ({counts})")
         for flag, value in (("-ncw/--num-checkpoints-write", writes), ("-ncr/--num-checkpoints-read", reads)):
             if value not in (0, 10):
-                raise RulesError(f"closed run refused: {flag} {value}; CLOSED writes and reads 10 (or 0 to split "
-                                 "the write and read phases)")
+                raise RulesError(f"closed run refused by the process-count gate: {flag} {value}; CLOSED writes "
+                                 "and reads 10 (or 0 to split the write and read phases)")
         if reads == 0 and writes == 0:
-            raise RulesError("closed run refused: -ncr and -ncw cannot both be 0")
+            raise RulesError("closed run refused by the process-count gate: -ncr and -ncw cannot both be 0")
         return Label.CLOSED
     if num_processes in m.closed_counts and reads in (0, 10) and writes in (0, 10):
         return Label.CLOSED

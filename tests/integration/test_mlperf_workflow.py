@@ -65,15 +65,20 @@ def test_run_writes_the_v3_results_tree(six_runs):
     for leaf in leaves:
         for name in ("summary.json", "0_per_epoch_stats.json", "0_output.json", "dlio.log",
                      "dlio_config/config.yaml", "dlio_config/overrides.yaml", "training_run.stdout.log",
-                     "training_run.stderr.log", f"training_{leaf.name}_metadata.json"):
+                     "training_run.stderr.log", f"training_{leaf.name}_metadata.json", "per_epoch_stats.json",
+                     "dlio_config/hydra.yaml"):
             assert (leaf / name).exists(), f"{leaf}/{name}"
         meta = json.loads((leaf / f"training_{leaf.name}_metadata.json").read_text())
         assert meta["return_code"] == 0 and meta["duration_s"] > 0 and meta["start"] < meta["end"]
         assert "mpirun -n 1 -host 127.0.0.1:1" in meta["executed_command"]
         assert f"++hydra.run.dir={leaf}" in meta["executed_command"]
-        assert meta["override_parameters"]["reader.batch_size"] == "1"
+        assert meta["override_parameters"]["reader.batch_size"] == "1"  # mlpstorage's keys: every override
+        assert meta["override_parameters"]["dataset.data_folder"] == str(results.parent / "data" / "unet3d")
+        assert meta["user_parameters"]["reader.batch_size"] == "1" and "dataset.data_folder" not in meta["user_parameters"]
+        assert meta["result_dir"] == str(leaf) and meta["runtime"] > 0 and meta["accelerator"] == "b200"
+        assert meta["command_output_files"][0]["stdout"] == str(leaf / "training_run.stdout.log")
         assert meta["parameters"]["dataset"]["num_files_train"] == 500
-        assert meta["verification"]["category"] == "INVALID"  # batch size and sample size are not the rules'
+        assert meta["verification"] == "INVALID"  # batch size and sample size are not the rules'
         assert meta["cluster_information"]["client_host_memory_in_gb"] == 0.0001
         assert "[METRIC]" in (leaf / "training_run.stdout.log").read_text()
     [gen_meta] = results.glob("whatif/sut1/results/sut1/training/unet3d/datagen/*/training_*_metadata.json")

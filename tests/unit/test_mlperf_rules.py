@@ -10,7 +10,7 @@ from dlio_core.mlperf.rules import check_checkpoint_counts, checkpoint_process_o
 
 RUN = ["training", "unet3d", "run", "file", "--accelerator-type", "b200", "--num-accelerators", "8",
        "--client-host-memory-in-gb", "64", "--hosts", "n1", "n2", "--data-dir", "/mnt/data", "--systemname", "sut1",
-       "--dry-run", "--params", "dataset.num_files_train=28000"]
+       "--results-dir", "/tmp/never-created", "--dry-run", "--params", "dataset.num_files_train=28000"]
 
 
 def _labels(**params):
@@ -98,7 +98,8 @@ def test_subset_mode_below_the_full_job():
 
 def test_closed_checkpointing_run_in_subset_mode(capsys):
     code = main(["closed", "checkpointing", "run", "--model", "llama3-405b", "-np", "8", "-cm", "64",
-                 "--checkpoint-folder", "/mnt/ckpt", "--systemname", "sut1", "--hosts", "n1:8", "--dry-run"])
+                 "--checkpoint-folder", "/mnt/ckpt", "--systemname", "sut1", "--hosts", "n1:8", "--dry-run",
+                 "--results-dir", "/tmp/never-created", "-ncw", "0"])  # the read phase: nothing to write
     out = capsys.readouterr().out
     assert code == 0
     assert "++workload.checkpoint.mode=subset ++workload.model.parallelism.data=2" in out
