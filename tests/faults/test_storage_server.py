@@ -100,43 +100,35 @@ def test_server_paused_then_resumed_within_the_deadline_finishes(moto, run_cli, 
     assert json.loads((out / "summary.json").read_text())["epochs"] == 3
 
 
-def test_server_restarted_mid_epoch_the_run_goes_on(seaweed, run_cli, tmp_path):
+def _restarted_mid_run(srv, run_cli, tmp_path, tries: dict, scheme: str = "s3") -> None:
+    """Generate, start a 12-epoch run with enough tries inside its deadline to outlast an outage, kill the
+    server once epoch 2 starts, keep it down for longer than the rest of the run would take with it, then
+    start it again (same port, same data folder): the run waits through the outage and finishes."""
     out = tmp_path / "out"
-    folder = _generate(run_cli, tmp_path / "gen", seaweed.options)
-    # Enough tries, within the deadline, to outlast the restart (connection refused meanwhile).
-    options = {**seaweed.options, "s3_max_attempts": 100, "total_timeout_s": 60}
+    folder = _generate(run_cli, tmp_path / "gen", srv.options, scheme=scheme)
+    options = {**srv.options, **tries, "total_timeout_s": 60}
     proc = _start_run(s3_args(out, options, "++workload.train.epochs=12", "++workload.train.computation_time=0.05",
                               folder=folder))
     try:
         assert wait_for(log_says(out, "Starting epoch 2")), "the run never reached epoch 2"
-        assert proc.poll() is None  # 10 epochs of 0.2 s still to go: the restart happens mid-run
-        restart(seaweed)
+        srv.kill()
+        time.sleep(3)  # the 10 epochs of 0.2 s left would be done by now with a server
+        assert proc.poll() is None, "the run ended while the server was down"
+        restart(srv)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
     assert json.loads((out / "summary.json").read_text())["epochs"] == 12
+
+
+def test_server_restarted_mid_epoch_the_run_goes_on(seaweed, run_cli, tmp_path):
+    _restarted_mid_run(seaweed, run_cli, tmp_path, {"s3_max_attempts": 100})  # connection refused meanwhile
 
 
 def test_azurite_killed_and_restarted_within_the_deadline_the_run_goes_on(azurite, run_cli, tmp_path):
-    # Azurite keeps its blobs on disk (--location): killed and started again on the same port, it serves
-    # the same container, and a run with enough tries inside its deadline waits through the outage.
-    out = tmp_path / "out"
-    folder = _generate(run_cli, tmp_path / "gen", azurite.options, scheme="az")
-    options = {**azurite.options, "max_attempts": 100, "total_timeout_s": 60}
-    proc = _start_run(s3_args(out, options, "++workload.train.epochs=12", "++workload.train.computation_time=0.05",
-                              folder=folder))
-    try:
-        assert wait_for(log_says(out, "Starting epoch 2")), "the run never reached epoch 2"
-        azurite.kill()
-        time.sleep(3)  # longer than the 10 epochs of 0.2 s left would take with a server
-        assert proc.poll() is None, "the run ended while the server was down"
-        restart(azurite)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, stderr
-    assert json.loads((out / "summary.json").read_text())["epochs"] == 12
+    # Azurite keeps its blobs on disk (--location): started again, it serves the same container.
+    _restarted_mid_run(azurite, run_cli, tmp_path, {"max_attempts": 100}, scheme="az")
 
 
 @pytest.fixture
