@@ -31,7 +31,7 @@ import signal as _signal
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
-from .dist import USE_RANK_TIMEOUT, Dist, RankStatus, StepOutcome
+from .dist import USE_RANK_TIMEOUT, Dist, RankLost, RankStatus, StepOutcome
 from .signals import StopSignals
 
 __all__ = ["RunEnd", "RunSync", "Progress", "RankFailed", "RunInterrupted", "COMPLETE", "FAILED", "INTERRUPTED"]
@@ -124,6 +124,8 @@ class RunSync:
         """Run local work (no collective inside); an error in it waits for the next exchange."""
         try:
             yield
+        except RankLost:
+            raise  # local work with collectives inside (checkpoints) lost a rank: no exchange can follow
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every rank must hear of it
             self.note(exc)
 
