@@ -1,7 +1,8 @@
 """dlio_tf: dl-driver's TensorFlow plugin (``pip install 'dl-driver[tf]'``).
 
 - :func:`make_dataset` — a workload's data as a ``tf.data.Dataset`` to drop into an existing input
-  function (``input_context`` shards it for ``tf.distribute``).
+  function (``input_context`` shards it for ``tf.distribute``); :func:`from_uri` — the same over every
+  file of a format under a URI, with keyword options (batch size, shuffle, seed), as the torch plugin's.
 - :func:`make_iterator` / :class:`TFIterator` — the same batches for a custom loop, resumable through
   :class:`dlio_core.state.Stateful` (``state_dict`` / ``load_state_dict``).
 - :func:`to_device` / :func:`default_device` — a batch copied to the GPU, the copy timed.
@@ -29,8 +30,8 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
 from . import checkpoint
 from ._device import default_device, to_device
 from ._iterator import TFIterator, make_iterator
-from ._pipeline import make_dataset
+from ._dataset import from_uri, make_dataset
 from .checkpoint import CheckpointTiming, TFCheckpointer, state_from_config
 
-__all__: list[str] = ["make_dataset", "make_iterator", "TFIterator", "to_device", "default_device",
+__all__: list[str] = ["make_dataset", "from_uri", "make_iterator", "TFIterator", "to_device", "default_device",
                       "TFCheckpointer", "CheckpointTiming", "state_from_config", "checkpoint"]

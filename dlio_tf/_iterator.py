@@ -32,7 +32,8 @@ from typing import Any, Iterator, Mapping, Sequence
 from dlio_core.config import load_config
 from dlio_core.state import IterationState, require_same
 
-from ._pipeline import input_pipelines, make_dataset, shared_random_seed
+from ._dataset import make_dataset
+from ._pipeline import input_pipelines, shared_random_seed
 
 __all__ = ["TFIterator", "make_iterator"]
 

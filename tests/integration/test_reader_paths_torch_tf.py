@@ -42,12 +42,17 @@ def test_torch_dataset_and_loader_take_the_bound_format_and_the_configs_plan(tmp
     assert bound(runner_loader.source.fmt())
 
 
-def test_tf_core_reader_takes_the_bound_format(tmp_path):
+def test_tf_core_reader_takes_the_bound_format(tmp_path, monkeypatch):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     pytest.importorskip("tensorflow")
-    from dlio_tf._pipeline import Source, _FileReader
+    from dlio_tf._batches import _Batches
+    from dlio_tf._pipeline import Source
 
     cfg, _, files = bound_dataset(tmp_path)
     src = Source.from_config(cfg)
     assert src.files == tuple(files)
-    assert bound(_FileReader(src, stats=False).fmt)
+    built = record_readers(monkeypatch)
+    with pytest.raises(AttributeError):  # the stand-in reads nothing: what matters is what it was given
+        next(_Batches(src, [epoch_plan(cfg, epoch=1)], [1], labels=False, stats=False)())
+    (args, kwargs), = built
+    assert bound(args[1]) and kwargs["seed"] == reader_seed(cfg, 0)
