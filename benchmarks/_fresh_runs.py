@@ -62,12 +62,16 @@ def dl_driver_command() -> list[str]:
 def fresh_run(overrides: list[str], *, out_dir: str, workload: str = "default",
               env: dict[str, str] | None = None) -> FreshRun:
     """Run ``dl-driver run --quiet <workload> <overrides>`` in a new process, its results under a fresh
-    folder in ``out_dir`` (removed after); raise with its error output when it fails."""
+    folder in ``out_dir`` (removed after); raise with its error output when it fails. The page cache
+    stays as the caller left it (``$DL_DRIVER_EVICT_PAGE_CACHE`` is 0 unless ``env`` sets it)."""
     os.makedirs(out_dir, exist_ok=True)
     out = tempfile.mkdtemp(prefix="fresh-", dir=out_dir)
     cmd = [*dl_driver_command(), "run", "--quiet", workload, *overrides, f"++hydra.run.dir={out}"]
     full_env = dict(os.environ if env is None else env)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [full_env.get("PYTHONPATH"), ROOT]))  # theirs first
+    # The figures are warm-page-cache runs against warm ceilings: no eviction before each epoch unless the
+    # caller's environment asks for it (dlio_core.node_work reads the variable; an older tree ignores it).
+    full_env.setdefault("DL_DRIVER_EVICT_PAGE_CACHE", "0")
     try:
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", _LAUNCH, *cmd], capture_output=True, text=True,
