@@ -12,7 +12,7 @@ Example:
     >>> from dlio_core.config import load_config
     >>> from dlio_core.mlperf import training_datasize
     >>> training_datasize(load_config("cosmoflow_h100"), max_accelerators=16, client_host_memory_gb=64).num_files_train
-    121477
+    121478
 """
 
 from __future__ import annotations

@@ -244,10 +244,8 @@ def _training_datasize(args: Any, cfg: Any, hosts: list[str], num_hosts: int, us
         f"{num_hosts} client host(s) x {args.client_host_memory_in_gb:g} GiB")
     for line in size.describe():
         say(f"  {line}")
-    params = {k: v for k, v in user.items() if k not in ("dataset.num_files_train", "dataset.num_subfolders_train")}
+    params = {k: v for k, v in user.items() if k != "dataset.num_files_train"}  # e.g. the user's subfolders
     params["dataset.num_files_train"] = size.num_files_train
-    if size.num_subfolders_train:
-        params["dataset.num_subfolders_train"] = size.num_subfolders_train
     gen = ["dl-driver", "mlperf", args.mode, "training", args.model, "datagen", args.storage,
            "--num-processes", str(args.max_accelerators), "--data-dir", args.data_dir or "<DATA_DIR>",
            "--systemname", args.systemname]

@@ -1,25 +1,34 @@
 """``datasize``: how big an MLPerf Storage dataset must be, and what each checkpointing rank writes.
 
-Training (rules §3.1.2, mlpstorage's ``calculate_training_data_size``, in whole files):
+Training (rules §3.1.2, mlpstorage v3's ``calculate_training_data_size``, in whole files rounded up):
 
-- ``files_by_memory = 5 x client memory // (samples_per_file x record_length)``: the dataset must be at least
-  five times the clients' RAM, so the page cache cannot hold it. The memory is the larger of the declared
-  (``--client-host-memory-in-gb x --num-client-hosts``, GiB) and the measured one (v3, mlcommons/storage#786).
-- ``files_by_steps = 500 x accelerators x batch_size // samples_per_file``: every epoch runs at least 500 steps.
-- ``num_files_train = max(both)``; past 10,000 files, ``num_subfolders_train = files // 10,000``.
+- ``files_by_memory = ceil(5 x client memory / (samples_per_file x record_length))``: the dataset must be at
+  least five times the clients' RAM, so the page cache cannot hold it. The memory is the larger of the
+  declared (``--client-host-memory-in-gb x --num-client-hosts``, GiB) and the measured one (v3,
+  mlcommons/storage#786).
+- ``files_by_steps = ceil(500 x accelerators x batch_size / samples_per_file)``: every epoch runs at least 500
+  steps.
+- ``num_files_train = max(both)``. mlpstorage leaves ``num_subfolders_train`` at 0 and, past 10,000 files,
+  suggests ``files / 10,000`` subfolders (:attr:`TrainingDatasize.suggested_subfolders`).
 
-Checkpointing (mlpstorage's ``datasize``): with ZeRO 1, rank 0 writes the model plus its optimizer share and
-every other rank its optimizer share; with ZeRO 3 every rank writes ``(model + optimizer) / N``.
+v3 rounds up where v2 (and the v2 README's worked examples, 2,557 and 121,477 files) rounded down; the
+rounded-down counts fall short of the rule they size for (2,557 resnet50 files of 1,251 samples are 499.8
+steps of 16 x 400), which the v3 submission checker rejects.
+
+Checkpointing (mlpstorage v3's ``datasize``): with ZeRO 1 every rank writes its optimizer share and the
+ranks of the first data-parallel instance (the first TP x PP ranks) also write a share of the model; with
+ZeRO 3 every rank writes ``(model + optimizer) / N``.
 
 Example (the rules' worked example, resnet50 on 16 H100 with one 64 GB client):
     >>> from dlio_core.config import load_config
     >>> size = training_datasize(load_config("resnet50_h100"), max_accelerators=16, client_host_memory_gb=64)
     >>> size.files_by_memory, size.files_by_steps, size.num_files_train
-    (2395, 2557, 2557)
+    (2396, 2558, 2558)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +69,12 @@ class TrainingDatasize:
 
     @property
     def num_subfolders_train(self) -> int:
-        """0 up to 10,000 files, else about 10,000 files per folder (mlpstorage's suggestion)."""
+        """0: mlpstorage's datasize leaves the files in one folder (and suggests subfolders past 10,000)."""
+        return 0
+
+    @property
+    def suggested_subfolders(self) -> int:
+        """About 10,000 files per folder past 10,000 files (mlpstorage's warning), else 0."""
         files = self.num_files_train
         return files // FILES_PER_SUBFOLDER if files > FILES_PER_SUBFOLDER else 0
 
@@ -90,7 +104,9 @@ class TrainingDatasize:
             f"files for {MIN_STEPS_PER_EPOCH} steps: {self.files_by_steps:,} ({MIN_STEPS_PER_EPOCH} x "
             f"{self.max_accelerators} accelerators x batch {self.batch_size} / {self.samples_per_file} per file)",
             f"num_files_train: {self.num_files_train:,} (set by {rule})",
-            f"num_subfolders_train: {self.num_subfolders_train}",
+            f"num_subfolders_train: {self.num_subfolders_train}" + (
+                f" (past 10,000 files, consider --params dataset.num_subfolders_train={self.suggested_subfolders}"
+                " for datagen and every run)" if self.suggested_subfolders else ""),
             f"total disk: {self.total_disk_bytes:,} bytes ({self.total_disk_bytes / GIB:,.2f} GiB)",
         ]
 
@@ -109,6 +125,8 @@ def training_datasize(cfg: Any, *, max_accelerators: int, client_host_memory_gb:
     >>> from dlio_core.config import load_config
     >>> training_datasize(load_config("unet3d_h100"), max_accelerators=4, client_host_memory_gb=64).num_files_train
     14000
+    >>> training_datasize(load_config("cosmoflow_h100"), max_accelerators=16, client_host_memory_gb=64).num_files_train
+    121478
     """
     if max_accelerators < 1:
         raise ValueError(f"--max-accelerators must be at least 1, got {max_accelerators}")
@@ -119,8 +137,8 @@ def training_datasize(cfg: Any, *, max_accelerators: int, client_host_memory_gb:
     batch = int(cfg.reader.batch_size)
     declared = int(client_host_memory_gb * GIB) * num_client_hosts
     memory = max(declared, measured_memory_bytes or 0)
-    files_by_memory = int(MEMORY_MULTIPLIER * memory // (spf * record))
-    files_by_steps = MIN_STEPS_PER_EPOCH * max_accelerators * batch // spf
+    files_by_memory = math.ceil(MEMORY_MULTIPLIER * memory / (spf * record))
+    files_by_steps = math.ceil(MIN_STEPS_PER_EPOCH * max_accelerators * batch / spf)
     return TrainingDatasize(max_accelerators=max_accelerators, batch_size=batch, samples_per_file=spf,
                             record_length_bytes=record, declared_memory_bytes=declared,
                             measured_memory_bytes=measured_memory_bytes, files_by_memory=files_by_memory,
@@ -142,13 +160,16 @@ class CheckpointDatasize:
         return sum(self.rank_gb)
 
     def describe(self) -> list[str]:
-        """Rank 0 and the other ranks (identical), the total, and the exact DLIO sizing when computed."""
+        """The ranks that write a model share, the others (each group identical), the total, and the exact
+        DLIO sizing when computed."""
         n = self.num_processes
         lines = [f"{self.model}: ZeRO {self.zero_stage}, {n} processes, GB written per rank per checkpoint:"]
         if self.zero_stage == 1:
-            lines.append(f"  rank 0: {self.rank_gb[0]:,.2f} GB (model + optimizer / {n})")
-            if n > 1:
-                lines.append(f"  ranks 1-{n - 1}: {self.rank_gb[1]:,.2f} GB each (optimizer / {n})")
+            first = min(n, LLAMA3[self.model].gpus_per_dp)
+            share = f"model / {LLAMA3[self.model].gpus_per_dp} + optimizer / {n}"
+            lines.append(f"  ranks 0-{first - 1}: {self.rank_gb[0]:,.2f} GB each ({share})")
+            if n > first:
+                lines.append(f"  ranks {first}-{n - 1}: {self.rank_gb[first]:,.2f} GB each (optimizer / {n})")
         else:
             lines.append(f"  every rank: {self.rank_gb[0]:,.2f} GB ((model + optimizer) / {n})")
         lines.append(f"  all ranks: {self.total_gb:,.2f} GB")
@@ -159,19 +180,20 @@ class CheckpointDatasize:
 
 
 def checkpoint_datasize(model: str, num_processes: int, *, exact_total_bytes: int | None = None) -> CheckpointDatasize:
-    """Per-rank GB for ``model`` on ``num_processes`` ranks, by the ZeRO rule mlpstorage applies.
+    """Per-rank GB for ``model`` on ``num_processes`` ranks, by the ZeRO rule mlpstorage v3 applies.
 
-    >>> checkpoint_datasize("llama3-405b", 512).rank_gb[:2]
-    (763.853515625, 8.853515625)
+    >>> [round(g, 3) for g in checkpoint_datasize("llama3-405b", 512).rank_gb[255:257]]
+    [11.803, 8.854]
     >>> round(checkpoint_datasize("llama3-8b", 8).total_gb)
     105
     """
     if num_processes < 1:
         raise ValueError(f"--num-processes must be at least 1, got {num_processes}")
     m = LLAMA3[model]
-    if m.zero_stage == 1:
+    if m.zero_stage == 1:  # the first data-parallel instance shares the model; everyone its optimizer part
         share = m.optimizer_gb / num_processes
-        ranks = (m.model_gb + share,) + (share,) * (num_processes - 1)
+        ranks = tuple(share + (m.model_gb / m.gpus_per_dp if r < m.gpus_per_dp else 0.0)
+                      for r in range(num_processes))
     else:
         ranks = ((m.model_gb + m.optimizer_gb) / num_processes,) * num_processes
     return CheckpointDatasize(model=model, num_processes=num_processes, zero_stage=m.zero_stage, rank_gb=ranks,

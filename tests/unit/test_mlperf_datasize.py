@@ -13,22 +13,31 @@ from dlio_core.mlperf.cli import main
 GIB = 1024**3
 
 
-@pytest.mark.parametrize("workload, accelerators, by_memory, by_steps, files", [
-    ("resnet50_h100", 16, 2395, 2557, 2557),  # README: num_files_train=2557
-    ("cosmoflow_h100", 16, 121477, 8000, 121477),  # README: 121,477
-    ("unet3d_h100", 4, 2343, 14000, 14000),
+# The v2 README's worked examples round down (2,557; 121,477); mlpstorage v3 rounds up, and so do we: the
+# rounded-down count is one file short of the rule it sizes for.
+@pytest.mark.parametrize("workload, accelerators, by_memory, by_steps, files, readme", [
+    ("resnet50_h100", 16, 2396, 2558, 2558, 2557),  # README: num_files_train=2557
+    ("cosmoflow_h100", 16, 121478, 8000, 121478, 121477),  # README: 121,477
+    ("unet3d_h100", 4, 2344, 14000, 14000, 14000),
 ])
-def test_worked_examples(workload, accelerators, by_memory, by_steps, files):
-    size = training_datasize(load_config(workload), max_accelerators=accelerators, client_host_memory_gb=64)
+def test_worked_examples(workload, accelerators, by_memory, by_steps, files, readme):
+    cfg = load_config(workload)
+    size = training_datasize(cfg, max_accelerators=accelerators, client_host_memory_gb=64)
     assert (size.files_by_memory, size.files_by_steps, size.num_files_train) == (by_memory, by_steps, files)
     assert size.total_disk_bytes == int(files * size.file_bytes)
+    exact = max(5 * 64 * GIB / size.file_bytes, 500 * accelerators * cfg.reader.batch_size / size.samples_per_file)
+    assert int(exact) == readme and files == -(-exact // 1)  # the README floors what v3 (and we) ceil
+    # the rounded-up count meets both rules; the README's falls short of one when it differs
+    assert files * size.file_bytes >= 5 * 64 * GIB
+    assert files * size.samples_per_file >= 500 * accelerators * cfg.reader.batch_size
 
 
-def test_subfolders_past_ten_thousand_files():
+def test_subfolders_are_suggested_past_ten_thousand_files():
     cosmo = training_datasize(load_config("cosmoflow_h100"), max_accelerators=16, client_host_memory_gb=64)
-    assert cosmo.num_subfolders_train == 12  # 121,477 // 10,000
+    assert cosmo.num_subfolders_train == 0 and cosmo.suggested_subfolders == 12  # 121,478 // 10,000
+    assert "consider --params dataset.num_subfolders_train=12" in "\n".join(cosmo.describe())
     resnet = training_datasize(load_config("resnet50_h100"), max_accelerators=16, client_host_memory_gb=64)
-    assert resnet.num_subfolders_train == 0
+    assert resnet.suggested_subfolders == 0
 
 
 def test_measured_memory_wins_when_larger():
@@ -37,9 +46,9 @@ def test_measured_memory_wins_when_larger():
     measured = training_datasize(cfg, max_accelerators=1, client_host_memory_gb=1, num_client_hosts=2,
                                  measured_memory_bytes=64 * GIB)
     assert declared.memory_bytes == 2 * GIB and measured.memory_bytes == 64 * GIB
-    assert measured.num_files_train == 121477 > declared.num_files_train
+    assert measured.num_files_train == 121478 > declared.num_files_train
     smaller = training_datasize(cfg, max_accelerators=1, client_host_memory_gb=64, measured_memory_bytes=GIB)
-    assert smaller.num_files_train == 121477  # the declared 64 GiB is larger and stays
+    assert smaller.num_files_train == 121478  # the declared 64 GiB is larger and stays
 
 
 def test_bad_inputs_are_refused():
@@ -49,12 +58,14 @@ def test_bad_inputs_are_refused():
         checkpoint_datasize("llama3-8b", 0)
 
 
-def test_checkpoint_zero1_rank0_writes_the_model():
-    size = checkpoint_datasize("llama3-405b", 512)
+def test_checkpoint_zero1_first_data_parallel_instance_writes_the_model():
+    size = checkpoint_datasize("llama3-405b", 512)  # TP x PP = 256 ranks per data-parallel instance
     assert size.zero_stage == 1
-    assert size.rank_gb[0] == pytest.approx(755 + 4533 / 512)
-    assert size.rank_gb[1:] == pytest.approx([4533 / 512] * 511)
+    assert size.rank_gb[:256] == pytest.approx([755 / 256 + 4533 / 512] * 256)
+    assert size.rank_gb[256:] == pytest.approx([4533 / 512] * 256)
     assert size.total_gb == pytest.approx(755 + 4533)
+    subset = checkpoint_datasize("llama3-405b", 8)  # 8 ranks of the first instance: their model share only
+    assert subset.total_gb == pytest.approx(8 * 755 / 256 + 4533)
 
 
 def test_checkpoint_zero3_every_rank_the_same():
@@ -70,12 +81,12 @@ def test_cli_datasize_prints_files_and_the_datagen_command(capsys, tmp_path):
                  "--systemname", "sut1", "--data-dir", "/mnt/data"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "num_files_train: 2,557" in out and "files for 5x memory: 2,395" in out
+    assert "num_files_train: 2,558" in out and "files for 5x memory: 2,396" in out
     assert ("dl-driver mlperf whatif training resnet50 datagen file --num-processes 16 --data-dir /mnt/data "
-            "--systemname sut1 --hosts node7 --params dataset.num_files_train=2557") in out
+            "--systemname sut1 --hosts node7 --params dataset.num_files_train=2558") in out
     [meta] = tmp_path.glob("whatif/sut1/results/sut1/training/resnet50/datasize/*/training_*_metadata.json")
     record = json.loads(meta.read_text())
-    assert (record["num_files_train"], record["num_subfolders_train"]) == (2557, 0)
+    assert (record["num_files_train"], record["num_subfolders_train"]) == (2558, 0)
     assert record["max_accelerators"] == 16 and record["client_host_memory_in_gb"] == 64
     assert record["total_disk_bytes"] > 0 and record["data_dir"] == "/mnt/data"
 
