@@ -60,12 +60,21 @@ class _UsageError(ValueError):
     pass
 
 
+def _check_runnable(cfg, **parts: bool) -> None:
+    """Before anything starts: exit 2 with one line when this build cannot run ``cfg`` (a framework,
+    format library or store client missing, a combination refused; ``dlio_core.config.runnable``)."""
+    from .config.runnable import check_runnable
+
+    check_runnable(cfg, **parts)
+
+
 def _cmd_run(rest: Sequence[str], quiet: bool, fmt: str = "text") -> int:
     from .exits import exit_code_of
     from .report.tabular import emit, human_output, run_summary
     from .runner import run
 
     cfg = _load(rest)
+    _check_runnable(cfg)
     # A rank's error travels to every rank with its exit code, so all ranks exit alike.
     with human_output(fmt):
         result = run(cfg, quiet=quiet, exit_code_of=lambda exc: exit_code_of(exc, _UsageError))
@@ -82,6 +91,7 @@ def _cmd_generate(rest: Sequence[str], quiet: bool) -> int:
     from .generate import generate_dataset
 
     cfg = _load(rest)
+    _check_runnable(cfg, generate=True, train=False, checkpoint=False)
     dist = init()
     if dist.is_root:
         for w in cfg.warnings:
@@ -98,10 +108,11 @@ def _cmd_generate(rest: Sequence[str], quiet: bool) -> int:
 def _cmd_validate(rest: Sequence[str], ranks: int | None, fmt: str = "text") -> int:
     import yaml
 
-    from .config import derive
+    from .config import derive, runnable
     from .dist import launcher_world_size
 
     cfg = _load(rest)
+    _check_runnable(cfg)
     world = ranks or launcher_world_size()
     if fmt == "text":
         print(yaml.safe_dump({"workload": cfg.to_dict(redact=True)}, sort_keys=False), end="")
@@ -121,7 +132,7 @@ def _cmd_validate(rest: Sequence[str], ranks: int | None, fmt: str = "text") -> 
         from .report.tabular import emit
 
         emit({"workload": cfg.to_dict(redact=True), "derived": figures}, fmt)
-    for w in cfg.warnings:
+    for w in (*cfg.warnings, *runnable.notes(cfg)):
         print(f"warning: {w}", file=sys.stderr)
     if cfg.output.folder:
         from .output import RunLog, write_config_copies
