@@ -176,3 +176,41 @@ def test_two_ranks_checkpointing_run_and_report(tmp_path):
     assert checks["phases"]["status"] == "PASS"
     assert checks["num_processes"]["status"] == "FAIL"
     assert "CLOSED runs llama3-8b on 8" in checks["num_processes"]["reason"]
+
+
+@needs_mpirun
+def test_sigterm_stops_the_ranks_and_exits_143(six_runs, tmp_path):
+    """SIGTERM to ``dl-driver mlperf`` (what timeout and batch systems send) stops the launched ranks and ends
+    with 143; the run's metadata records when it ended."""
+    import signal
+    import subprocess
+    import time
+
+    results, _ = six_runs
+    exe = shutil.which("dl-driver", path=str(Path(sys.executable).parent))
+    argv = [exe, "mlperf", "whatif", "training", "unet3d", "run", "file", "--accelerator-type", "b200",
+            "--num-accelerators", "1", "--client-host-memory-in-gb", "0.0001", "--data-dir", str(results.parent / "data"),
+            "--results-dir", str(tmp_path / "r"), "--systemname", "sut1", *MPI, "--allow-invalid-params",
+            "--params", *TINY, *FAST[:-2], "train.epochs=1000", "train.computation_time=0.01"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    logs = tmp_path / "r/whatif/sut1/results/sut1/training/unet3d/run"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the ranks are reading (a step's output in the log)
+        found = list(logs.glob("*/training_run.stdout.log"))
+        if found and "epoch" in found[0].read_text().lower():
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out[-2000:] + err[-2000:]
+    assert "stopped (SIGTERM)" in err
+    [leaf] = logs.iterdir()
+    meta = json.loads((leaf / f"training_{leaf.name}_metadata.json").read_text())
+    assert meta["end"] is not None and meta["runtime"] > 0
+    for _ in range(50):  # no rank left behind (mpirun kills its ranks within a second of SIGTERM)
+        left = subprocess.run(["pgrep", "-f", f"hydra.run.dir={leaf}"], capture_output=True, text=True).stdout
+        if not left.split():
+            break
+        time.sleep(0.2)
+    assert not left.split(), left
