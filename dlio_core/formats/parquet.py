@@ -16,6 +16,9 @@ with the fork's defaults:
   fork) and ``use_s3dlio_gen`` (ignored: we generate with numpy on any storage).
 * ``dataset.compression``: none, snappy, gzip, lz4, zstd or brotli, applied (the fork's writer maps all
   but gzip to none).
+* No dictionary encoding (the fork keeps pyarrow's default): random values never repeat, so the
+  dictionary pyarrow tries first is dropped for plain pages anyway, after costing half the write time
+  and a third more peak memory (``benchmarks/formats.py``). Readers see plain pages either way.
 
 With a schema the row size comes from the columns: ``record_length_bytes`` is ignored for parquet
 (the fork ignores it too); without one, a row holds one sample of ``record_length_bytes``.
@@ -212,7 +215,7 @@ class ParquetFormat:
             return self._write_partitions(storage, path, batch(rows), codec)
         step = self._batch_rows()
         with storage.open_write(path) as f:
-            writer = pq.ParquetWriter(f, arrow_schema(self.schema_columns), compression=codec)
+            writer = pq.ParquetWriter(f, arrow_schema(self.schema_columns), compression=codec, use_dictionary=False)
             try:
                 for start in range(0, rows, step):
                     writer.write_table(batch(min(step, rows - start)), row_group_size=self.row_group_size)
@@ -240,7 +243,7 @@ class ParquetFormat:
             sub = posixpath.join(folder, f"{col}={label}")
             storage.makedirs(sub)
             with storage.open_write(posixpath.join(sub, name)) as f:
-                pq.write_table(part, f, compression=codec, row_group_size=self.row_group_size)
+                pq.write_table(part, f, compression=codec, row_group_size=self.row_group_size, use_dictionary=False)
                 total += f.tell()
         return total
 
