@@ -4,6 +4,8 @@
   (double-buffered ``device_put`` or a global array from a ``sharding``), resumable through
   :class:`dlio_core.state.Stateful` (``state_dict``/``load_state_dict``; ``get_state``/``set_state``
   under Grain's names); ``iterator.last`` is the last :class:`DeviceBatch` with the step's figures.
+- :func:`from_uri`: the same over every file of a format under a URI, by keyword options (batch size,
+  shuffle, seed), as the torch and TF plugins' ``from_uri``.
 - :class:`DlioSource`: a Grain-compatible random-access source (grain is not required).
 - :mod:`dlio_jax.checkpoint`: Orbax ``CheckpointManager`` hooks with save/finish timing
   (:class:`OrbaxCheckpointer`, :class:`SaveTiming`, :func:`state_from_config`; Orbax is imported on first use).
@@ -19,8 +21,8 @@ Example:
     >>> import tempfile, dlio_jax
     >>> it = dlio_jax.make_iterator("default", overrides=[f"++workload.dataset.data_folder={tempfile.mkdtemp()}",
     ...     "++workload.workflow.generate_data=True", "++workload.dataset.num_files_train=4"])
-    >>> [b.shape for b in it]
-    [(4, 64, 64)]
+    >>> [(images.shape, labels.shape) for images, labels in it]
+    [((4, 64, 64), (4,))]
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ except ImportError as exc:  # pragma: no cover - exercised by the missing-extra 
     raise ImportError("dlio_jax needs jax: pip install 'dl-driver[jax]'") from exc
 
 from ._device import DeviceBatch
+from ._from_uri import from_uri
 from ._iterator import JaxIterator, make_iterator
 from ._source import DlioSource
 
-__all__ = ["make_iterator", "JaxIterator", "DeviceBatch", "DlioSource", "OrbaxCheckpointer", "SaveTiming",
+__all__ = ["make_iterator", "from_uri", "JaxIterator", "DeviceBatch", "DlioSource", "OrbaxCheckpointer", "SaveTiming",
            "state_from_config", "checkpoint"]
 
 _CHECKPOINT = ("OrbaxCheckpointer", "SaveTiming", "state_from_config")

@@ -1,7 +1,8 @@
 """Host batches -> device arrays on a background thread, double-buffered, with H2D timing.
 
 ``jax.device_put`` is asynchronous, so the copy is timed from the call to ``block_until_ready()``
-on the copying thread; the consumer's step runs meanwhile. ``buffers=2`` (the default) means at most
+on the copying thread; the consumer's step runs meanwhile. Where the destination is the host CPU there
+is no host-to-device copy to time, and ``h2d_s`` is ``None`` ("not measured"), never a made-up figure. ``buffers=2`` (the default) means at most
 two batches are on the device at once: the one the step uses and the next one being copied.
 
 Example:
@@ -9,15 +10,15 @@ Example:
     >>> from types import SimpleNamespace as NS
     >>> batches = iter([NS(step=0, num_samples=2, bytes_read=8, sample_bytes=8, io_s=0.0, decode_s=0.0,
     ...                    samples=[np.zeros(4, np.uint8)] * 2, release=lambda: None)])
-    >>> [b.array.shape for b in device_batches(batches, DevicePut())]
-    [(2, 4)]
+    >>> [(b.array.shape, b.h2d_s) for b in device_batches(batches, DevicePut())]  # a CPU-only JAX: no copy
+    [((2, 4), None)]
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -47,38 +48,68 @@ class DevicePut:
             return jax.device_put(host)
         return jax.make_array_from_process_local_data(self.sharding, host)
 
-    def timed(self, host: np.ndarray) -> tuple[Any, float]:
-        """``(device_array, h2d_s)``: the put, timed to ``block_until_ready()``."""
+    def on_host(self) -> bool:
+        """Whether every destination device is the host CPU (then nothing crosses to a device)."""
+        import jax
+
+        devices = self.sharding.device_set if self.sharding is not None else {jax.devices()[0]}
+        return all(d.platform == "cpu" for d in devices)
+
+    def timed(self, host: np.ndarray) -> tuple[Any, float | None]:
+        """``(device_array, h2d_s)``: the put, timed to ``block_until_ready()``; ``h2d_s`` is None when the
+        destination is the host CPU (no device copy happens)."""
         t0 = time.perf_counter()
         array = self(host)
         array.block_until_ready()
-        return array, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        return array, (None if self.on_host() else seconds)
 
 
 @dataclass
 class DeviceBatch(Batch):
     """One step on the device: :class:`dlio_core.engine.Batch` with the engine's figures, ``h2d_s`` (the
-    copy, to ready) and ``array``, the device array."""
+    copy, to ready; None on a CPU device), ``array``, the device array, and ``labels`` (a device array of
+    int64 labels, or None)."""
 
     array: Any = field(repr=False, default=None)
+    labels: Any = field(repr=False, default=None)
+
+    @property
+    def item(self) -> Any:
+        """What an iterator hands out: ``array``, or ``(array, labels)`` when there are labels."""
+        return self.array if self.labels is None else (self.array, self.labels)
 
     def release(self) -> None:
-        """Drop this object's reference to the device array (the runner calls this after a step)."""
-        self.array = None
+        """Drop this object's references to the device arrays (the runner calls this after a step)."""
+        self.array = self.labels = None
         super().release()
 
 
-def device_batches(batches: Iterator[Any], put: DevicePut, *, buffers: int = 2) -> Iterator[DeviceBatch]:
+def device_batches(batches: Iterator[Any], put: DevicePut, *, buffers: int = 2,
+                   labeller: Callable[[Any], np.ndarray] | None = None,
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[DeviceBatch]:
     """Yield ``batches`` (engine batches with ``samples``) as :class:`DeviceBatch` objects, in order, put on
-    the device on a background thread (:func:`dlio_core.prefetch.background_map`), at most ``buffers`` at once."""
+    the device on a background thread (:func:`dlio_core.prefetch.background_map`), at most ``buffers`` at once.
+
+    ``labeller(batch)`` gives a batch's labels (read before its buffers go back); ``transform`` maps the
+    stacked host batch (a numpy array) on that thread before the copy."""
 
     def copy(b: Any) -> DeviceBatch:
         try:
             host = stack_samples(b.samples)
+            labels = labeller(b) if labeller is not None else None
         finally:
             b.release()  # the stack is a copy: pooled file buffers go back at once
+        if transform is not None:
+            host = np.asarray(transform(host))
         array, h2d_s = put.timed(host)
+        on_device = None
+        if labels is not None:
+            import jax
+
+            on_device = jax.device_put(labels) if put.sharding is None else put(labels)
         return DeviceBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
-                           sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s, array=array)
+                           sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s, array=array,
+                           labels=on_device)
 
     return background_map(batches, copy, depth=buffers, name="dl-driver-device-put", on_drop=lambda b: b.release())

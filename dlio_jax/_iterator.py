@@ -12,22 +12,31 @@ Example:
     >>> d = tempfile.mkdtemp()
     >>> it = make_iterator("default", overrides=[f"++workload.dataset.data_folder={d}",
     ...     "++workload.workflow.generate_data=True", "++workload.dataset.num_files_train=8"])
-    >>> batch = next(it)
-    >>> batch.shape, it.state_dict()["next_step"]
-    ((4, 64, 64), 1)
+    >>> images, labels = next(it)  # npz files carry labels (y)
+    >>> images.shape, labels.dtype, it.state_dict()["next_step"]
+    ((4, 64, 64), dtype('int32'), 1)
     >>> len(list(it))
     1
 
+Epochs: iterating the iterator again once an epoch is done starts the next epoch (its own shuffle
+with ``seed_change_epoch``), as a torch ``DataLoader`` does; ``set_epoch(e)`` picks one.
+
+Labels: where the files carry them (npz ``y``) each item is ``(images, labels)`` (int64), as the torch
+plugin yields; ``labels=False`` gives the images alone. ``transform`` maps each stacked host batch
+(numpy) on the copier thread, before the device copy.
+
 Resume: ``state_dict()`` / ``load_state_dict(state)`` (:class:`dlio_core.state.Stateful`, as torch's and
 dlio_tf's iterators); ``get_state()`` / ``set_state(state)`` are the same under Grain's names, with the
-position under ``step`` (this iterator's first state format, still accepted by both loaders).
+position under ``step``. The state is a flat dict of integers only, so Orbax saves it as is
+(``ocp.args.StandardSave(it.state_dict())``): the split is ``split_id`` (0 train, 1 eval) and an unset
+``random_seed`` is -1. States written with a string ``split`` are still accepted.
 """
 
 from __future__ import annotations
 
 import atexit
 import weakref
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dlio_core.reader import epoch_plan, native_reader
 from dlio_core.state import IterationState, require_same
@@ -40,6 +49,8 @@ from ._process import resolve_process
 __all__ = ["JaxIterator", "make_iterator", "shared_random_seed"]
 
 _STATE_VERSION = 1
+_SPLIT_IDS = {"train": 0, "eval": 1, "valid": 1}
+_NO_SEED = -1  # random_seed unset, as an integer (Orbax stores numbers, not None)
 # Iterators still open at exit: their copier threads must stop before JAX's runtime is torn down,
 # or a device_put in flight during interpreter shutdown aborts the process.
 _LIVE: "weakref.WeakSet[JaxIterator]" = weakref.WeakSet()
@@ -78,24 +89,35 @@ class JaxIterator:
     """Iterator over one epoch's batches as ``jax.Array`` (see :func:`make_iterator`).
 
     ``last`` is the last :class:`~dlio_jax._device.DeviceBatch` (figures: ``io_s``, ``decode_s``,
-    ``h2d_s``, ``bytes_read``). ``state_dict()`` returns a small JSON-able dict; an iterator built with
+    ``h2d_s``, ``bytes_read``). ``state_dict()`` returns a small dict of integers; an iterator built with
     the same config and ``load_state_dict(state)`` before its first ``next()`` yields the remaining
-    batches (``get_state``/``set_state``: the same, under Grain's names).
+    batches (``get_state``/``set_state``: the same, under Grain's names). Iterating again after the end
+    of an epoch starts the next one.
     """
 
     def __init__(self, cfg: Any, *, sharding: Any = None, split: str = "train", epoch: int = 1,
                  process_index: int | None = None, process_count: int | None = None,
                  random_seed: int | None = None, storage: Any = None, buffers: int = 2,
-                 staging: str = "plain") -> None:
+                 staging: str = "plain", files: Sequence[tuple[str, int]] | None = None,
+                 labels: bool | None = None, transform: Callable[[Any], Any] | None = None) -> None:
+        from dlio_core.labels import formats_with_labels, has_labels
         from dlio_core.listing import dataset_files, dataset_storage
 
+        if split not in _SPLIT_IDS:
+            raise ValueError(f"split must be one of {sorted(_SPLIT_IDS)}, got {split!r}")
         self.cfg = cfg
         self.split = split
         self.epoch = int(epoch)
         self.index, self.count = resolve_process(process_index, process_count)
         self.random_seed = shared_random_seed(cfg, random_seed)
         self.storage = storage if storage is not None else dataset_storage(cfg)
-        self.files = dataset_files(cfg, self.storage, split)
+        self.files = list(files) if files is not None else dataset_files(cfg, self.storage, split)
+        carries = has_labels(cfg.dataset.format)
+        if labels and not carries:
+            raise ValueError(f"labels=True: {cfg.dataset.format} files carry no labels (formats with labels: "
+                             f"{', '.join(formats_with_labels())}); pass labels=False")
+        self.labels = carries if labels is None else bool(labels)
+        self.transform = transform
         self._put = make_put(sharding, staging)
         self._buffers = buffers
         self._check_sharding(sharding)
@@ -130,14 +152,27 @@ class JaxIterator:
         return self.plan.steps
 
     def __iter__(self) -> "JaxIterator":
+        """This iterator; once an epoch is done, iterating again starts the next epoch."""
+        if self._it is None and self.step >= self.plan.steps:
+            self.set_epoch(self.epoch + 1)
         return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Read epoch ``epoch`` from its first step on (its own shuffle with ``seed_change_epoch``)."""
+        self.close()
+        self.epoch, self.step = int(epoch), 0
+        self.plan = epoch_plan(self.cfg, split=self.split, epoch=self.epoch, world=self.count, rank=self.index,
+                               random_seed=self.random_seed)
 
     def __next__(self) -> Any:
         if self._it is None:
             if self.step >= self.plan.steps:
                 raise StopIteration
             engine = native_reader(self.cfg, self.storage, self.files, rank=self.index, keep_samples=True)
-            self._it = device_batches(engine.epoch(Resumed(self.plan, self.step)), self._put, buffers=self._buffers)
+            tail = Resumed(self.plan, self.step)
+            self._it = device_batches(engine.epoch(tail), self._put, buffers=self._buffers,
+                                      labeller=self._labeller(tail) if self.labels else None,
+                                      transform=self.transform)
         try:
             self.last = next(self._it)
         except StopIteration:
@@ -145,28 +180,54 @@ class JaxIterator:
             self.step = self.plan.steps
             raise
         self.step += 1
-        return self.last.array
+        return self.last.item
+
+    def _labeller(self, plan: Any) -> Callable[[Any], Any]:
+        from dlio_core.labels import labels_of_file
+
+        storage, files = self.storage, self.files
+
+        def labels(batch: Any) -> Any:
+            import numpy as np
+
+            ids, indices = plan.batch(batch.step)
+            out = np.empty(len(batch.samples), np.int64)
+            per_file: dict[int, Any] = {}
+            for j, (f, k) in enumerate(zip(ids.tolist(), indices.tolist())):
+                if f not in per_file:
+                    rel, size = files[f]
+                    per_file[f] = labels_of_file(batch.samples[j], storage.read, storage.join(rel), int(size))
+                out[j] = per_file[f][k]
+            return out
+
+        return labels
 
     def state_dict(self) -> dict[str, Any]:
         """Where this iterator is: the :class:`~dlio_core.state.IterationState` fields (``epoch``,
         ``next_step``, ``seed``) and what a resume must match (split, process layout, ``random_seed``)."""
         position = IterationState(epoch=self.epoch, next_step=self.step, seed=int(self.cfg.train.seed))
-        return {"version": _STATE_VERSION, **position.to_dict(), "split": self.split, "random_seed": self.random_seed,
-                "process_index": self.index, "process_count": self.count, "steps": self.plan.steps}
+        seed = _NO_SEED if self.random_seed is None else int(self.random_seed)
+        return {"version": _STATE_VERSION, **{k: int(v) for k, v in position.to_dict().items()},
+                "split_id": _SPLIT_IDS[self.split], "random_seed": seed, "process_index": self.index,
+                "process_count": self.count, "steps": int(self.plan.steps)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from ``state`` (from :meth:`state_dict` or :meth:`get_state`); the next batch is the one
         after it."""
+        state = _plain(state)
         if state.get("version") != _STATE_VERSION:
             raise ValueError(f"iterator state version {state.get('version')!r} is not {_STATE_VERSION}")
+        if "split_id" not in state and "split" in state:  # a state from before split_id
+            state["split_id"] = _SPLIT_IDS.get(state["split"], state["split"])
         here = {"process_index": self.index, "process_count": self.count, "seed": int(self.cfg.train.seed),
-                "split": self.split}
+                "split_id": _SPLIT_IDS[self.split]}
         # Every one of them must be in the state: a state without its process layout is refused.
         require_same({k: state.get(k) for k in here}, here, what="the same config, split and process layout")
         position = IterationState.from_dict(_with_next_step(state))
         self.close()
         self.epoch = position.epoch
-        self.random_seed = state.get("random_seed")
+        seed = state.get("random_seed")
+        self.random_seed = None if seed is None or seed == _NO_SEED else int(seed)
         self.plan = epoch_plan(self.cfg, split=self.split, epoch=self.epoch, world=self.count, rank=self.index,
                                random_seed=self.random_seed)
         if position.next_step > self.plan.steps:
@@ -203,6 +264,11 @@ class JaxIterator:
             pass
 
 
+def _plain(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` with numpy/JAX scalars (as Orbax restores them) turned into Python values."""
+    return {k: (v.item() if hasattr(v, "item") and not isinstance(v, str) else v) for k, v in state.items()}
+
+
 def _with_next_step(state: Mapping[str, Any]) -> Mapping[str, Any]:
     """``state`` with its position under ``next_step`` (:meth:`JaxIterator.get_state` writes it as ``step``)."""
     if "step" not in state:
@@ -215,7 +281,8 @@ def _with_next_step(state: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any = None, split: str = "train",
                   epoch: int = 1, process_index: int | None = None, process_count: int | None = None,
-                  random_seed: int | None = None, storage: Any = None, staging: str = "plain") -> JaxIterator:
+                  random_seed: int | None = None, storage: Any = None, staging: str = "plain",
+                  labels: bool | None = None, transform: Callable[[Any], Any] | None = None) -> JaxIterator:
     """One epoch of ``config``'s dataset as ``jax.Array`` batches of ``reader.batch_size`` samples.
 
     ``config`` is what :func:`dlio_core.config.load_config` takes (a workload name, a YAML path, a dict or
@@ -226,7 +293,8 @@ def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any =
     ``process_index``/``process_count`` override JAX's (to simulate processes or follow a launcher).
     ``staging="pinned_host"`` stages each batch in JAX's pinned host memory before the device copy
     (``h2d_s`` is then the pinned -> device leg); where that cannot run it falls back to plain
-    ``device_put`` and ``iterator.staging["reason"]`` says why.
+    ``device_put`` and ``iterator.staging["reason"]`` says why. ``labels`` (default: where the files carry
+    them) makes items ``(images, labels)``; ``transform`` maps each host batch before the copy.
     """
     cfg = _load(config, overrides)
     if cfg.workflow.generate_data:
@@ -242,4 +310,5 @@ def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any =
 
             multihost_utils.sync_global_devices("dlio_jax.generate")
     return JaxIterator(cfg, sharding=sharding, split=split, epoch=epoch, process_index=process_index,
-                       process_count=process_count, random_seed=random_seed, storage=storage, staging=staging)
+                       process_count=process_count, random_seed=random_seed, storage=storage, staging=staging,
+                       labels=labels, transform=transform)

@@ -17,7 +17,7 @@ Example (on a CPU-only JAX, the fallback):
     >>> put.used, put.reason.startswith("JAX's device is cpu")
     ('plain', True)
     >>> array, h2d_s = put.timed(np.zeros((2, 4), np.uint8))
-    >>> array.shape, h2d_s >= 0
+    >>> array.shape, h2d_s is None  # nothing crossed to a device
     ((2, 4), True)
 """
 
@@ -66,7 +66,7 @@ class PinnedDevicePut(DevicePut):
             return DevicePut.__call__(self, host)
         return self.timed(host)[0]
 
-    def timed(self, host: np.ndarray) -> tuple[Any, float]:
+    def timed(self, host: np.ndarray) -> tuple[Any, float | None]:
         """``(device_array, h2d_s)``: with staging, ``h2d_s`` is the pinned -> device copy alone."""
         if self._host is None:
             return super().timed(host)

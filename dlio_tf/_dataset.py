@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Mapping, Sequence
 
 import tensorflow as tf
@@ -94,41 +93,11 @@ def from_uri(uri: str, *, format: str, batch_size: int = 1, shuffle: bool = Fals
     a new one); the last partial batch is dropped. ``variable_size=True`` when samples differ in shape
     (they then come as a ragged ``[batch, None]`` of flattened samples).
     """
-    from dlio_core.formats import get_format
-    from dlio_core.storage import open_storage
+    from dlio_core.uri_config import files_config
 
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    storage = open_storage(uri, dict(storage_options) if storage_options else None)
-    fmt = get_format(format)
-    files = sorted(storage.list_files(prefix, "." + fmt.extension), key=lambda f: (os.path.basename(f[0]), f[0]))
-    if not files:
-        raise FileNotFoundError(f"no *.{fmt.extension} files under {storage.url}/{prefix}".rstrip("/"))
-    spf = int(samples_per_file or _samples_in(storage, fmt, *files[0]))
-    policy = "seed" if shuffle else "off"
-    cfg = load_config("default", [
-        f"++workload.dataset.data_folder={storage.url}", f"++workload.dataset.format={fmt.name}",
-        f"++workload.dataset.num_files_train={len(files)}", "++workload.dataset.num_files_eval=0",
-        f"++workload.dataset.num_samples_per_file={spf}", "++workload.dataset.num_subfolders_train=0",
-        f"++workload.reader.batch_size={int(batch_size)}", f"++workload.reader.batch_size_eval={int(batch_size)}",
-        f"++workload.reader.file_shuffle={policy}", f"++workload.reader.sample_shuffle={policy}",
-        f"++workload.reader.read_threads={max(1, int(read_threads))}", f"++workload.train.seed={int(seed)}",
-        "++workload.workflow.generate_data=False"])
-    src = Source(cfg, storage, tuple((str(r), int(s)) for r, s in files), "train", variable_size=variable_size)
+    cfg, storage, files = files_config(uri, format=format, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                       samples_per_file=samples_per_file, storage_options=storage_options,
+                                       prefix=prefix, read_threads=read_threads)
+    src = Source(cfg, storage, tuple(files), "train", variable_size=variable_size)
     return _dataset(cfg, src, input_context=input_context, split="train", epoch=epoch, labels=labels,
                     transform=transform, deterministic=False, random_seed=None)
-
-
-def _samples_in(storage: Any, fmt: Any, rel: str, size: int) -> int:
-    """Samples in one file: the last axis of a whole-file format's array, or a TFRecord file's records."""
-    import numpy as np
-
-    buf = np.empty(int(size), dtype=np.uint8)
-    storage.read_into(storage.join(rel), buf)
-    if getattr(fmt, "whole_file", True):
-        return int(fmt.parse(buf, rel).shape[-1])
-    if fmt.name == "tfrecord":
-        from dlio_core.formats.tfrecord import record_index
-
-        return len(record_index(buf, rel)[0])
-    raise ValueError(f"from_uri(format={fmt.name!r}) cannot count the samples of a file: pass samples_per_file=")

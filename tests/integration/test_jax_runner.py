@@ -55,3 +55,8 @@ def test_flax_example_trains_checkpoints_and_resumes_exactly(tmp_path):
     resumed, again = _example(tmp_path, "--steps", "2", "--resume")
     assert resumed["steps"] == 6
     assert again == {5: losses[5], 6: losses[6]}  # same data, same parameters: same losses
+
+
+def test_flax_example_learns_from_the_files_labels(tmp_path):
+    result, _ = _example(tmp_path, "--steps", "40", "--save-every", "40")
+    assert result["steps"] == 40 and result["last_loss"] < 0.25 * result["first_loss"]  # 4 classes: ln 4 at start
