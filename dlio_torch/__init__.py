@@ -2,6 +2,8 @@
 
 - :class:`DlioIterableDataset` — DLIO datasets on any storage as a ``torch.utils.data.IterableDataset``
   (rank x worker sharding, ``set_epoch``, mid-epoch resume).
+- :class:`DlioMapDataset` — the same files as a map-style ``Dataset`` (``__getitem__``, batched
+  ``__getitems__``) for ``DistributedSampler`` and random access.
 - :func:`make_dataloader` / :class:`DlioDataLoader` — the config's reader section as a ``DataLoader``.
   Both follow :class:`dlio_core.state.Stateful` (``state_dict`` / ``load_state_dict``).
 - :class:`DeviceLoader` — files to the GPU with one host copy: dlio_core's threads read into pinned
@@ -38,10 +40,12 @@ from ._device_loader import DeviceLoader
 from ._h2d import DeviceCopy
 from ._instrument import Instrumented, instrument
 from ._loader import TorchBatch
+from ._map_dataset import DlioMapDataset
 
 # In the order the docs present them.
 __all__ = [
     "DlioIterableDataset",
+    "DlioMapDataset",
     "DlioDataLoader",
     "make_dataloader",
     "DeviceLoader",

@@ -145,20 +145,13 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         ``"constant"`` is DLIO's constant tensor (what ``reader.data_loader: pytorch`` hands the model).
         """
         from dlio_core.config import load_config
-        from dlio_core.listing import dataset_files, dataset_storage
-        from dlio_core.reader import check_samples_per_file, epoch_plan, reader_format
+        from dlio_core.reader import epoch_plan
 
         cfg = load_config(config, list(overrides), config_dir=config_dir)
-        storage = dataset_storage(cfg)
-        check_samples_per_file(cfg, storage)
-        files = dataset_files(cfg, storage, split)
-        if not files:
-            raise ValueError(f"split {split!r} has no files (dataset.num_files_{'train' if split == 'train' else 'eval'} is 0)")
+        source = Source.from_config(cfg, split, decode=content == "samples")
         if random_seed is None and _uses_random_shuffle(cfg):
             random_seed = agreed_random_seed(rank, world)  # drawn once, the same on every rank
         plan = epoch_plan(cfg, split=split, random_seed=random_seed)  # the config's batching and shuffles
-        fmt = decoding(reader_format(cfg)) if content == "samples" else reader_format(cfg)
-        source = Source.from_files(storage, fmt, files)
         return cls(source,
                    samples_per_file=plan.samples_per_file, batch_size=plan.batch_size, seed=plan.seed,
                    file_shuffle=plan.file_shuffle, sample_shuffle=plan.sample_shuffle,
@@ -166,7 +159,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
                    batched=batched, content=content, constant_shape=constant_shape(cfg),
                    constant_dtype=cfg.reader.transformed_record_element_type, with_info=with_info,
                    read_ahead=max(1, cfg.reader.prefetch_size), collate_fn=collate_fn, transform=transform,
-                   labels=_want_labels(labels, source, content))
+                   labels=want_labels(labels, source, content))
 
     @classmethod
     def from_uri(cls, uri: str, *, format: str, batch_size: int = 1, samples_per_file: int | None = None,
@@ -188,7 +181,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         return cls(source, samples_per_file=spf, batch_size=batch_size, seed=seed, file_shuffle=policy,
                    sample_shuffle=policy, drop_last=drop_last, rank=rank, world=world, batched=batched,
                    content=content, constant_shape=constant_shape, with_info=with_info,
-                   labels=_want_labels(labels, source, content), transform=transform, collate_fn=collate_fn)
+                   labels=want_labels(labels, source, content), transform=transform, collate_fn=collate_fn)
 
     # -- epochs, length, state ---------------------------------------------------------------------
     @property
@@ -342,7 +335,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         return state
 
 
-def _want_labels(labels: bool | None, source: Source, content: str) -> bool:
+def want_labels(labels: bool | None, source: Source, content: str = "samples") -> bool:
     """``labels=None``: labels when the samples are handed over and the format carries them."""
     if labels is None:
         return content == "samples" and has_labels(source.fmt())

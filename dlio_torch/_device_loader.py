@@ -36,6 +36,7 @@ import torch
 from dlio_core.prefetch import background_map
 
 from ._loader import TorchBatch
+from ._world import resolve_rank_world
 
 __all__ = ["DeviceLoader", "make_device_loader", "pinned_allocator"]
 
@@ -132,7 +133,9 @@ class DeviceLoader:
     """One workload's batches as torch tensors on ``device``, read by dlio_core's threads (see the module).
 
     ``config`` is what :func:`dlio_core.config.load_config` takes, with ``overrides``; ``threads``
-    replaces ``reader.read_threads``; ``rank``/``world`` pick this process's share as DLIO's ranks do.
+    replaces ``reader.read_threads``; ``rank``/``world`` pick this process's share as DLIO's ranks do
+    (default: from an initialised ``torch.distributed`` group, else ``RANK``/``WORLD_SIZE``, else 0 of 1,
+    so under ``torchrun`` each rank reads its own share).
     Iterating yields one epoch (``epoch``, default 1) of :class:`~dlio_torch.TorchBatch`
     (``data`` on the device, ``io_s``, ``decode_s``, ``h2d_s``, bytes); :meth:`epoch` takes any plan, as
     the runner's Loader protocol does. ``pinned`` says whether staging buffers are page-locked, and
@@ -141,7 +144,8 @@ class DeviceLoader:
     """
 
     def __init__(self, config: Any, *, device: str | torch.device = "cuda", overrides: Sequence[str] = (),
-                 split: str = "train", threads: int | None = None, epoch: int = 1, rank: int = 0, world: int = 1,
+                 split: str = "train", threads: int | None = None, epoch: int = 1, rank: int | None = None,
+                 world: int | None = None,
                  buffers: int = 2, storage: Any = None, files: Sequence[tuple[str, int]] | None = None,
                  random_seed: int | None = None) -> None:
         from dlio_core.config import load_config
@@ -155,8 +159,14 @@ class DeviceLoader:
         if self.device.type not in ("cuda", "cpu"):
             raise ValueError(f'DeviceLoader: device must be "cuda" (or "cuda:N") or "cpu", got {str(device)!r}')
         self.cfg = cfg = load_config(config, list(overrides))
-        if cfg.workflow.generate_data and rank == 0 and files is None:
-            generate_dataset(cfg, progress=False)
+        rank, world = resolve_rank_world(rank, world)
+        self.rank, self.world = rank, world
+        if cfg.workflow.generate_data and files is None:
+            if rank == 0:
+                generate_dataset(cfg, progress=False)
+            group = torch.distributed
+            if world > 1 and group.is_available() and group.is_initialized():
+                group.barrier()  # the other ranks list the data once rank 0 has written it
         self.split = split
         self.storage = storage if storage is not None else dataset_storage(cfg)
         self.files = list(files) if files is not None else dataset_files(cfg, self.storage, split)
@@ -201,4 +211,5 @@ def make_device_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]],
     The runner passes each epoch's plan to :meth:`DeviceLoader.epoch`; rank and world come from that plan.
     """
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return DeviceLoader(cfg, device=device, split=split, rank=rank, storage=storage, files=files)
+    # world only sizes the default plan, which the runner's plans replace (they carry its rank and world).
+    return DeviceLoader(cfg, device=device, split=split, rank=rank, world=rank + 1, storage=storage, files=files)

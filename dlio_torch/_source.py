@@ -87,6 +87,22 @@ class Source:
         return cls(storage, fmt, np.asarray(paths, dtype=np.str_), np.asarray(sizes, dtype=np.int64))
 
     @classmethod
+    def from_config(cls, cfg: Any, split: str = "train", *, decode: bool = True) -> "Source":
+        """A loaded config's ``split``: its storage, its files (manifest or one listing) and its format
+        (``decode``: as a trainer needs the samples, :func:`decoding`). ``DatasetError`` when the files
+        hold another ``num_samples_per_file`` than the config says; ``ValueError`` for an empty split."""
+        from dlio_core.listing import dataset_files, dataset_storage
+        from dlio_core.reader import check_samples_per_file, reader_format
+
+        storage = dataset_storage(cfg)
+        check_samples_per_file(cfg, storage)
+        files = dataset_files(cfg, storage, split)
+        if not files:
+            key = "num_files_train" if split == "train" else "num_files_eval"
+            raise ValueError(f"split {split!r} has no files (dataset.{key} is 0)")
+        return cls.from_files(storage, decoding(reader_format(cfg)) if decode else reader_format(cfg), files)
+
+    @classmethod
     def from_uri(cls, uri: str, *, format: Any, storage_options: Mapping[str, Any] | None = None,
                  prefix: str = "") -> "Source":
         """Every ``*.{format}`` file under ``uri`` (one listing), sorted by name as DLIO sorts them."""

@@ -31,11 +31,17 @@ def overrides(data_folder: str) -> list[str]:
             "++workload.reader.file_shuffle=seed", "++workload.reader.sample_shuffle=seed"]
 
 
-def main(data_folder: str, out_dir: str, context: str) -> None:
+def group_only() -> tuple[int, int]:
+    """``(rank, world)`` of a new gloo group, with the torchrun variables removed from the environment:
+    from here on, only ``torch.distributed`` knows the rank."""
     dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK"):
-        os.environ.pop(name, None)  # from here on, only torch.distributed knows the rank
+        os.environ.pop(name, None)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def main(data_folder: str, out_dir: str, context: str) -> None:
+    rank, world = group_only()
 
     ds = DlioIterableDataset.from_config("default", overrides=overrides(data_folder), batched=True,
                                          content="samples", with_info=True)
@@ -47,7 +53,7 @@ def main(data_folder: str, out_dir: str, context: str) -> None:
     model = DistributedDataParallel(torch.nn.Linear(1, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     steps: list[dict] = []
-    for data, info in loader:
+    for (data, _labels), info in loader:  # npz: the samples and their labels
         x = data.float().flatten(1).mean(1, keepdim=True)
         loss = model(x).pow(2).mean()
         opt.zero_grad()
