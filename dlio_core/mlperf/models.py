@@ -71,8 +71,9 @@ class LlamaModel:
 
     @property
     def closed_counts(self) -> tuple[int, ...]:
-        """Process counts a CLOSED run may use: the subset size (one 8-GPU node) and the full job."""
-        return tuple(sorted({self.subset_processes, self.closed_processes}))
+        """Process counts a CLOSED run may use: the full job only (v3, Rules.md 4.6.1 and mlcommons/storage#841:
+        the 8-process subset form is the 8B model's, whose full job is 8)."""
+        return (self.closed_processes,)
 
     @property
     def subset_data_parallelism(self) -> int:

@@ -6,9 +6,10 @@ else is INVALID, and so is ``workflow.*`` (the workflow comes from the template)
 model other than unet3d. A closed run refuses an OPEN or INVALID override; open and whatif refuse an INVALID
 one unless ``--allow-invalid-params``.
 
-Checkpointing (v3 ``--num-processes`` gate): CLOSED runs the full job or 8 processes (one node); fewer
-processes than the full job run in subset mode (``checkpoint.mode=subset``, ``model.parallelism.data`` of the
-full job); OPEN also allows any multiple of TP x PP.
+Checkpointing (v3 ``check_num_processes``): CLOSED runs exactly the full job (8, 64, 512, 1024 processes;
+mlcommons/storage#841 removed the 8-process form of the large models); OPEN allows any multiple of TP x PP;
+fewer processes than the full job run in subset mode (``checkpoint.mode=subset``, ``model.parallelism.data``
+of the full job).
 
 Example:
     >>> [(p.key, p.label.value) for p in label_params({"reader.read_threads": "8", "dataset.format": "npy",
@@ -134,8 +135,8 @@ def check_checkpoint_counts(mode: str, model: str, num_processes: int, reads: in
                             allow_invalid: bool = False) -> Label:
     """Gate ``--num-processes`` and ``-ncr``/``-ncw`` for a checkpointing run; returns its category.
 
-    CLOSED: the full job or 8 processes, 10 or 0 checkpoints each way and not both 0. OPEN: also any positive
-    multiple of TP x PP. Anything else is INVALID (refused unless ``--allow-invalid-params`` outside closed).
+    CLOSED: the full job, 10 or 0 checkpoints each way and not both 0. OPEN: also any positive multiple of
+    TP x PP. Anything else is INVALID (refused unless ``--allow-invalid-params`` outside closed).
 
     >>> check_checkpoint_counts("closed", "llama3-70b", 64, 10, 10).value
     'CLOSED'

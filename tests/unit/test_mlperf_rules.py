@@ -71,7 +71,13 @@ def test_closed_run_refuses_a_dataset_below_datasize(capsys):
 
 def test_checkpoint_counts():
     assert check_checkpoint_counts("closed", "llama3-1t", 1024, 10, 10) is Label.CLOSED
-    assert check_checkpoint_counts("closed", "llama3-1t", 8, 10, 0) is Label.CLOSED  # subset, write phase
+    assert check_checkpoint_counts("closed", "llama3-8b", 8, 10, 0) is Label.CLOSED  # the write phase
+    # v3 (storage#841): no 8-process CLOSED form for the large models; 8 is OPEN for 70b (a multiple of TP x PP)
+    with pytest.raises(RulesError, match="--num-processes 8 is not a CLOSED count for llama3-1t"):
+        check_checkpoint_counts("closed", "llama3-1t", 8, 10, 0)
+    assert check_checkpoint_counts("open", "llama3-70b", 8, 10, 10) is Label.OPEN
+    with pytest.raises(RulesError, match="neither a CLOSED count"):
+        check_checkpoint_counts("open", "llama3-405b", 8, 10, 10)
     assert check_checkpoint_counts("open", "llama3-1t", 512, 10, 10) is Label.OPEN  # a multiple of TP x PP
     with pytest.raises(RulesError, match="--num-processes 16 is not a CLOSED count for llama3-70b"):
         check_checkpoint_counts("closed", "llama3-70b", 16, 10, 10)
@@ -96,8 +102,8 @@ def test_subset_mode_below_the_full_job():
                                                             "model.parallelism.data": 8}
 
 
-def test_closed_checkpointing_run_in_subset_mode(capsys):
-    code = main(["closed", "checkpointing", "run", "--model", "llama3-405b", "-np", "8", "-cm", "64",
+def test_checkpointing_run_in_subset_mode(capsys):
+    code = main(["whatif", "checkpointing", "run", "--model", "llama3-405b", "-np", "8", "-cm", "64", "-aip",
                  "--checkpoint-folder", "/mnt/ckpt", "--systemname", "sut1", "--hosts", "n1:8", "--dry-run",
                  "--results-dir", "/tmp/never-created", "-ncw", "0"])  # the read phase: nothing to write
     out = capsys.readouterr().out
