@@ -67,7 +67,7 @@ from .content import DEFAULT_CHUNK_BYTES, ChunkSource
 from .coordination import CacheDrop, agree
 from .discovery import MARKER, unloadable
 from .hygiene import sweep, sweep_stages
-from .mechanisms import Context, create, resolve
+from .mechanisms import Context, create, direct_note, resolve
 from .mover import Mover
 from .records import GIB, CheckpointError, CheckpointRecord, per_epoch_entries, summary_metrics
 from .state import CheckpointPlan, FileSpec
@@ -126,7 +126,7 @@ class CheckpointEngine:
         self._counts = {"save": 0, "load": 0}
         self._epoch_counts: dict[tuple[str, int], int] = {}
         self.load_rank = self._recovery_rank() if ck.recovery_rank_shift else self.dist.rank
-        for note in self.plan.notes:
+        for note in [*self.plan.notes, *direct_note(self.choice.name, self.storage.url)]:
             self._say("warning", note)
         if self.compression == "none" and int(getattr(ck, "compression_level", 3)) != 3:
             self._say("warning", f"checkpoint.compression_level: {ck.compression_level} has no effect: "

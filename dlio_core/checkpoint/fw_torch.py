@@ -3,6 +3,9 @@
 ``torch_save`` writes each file as ``torch.save`` of the file's tensors in DLIO's dict layout (see
 :mod:`~dlio_core.checkpoint.tensors`), streamed into the storage's atomic writer (a multipart upload on
 object stores), so the file is ``x.pt`` as DLIO names it and ``torch.load(path, weights_only=True)`` opens it.
+On ``direct://`` the serialised bytes are gathered into one page-aligned piece at a time and written with
+``O_DIRECT`` (see :mod:`~dlio_core.checkpoint.odirect`), and loads read the file with ``O_DIRECT`` before
+deserialising it: the page cache never holds the checkpoint.
 Loads use ``weights_only=True`` (tensors and plain containers only: no code runs from a checkpoint).
 
 ``dcp`` writes each file as a DCP folder ``x.dcp`` (``.metadata`` + ``__0_0.distcp``) with ``dcp.async_save``
@@ -36,6 +39,7 @@ from typing import Any
 
 from .folders import fetched_entry, start_save
 from .mechanisms import Context, Done, Moved, PreparedTensors, check_tensor_bytes
+from .odirect import AlignedWriter, is_direct, sink
 from .records import CheckpointError
 from .state import FileSpec
 from .tensors import build_arrays, file_tensors, leaves, nest
@@ -111,9 +115,13 @@ class TorchSaveMechanism(PreparedTensors):
     def save(self, ctx: Context, path: str, spec: FileSpec) -> Done:
         import torch
 
-        with ctx.storage.open_write(path, fsync=ctx.fsync) as f:
-            counting = CountingWriter(f)
-            torch.save(self.state(ctx, path, spec), counting)
+        if is_direct(ctx):  # O_DIRECT, whole aligned pieces (a file system that refuses it says so)
+            with sink(ctx, path, direct=True) as f, AlignedWriter(f, ctx.source.chunk_bytes) as counting:
+                torch.save(self.state(ctx, path, spec), counting)
+        else:
+            with ctx.storage.open_write(path, fsync=ctx.fsync) as f:
+                counting = CountingWriter(f)
+                torch.save(self.state(ctx, path, spec), counting)
         if ctx.on_chunk is not None:
             ctx.on_chunk(spec.nbytes)
         return Done(Moved(spec.nbytes, counting.count))

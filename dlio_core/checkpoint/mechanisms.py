@@ -56,7 +56,7 @@ from .content import ChunkSource
 from .state import CheckpointPlan, FileSpec
 
 __all__ = ["Mechanism", "Context", "Moved", "Pending", "Done", "Choice", "MECHANISMS", "DLIO_NAMES", "resolve",
-           "create", "FRAMEWORK_OF", "PreparedTensors", "check_tensor_bytes"]
+           "create", "FRAMEWORK_OF", "PreparedTensors", "check_tensor_bytes", "direct_note"]
 
 # name -> (module, class); imported when chosen
 MECHANISMS: dict[str, tuple[str, str]] = {
@@ -119,6 +119,20 @@ def resolve(cfg: Any) -> Choice:
     raise ConfigError(f"checkpoint.checkpoint_mechanism: {asked!r} is not a mechanism"
                       f"{f' (did you mean {hint[0]}?)' if hint else ''}; expected one of "
                       + ", ".join([*MECHANISMS, *DLIO_NAMES, "none"]), key="checkpoint.checkpoint_mechanism")
+
+
+def direct_note(name: str, url: str) -> list[str]:
+    """The warning a framework-folder mechanism on ``direct://`` deserves: its framework writes and reads its own
+    files, through the page cache (only ``raw``, ``stream`` and ``torch_save`` use ``O_DIRECT`` there).
+
+    >>> direct_note("raw", "direct:///x"), len(direct_note("dcp", "direct:///x"))
+    ([], 1)
+    """
+    if not str(url).startswith("direct://") or name in ("raw", "stream", "torch_save"):
+        return []
+    return [f"checkpoint.checkpoint_mechanism {name} on direct:// writes and reads through its framework's own file "
+            "I/O, so its files go through the page cache (raw, stream and torch_save use O_DIRECT; loads still "
+            "evict the files first and report what stayed cached)"]
 
 
 def create(name: str) -> Mechanism:

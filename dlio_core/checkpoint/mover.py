@@ -66,8 +66,9 @@ class Mover:
 
     @property
     def _cold_by_design(self) -> bool:
-        # O_DIRECT reads and writes never use the page cache (raw and stream on direct://)
-        return self.mechanism.name in ("raw", "stream") and str(self.ctx.storage.url).startswith("direct://")
+        # O_DIRECT never uses the page cache: raw, stream and torch_save on direct:// write with it and read
+        # through DirectStorage (framework folders are read by the framework's own file I/O)
+        return self.mechanism.name in ("raw", "stream", "torch_save") and str(self.ctx.storage.url).startswith("direct://")
 
     def run(self, kind: str, folder: str, specs: list[FileSpec], barrier: Callable[[], Any],
             progress: Any = None) -> RankResult:

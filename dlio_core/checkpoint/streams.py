@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import queue
 import threading
@@ -40,83 +39,16 @@ import numpy as np
 from dlio_core.storage.direct import ALIGN, aligned_array
 
 from .codec import TRAILER_TAIL_BYTES, Codec, CodecError, FrameIndex
-from .hygiene import os_root, temp_name
+from .hygiene import os_root
 from .mechanisms import Context, Done, Moved
+from .odirect import O_DIRECT as _O_DIRECT
+from .odirect import sink as _sink
 from .records import CheckpointError
 from .state import FileSpec
 
 __all__ = ["RawMechanism", "StreamMechanism", "RING"]
 
 RING = 4  # pieces in flight for ``stream`` (the fork's num_buffers)
-_O_DIRECT = getattr(os, "O_DIRECT", 0)
-
-
-class _DirectFile:
-    """An ``O_DIRECT`` file under a temporary name, renamed onto its final name by :meth:`commit`."""
-
-    def __init__(self, final: str, fsync: bool) -> None:
-        self.final, self.fsync = final, fsync
-        folder = os.path.dirname(final)
-        os.makedirs(folder, exist_ok=True)
-        self.tmp = os.path.join(folder, temp_name(os.path.basename(final)))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_DIRECT | getattr(os, "O_CLOEXEC", 0)
-        try:
-            self.fd = os.open(self.tmp, flags, 0o666)
-        except OSError as e:
-            raise CheckpointError(f"cannot write {final} with O_DIRECT ({e.strerror}): its file system refuses "
-                                  "direct I/O; use a plain path instead of direct://") from None
-        self.direct = True
-
-    def write(self, data: memoryview) -> None:
-        mv = data.cast("B")
-        addr = np.frombuffer(mv, np.uint8).ctypes.data if mv.nbytes else 0
-        if self.direct and (mv.nbytes % ALIGN or addr % ALIGN):
-            # the last, partial block: O_DIRECT needs whole aligned blocks, so finish through the page cache
-            fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~_O_DIRECT)
-            self.direct = False
-        while mv.nbytes:
-            n = os.write(self.fd, mv)
-            mv = mv[n:]
-
-    def commit(self) -> None:
-        try:
-            if self.fsync:
-                os.fsync(self.fd)
-        finally:
-            os.close(self.fd)
-        os.replace(self.tmp, self.final)
-        if self.fsync:
-            dfd = os.open(os.path.dirname(self.final), os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-
-    def abort(self) -> None:
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
-
-
-@contextmanager
-def _sink(ctx: Context, path: str, direct: bool) -> Iterator[Any]:
-    """A writable for ``path`` that becomes visible only when the block exits cleanly."""
-    if not direct:
-        with ctx.storage.open_write(path, fsync=ctx.fsync) as f:
-            yield f
-        return
-    f = _DirectFile(os.path.join(os_root(ctx.storage), path), ctx.fsync)
-    try:
-        yield f
-    except BaseException:
-        f.abort()
-        raise
-    f.commit()
 
 
 def _direct(ctx: Context) -> bool:

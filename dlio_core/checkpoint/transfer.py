@@ -69,9 +69,12 @@ def drop_cache(storage: Storage, path: str) -> bool:
     False for non-local storage, platforms without ``posix_fadvise``, or when the file cannot be opened. A
     folder (a framework mechanism's checkpoint) has every file under it evicted.
     """
-    p = local_path(storage, path)
-    if p is None or _FADVISE is None or _DONTNEED is None:
+    from .hygiene import os_root
+
+    root = os_root(storage)  # direct:// included: a framework reads its folders there through the page cache
+    if root is None or _FADVISE is None or _DONTNEED is None:
         return False
+    p = os.path.join(root, path)
     if os.path.isdir(p):
         files = [os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs]
         return all([_advise(f) for f in files])
