@@ -35,6 +35,7 @@ __all__ = ["WaitTimeout", "PeerLost", "LocalComm", "MpiComm", "TorchComm", "flus
 # MPI moves a non-blocking collective along only while its ranks call Test, so a rank that sleeps
 # stalls the others: poll, yielding the core (ranks may outnumber cores), for as long as a step's
 # straggler usually takes, and only then sleep in growing steps (a long wait: a slow or lost rank).
+_SPIN_S = 100e-6  # first, Test without yielding: an idle core answers in microseconds (a yield can cost a time slice)
 _YIELD_S = 0.05
 _FIRST_SLEEP_S = 50e-6
 _MAX_SLEEP_S = 0.001
@@ -115,12 +116,14 @@ class _MpiPending:
         """Poll the request (which also drives MPI's progress) until it completes or the deadline passes."""
         now = time.monotonic()
         deadline = None if timeout_s is None else now + timeout_s
-        yield_until, delay = now + _YIELD_S, _FIRST_SLEEP_S
+        spin_until, yield_until, delay = now + _SPIN_S, now + _YIELD_S, _FIRST_SLEEP_S
         try:
             while not self._req.Test():
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     raise WaitTimeout(f"not complete after {timeout_s:g} s")
+                if now < spin_until:
+                    continue
                 if now < yield_until:
                     os.sched_yield()
                 else:

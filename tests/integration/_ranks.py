@@ -48,7 +48,8 @@ def env(**extra: str) -> dict[str, str]:
             if not k.startswith(("OMPI_", "PMI_", "PMIX_", "PRTE_", "SLURM_", "PALS_", "TORCHELASTIC_"))}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         base.pop(name, None)
-    base.update(OMP_NUM_THREADS="1", DL_DRIVER_RANK_TIMEOUT_S=str(RANK_TIMEOUT_S), **extra)
+    base.update(OMP_NUM_THREADS="1", DL_DRIVER_RANK_TIMEOUT_S=str(RANK_TIMEOUT_S))
+    base.update(extra)  # may replace the rank timeout
     return base
 
 
