@@ -1,8 +1,8 @@
 """Scale-down overrides for running a bundled workload at test size (test_every_workload and its DALI twin).
 
-Only sizes change: file and row counts, record sizes, epochs, compute time, checkpoint counts and the
-model's dimensions; the format, the loader, the shuffles, the storage type and every other value stay the
-workload's own. Paths move into the test's folder (and object stores onto the test S3 server), since a
+Only sizes change: file and row counts, record sizes, batch sizes (at most 4, so 4 files make whole
+steps), epochs, compute time, checkpoint counts and the model's dimensions; the format, the loader,
+the read threads, the shuffles, the storage type and every other value stay the workload's own. Paths move into the test's folder (and object stores onto the test S3 server), since a
 workload's own paths (``checkpoints/llama_8b``, ``s3://training-bucket``) are not the test's to write.
 """
 

@@ -1,8 +1,8 @@
 """Every bundled workload validates, generates and runs at test size with the loader it names.
 
-Each workload is shrunk by ``_every_workload.scaled`` (file and row counts, record sizes, epochs, compute
-time 0, ``train.total_training_steps=-1``, checkpoint counts, a two-layer model with TP/PP 1); nothing
-else changes. The commands are the CLI's own (``dlio_core.cli.main``), run in this process so that
+Each workload is shrunk by ``_every_workload.scaled`` (file and row counts, record and batch sizes,
+epochs, compute time 0, ``train.total_training_steps=-1``, checkpoint counts, a two-layer model with
+TP/PP 1); nothing else changes. The commands are the CLI's own (``dlio_core.cli.main``), run in this process so that
 torch and TensorFlow are imported once. Each workload generates its own dataset: its schema and sizes
 are its own, and at this size generation takes well under a second.
 
