@@ -192,3 +192,25 @@ def test_the_checks_fail_on_a_wrong_byte_count(tmp_path, capsys):
     measured = int(steps["bytes_read"][steps["phase"] == 0].sum())
     assert measured == expected_bytes(cfg, _storage(cfg), 1)
     assert measured < expected_bytes(all_columns, _storage(cfg), 1)
+
+
+def _one_training_workload_per_format() -> list[str]:
+    chosen: dict[str, str] = {}
+    for name in LOCAL:
+        cfg = stock(name)
+        if cfg.workflow.train and cfg.dataset.num_files_train > 0:
+            chosen.setdefault(cfg.dataset.format.value, name)
+    return [chosen[f] for f in sorted(chosen)]
+
+
+@pytest.mark.parametrize("name", _one_training_workload_per_format())
+def test_decode_mode_runs_each_format_with_its_workload_s_loader(name, tmp_path, capsys):
+    """``reader.decode: true`` (decode as a trainer would) on one workload per format: the same samples
+    and bytes read, the mode printed and reported as decode."""
+    s = scaled(name, tmp_path)
+    overrides = (*s.overrides, "++workload.reader.decode=True")
+    cfg = stock(name, overrides)
+    assert _cli(capsys, "generate", name, *overrides)[0] == 0
+    rc, out, err = _cli(capsys, "run", name, *overrides)
+    assert rc == 0, err
+    _check_training(s, cfg, out)
