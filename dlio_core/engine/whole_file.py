@@ -70,19 +70,6 @@ class Prepared(NamedTuple):
 _IDENTITY: tuple[list[int], ...] = tuple(list(range(n)) for n in range(257))
 
 
-def _runs(files: list[int]) -> tuple[list[int], list[int]]:
-    """``(reads, which)``: each run of equal files is one read; ``which[i]`` is sample ``i``'s read."""
-    reads: list[int] = []
-    which: list[int] = []
-    last = -1
-    for f in files:
-        if f != last:
-            reads.append(f)
-            last = f
-        which.append(len(reads) - 1)
-    return reads, which
-
-
 def _identity(n: int) -> list[int]:
     """``list(range(n))``, shared for the usual batch sizes (never mutated)."""
     return _IDENTITY[n] if n < len(_IDENTITY) else list(range(n))
@@ -177,10 +164,16 @@ class WholeFileBatches:
         batch is to be read one large file at a time instead (see ``read``)."""
         fl = files if type(files) is list else files.tolist()
         paths, sizes = self.paths, self.sizes
-        if len(set(fl)) == len(fl):  # no file twice (one sample per file, say): a read per sample
-            reads, which = fl, _identity(len(fl))
-        else:
-            reads, which = _runs(fl)
+        reads: list[int] = []  # file of each read: a run of samples in one file is one read
+        which: list[int] = []
+        last = -1
+        for f in fl:
+            if f != last:
+                reads.append(f)
+                last = f
+            which.append(len(reads) - 1)
+        if len(reads) == len(which):  # a read per sample: the shared list that ``finish`` recognises
+            which = _identity(len(which))
         rsizes = [sizes[f] for f in reads] if sizes is not None else [self.storage.size(paths[f]) for f in reads]
         rpaths = [paths[f] for f in reads]
         if scratch is None:
