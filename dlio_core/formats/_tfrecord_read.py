@@ -5,6 +5,8 @@ the file, nothing to read), the per-process cache, DLIO's ``.idx`` file, or a sc
 record headers. The records a batch asks for are read with one ``read_into`` per run of adjacent
 records. The image is found by comparing the bytes around it with those of an earlier record of the
 same length (two memory compares), falling back to walking the Example; lengths are always checked.
+With ``DL_DRIVER_VERIFY_CHECKSUMS=1`` every record read has its length and payload CRC-32C checked
+(records of one length in a few numpy calls); a mismatch is a ``FormatError`` naming the file and record.
 
 Example:
     >>> import tempfile, numpy as np
@@ -24,8 +26,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from dlio_core.formats._crc32c import crc32c_rows, mask
 from dlio_core.formats._ranged import LayoutCache, runs
-from dlio_core.formats.base import FormatError
+from dlio_core.formats.base import FormatError, verify_checksums
 from dlio_core.formats._tfrecord_frame import FRAME_BYTES, header_length, image_span, index_path
 
 __all__ = ["TFRecordReader", "INDEX_CACHE"]
@@ -157,12 +160,36 @@ class TFRecordReader:
                     raise FormatError(f"{self.path}: read {got} of {want} bytes at byte {spans[k][0]} "
                                       f"(file truncated or changed since it was listed)")
                 k = e
+        if verify_checksums():
+            self._verify(buf, uniq, spans, starts)
         t1 = perf()
         mv = memoryview(buf)
         views = {i: self._image(buf, mv, starts[k], spans[k]) for k, i in enumerate(uniq)}
         sample_bytes = sum(views[i].nbytes for i in wanted)
         samples = [views[i] for i in wanted] if keep else None
         return nbytes, sample_bytes, samples, io_s + (t1 - t0), perf() - t1
+
+    def _verify(self, buf: np.ndarray, uniq: list[int], spans: list[tuple[int, int]], starts: list[int]) -> None:
+        """Check the masked CRC-32C of each record's length field and payload (records ``uniq``, read into
+        ``buf`` at ``starts``); ``FormatError`` naming the file and the first bad record."""
+        by_length: dict[int, list[int]] = {}
+        for k, (_, rec) in enumerate(spans):
+            by_length.setdefault(rec, []).append(k)
+        for rec, ks in by_length.items():
+            if len(ks) == len(spans):  # one length: the records lie end to end in buf
+                rows = buf.reshape(-1, rec)
+            else:
+                rows = np.stack([buf[starts[k]:starts[k] + rec] for k in ks])
+            stored = (np.ascontiguousarray(rows[:, 8:12]).view("<u4")[:, 0],
+                      np.ascontiguousarray(rows[:, rec - 4:]).view("<u4")[:, 0])
+            computed = mask(crc32c_rows(rows[:, :8])), mask(crc32c_rows(rows[:, 12:rec - 4]))
+            for what, s, c in zip(("length", "data"), stored, computed):
+                bad = np.flatnonzero(s != c)
+                if len(bad):
+                    k = ks[int(bad[0])]
+                    raise FormatError(f"{self.path}: record {uniq[k]} (byte {spans[k][0]}) fails its {what} CRC-32C "
+                                      f"check (stored {int(s[bad[0]]):#010x}, read {int(c[bad[0]]):#010x}): the file "
+                                      f"is damaged")
 
     def _image(self, buf: np.ndarray, mv: memoryview, start: int, span: tuple[int, int]) -> np.ndarray:
         """The image bytes of the record at ``buf[start:start + rec]`` (``span``: its place in the file)."""

@@ -54,6 +54,7 @@ class Member(NamedTuple):
     data_offset: int
     compressed_size: int
     uncompressed_size: int
+    crc: int = 0
 
 
 def _local_len(name: bytes) -> int:
@@ -190,7 +191,7 @@ def find_member(mv: memoryview, names: Sequence[bytes]) -> Member | None:
     for _ in range(count):
         if p + CENTRAL.size > end:
             raise ZipError("truncated central directory")
-        (sig, _cv, _cs, _ev, _r, flags, method, _t, _d, _crc, csize, usize, nlen, xlen, clen, _disk, _ia, _ea,
+        (sig, _cv, _cs, _ev, _r, flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen, _disk, _ia, _ea,
          loff) = CENTRAL.unpack_from(mv, p)
         if sig != CENTRAL_SIG:
             raise ZipError("corrupt central directory entry")
@@ -215,6 +216,6 @@ def find_member(mv: memoryview, names: Sequence[bytes]) -> Member | None:
             start = loff + LOCAL.size + lnlen + lxlen
             if start + csize > end:
                 raise ZipError(f"member data truncated ({end - start} of {csize} bytes)")
-            return Member(method, start, csize, usize)
+            return Member(method, start, csize, usize, crc)
         p += CENTRAL.size + nlen + xlen + clen
     return None

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
@@ -20,10 +21,25 @@ if TYPE_CHECKING:
 
     from dlio_core.storage import Storage
 
-__all__ = ["Format", "FormatError", "FunctionFormat", "COMPRESSIONS"]
+__all__ = ["Format", "FormatError", "FunctionFormat", "COMPRESSIONS", "VERIFY_ENV", "verify_checksums"]
 
 # DLIO's dataset.compression values; which of them a format honours is the format's business.
 COMPRESSIONS = ("none", "gzip", "lzf", "bz2", "zip", "xz")
+
+
+# Opt-in checksum verification: npz members' zip CRC-32 and TFRecord records' CRC-32C. Off by default, as in
+# DLIO's fork (a benchmark reads to move bytes; checking costs a pass over them, mlcommons/storage #223).
+VERIFY_ENV = "DL_DRIVER_VERIFY_CHECKSUMS"
+
+
+def verify_checksums() -> bool:
+    """Whether readers verify the checksums their formats carry (``DL_DRIVER_VERIFY_CHECKSUMS=1``).
+
+    Example:
+        >>> os.environ.pop(VERIFY_ENV, None); verify_checksums()
+        False
+    """
+    return os.environ.get(VERIFY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class FormatError(ValueError):

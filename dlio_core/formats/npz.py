@@ -9,7 +9,9 @@ files are always stored. Only stored archives have a size known before writing.
 Parsing skips ``np.load`` (zip CRC checks and copies, mlcommons/storage #223): the first local header
 is read at its fixed offset and, when it is ``x.npy`` stored, ``x`` is a view of the caller's buffer.
 Anything else (another member first, streamed data descriptors, deflate) goes through the central
-directory. CRCs are not checked: a benchmark reads to move bytes, and checking would cost a pass.
+directory. CRCs are not checked: a benchmark reads to move bytes, and checking would cost a pass;
+``DL_DRIVER_VERIFY_CHECKSUMS=1`` checks the CRC-32 of ``x`` and ``y`` against the central directory
+first (a flipped bit is then a ``FormatError`` naming the file and the member).
 
 Example:
     >>> import tempfile, numpy as np
@@ -31,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlio_core.formats import _zip
-from dlio_core.formats.base import FormatError, where
+from dlio_core.formats.base import FormatError, verify_checksums, where
 from dlio_core.formats.npy import (BufferParsers, CachingFormat, _array, _header_at, byte_view, npy_header,
                                    parse_at, raw_bytes)
 
 if TYPE_CHECKING:
     from dlio_core.storage import Storage
 
-__all__ = ["FORMAT", "Parser", "parse", "write_file", "file_size", "members"]
+__all__ = ["FORMAT", "Parser", "parse", "write_file", "file_size", "members", "check_crcs"]
 
 _X, _Y = b"x.npy", b"y.npy"
 _X_NAMES = (b"x.npy", b"x")
@@ -126,6 +128,8 @@ def parse(buffer: Any, path: str | None = None) -> np.ndarray:
     """
     mv = byte_view(buffer)
     end = mv.nbytes
+    if verify_checksums():
+        check_crcs(mv, path)
     # Fast path: an intact archive ends with the EOCD record and starts with x.npy stored.
     where_x = _fast_offset(mv, end)
     if where_x is not None:
@@ -150,6 +154,8 @@ class Parser(BufferParsers):
     __slots__ = ()
 
     def __call__(self, buffer: Any, path: str | None = None) -> np.ndarray:
+        if verify_checksums():
+            check_crcs(byte_view(buffer), path)
         seen = self._seen.get(id(buffer))
         # Same buffer: the fast path applies again, with x at the same place and the same header, when
         # the EOCD signature, the local header's signature, flags (all clear) and method, and its bytes
@@ -168,6 +174,38 @@ class Parser(BufferParsers):
         if mv is buffer and _HEAD.unpack_from(mv, 0) == _HEAD_OK:
             self._remember(buffer, (buffer, end - 22, hend, bytes(mv[18:hend]), x))
         return x
+
+
+def check_crcs(mv: memoryview, path: str | None) -> None:
+    """``FormatError`` naming ``path`` unless members ``x`` and ``y`` match their central directory
+    CRC-32 (deflated members are inflated to check them).
+
+    Example:
+        >>> import io; b = io.BytesIO(); np.savez(b, x=np.zeros((2, 2, 1), np.uint8), y=[0])
+        >>> data = bytearray(b.getvalue()); check_crcs(memoryview(data), "a.npz")
+        >>> data[_fast_offset(memoryview(data), len(data))[1] - 1] ^= 1
+        >>> check_crcs(memoryview(data), "a.npz")
+        Traceback (most recent call last):
+        ...
+        dlio_core.formats.base.FormatError: a.npz: member x.npy fails its CRC-32 check (stored 0x2fff1755, read 0x58f827c3): the file is damaged
+    """
+    for names in (_X_NAMES, (_Y, b"y")):
+        try:
+            m = _zip.find_member(mv, names)
+        except (_zip.ZipError, struct.error) as e:
+            raise FormatError(f"{where(path)}: not a readable npz archive: {e}") from None
+        if m is None:
+            continue
+        data = mv[m.data_offset:m.data_offset + m.compressed_size]
+        if m.method == _zip.DEFLATED:
+            try:
+                data = zlib.decompress(data, -15)
+            except zlib.error as e:
+                raise FormatError(f"{where(path)}: corrupt deflated member {names[0].decode()} ({e})") from None
+        crc = zlib.crc32(data)
+        if crc != m.crc:
+            raise FormatError(f"{where(path)}: member {names[0].decode()} fails its CRC-32 check (stored "
+                              f"{m.crc:#010x}, read {crc:#010x}): the file is damaged")
 
 
 def _parse_slow(mv: memoryview, path: str | None) -> np.ndarray:
