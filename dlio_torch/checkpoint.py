@@ -11,6 +11,9 @@
   loop pays), then writes on a thread (the *background* time) and returns an :class:`AsyncSave`; for DCP
   that is DCP's own ``async_save`` (its staging is the blocking time), on torch versions that have it.
 - :func:`load` uses ``weights_only=True`` unless the caller passes ``weights_only=False``.
+- A DCP failure (DCP raises ``CheckpointException``, a ``BaseException`` that ``except Exception`` misses,
+  with every rank's traceback in its text) is raised as one
+  :class:`~dlio_core.checkpoint.CheckpointError` line naming the URI and the first cause.
   This works the same on every torch >= 2.4, with or without a process group.
 
 Example:
@@ -35,7 +38,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from dlio_core.checkpoint.fw_torch import CountingWriter
+from dlio_core.checkpoint.fw_torch import CountingWriter, dcp_errors
 from dlio_core.storage import open_storage, redact_uri, split_scheme
 
 __all__ = ["AsyncSave", "CheckpointStats", "dcp_load", "dcp_save", "load", "save"]
@@ -182,9 +185,9 @@ def _write_dcp(state: dict, uri: str, options: Mapping[str, Any] | None) -> tupl
 
     writer_cls, _ = _fsspec_classes()
     t0 = time.perf_counter()
-    with warnings.catch_warnings():  # "assuming the intent is to save in a single process" is the intent here
-        warnings.simplefilter("ignore", UserWarning)
-        dcp.save(state, storage_writer=writer_cls(uri, **dict(options or {})))
+    with warnings.catch_warnings(), dcp_errors(f"dcp.save to {redact_uri(uri)}"):
+        warnings.simplefilter("ignore", UserWarning)  # "assuming the intent is to save in a single process" is
+        dcp.save(state, storage_writer=writer_cls(uri, **dict(options or {})))  # the intent here
     write_s = time.perf_counter() - t0
     return _tree_bytes(uri, options), write_s
 
@@ -210,7 +213,8 @@ def dcp_save(state_dict: dict, uri: str, *, storage_options: Mapping[str, Any] |
     writer_cls, _ = _fsspec_classes()
     # DCP's writer thread warns that it saves "in a single process" without a process group: that is the intent
     warnings.filterwarnings("ignore", message="torch.distributed is disabled", category=UserWarning)
-    with warnings.catch_warnings():
+    what = f"dcp.async_save to {redact_uri(uri)}"
+    with warnings.catch_warnings(), dcp_errors(what):
         warnings.simplefilter("ignore", UserWarning)
         # DCP stages the tensors (the blocking part) and writes them on its own thread
         future = dcp.async_save(state_dict, storage_writer=writer_cls(uri, **dict(storage_options or {})))
@@ -218,7 +222,8 @@ def dcp_save(state_dict: dict, uri: str, *, storage_options: Mapping[str, Any] |
 
     def finish() -> tuple[int, float]:
         t1 = time.perf_counter()
-        getattr(future, "upload_completion", future).result()  # AsyncSaveResponse (newer torch) or a Future
+        with dcp_errors(what):
+            getattr(future, "upload_completion", future).result()  # AsyncSaveResponse (newer torch) or a Future
         return _tree_bytes(uri, storage_options), time.perf_counter() - t1
 
     return AsyncSave(finish, redact_uri(uri), "dcp.async_save", blocking_s, t0)
@@ -230,7 +235,7 @@ def dcp_load(state_dict: dict, uri: str, *, storage_options: Mapping[str, Any] |
 
     _, reader_cls = _fsspec_classes()
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), dcp_errors(f"dcp.load from {redact_uri(uri)}"):
         warnings.simplefilter("ignore", UserWarning)
         dcp.load(state_dict, storage_reader=reader_cls(uri, **dict(storage_options or {})))
     total = time.perf_counter() - t0

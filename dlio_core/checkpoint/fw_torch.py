@@ -13,7 +13,9 @@ from every rank on its own (``no_dist``: each rank's file is its own DCP checkpo
 DCP's cross-rank planning is not used). The training loop is blocked while DCP stages the tensors; the save
 is durable when its future resolves (and, with ``fsync``, every file is flushed); then the folder is
 published (see :mod:`~dlio_core.checkpoint.folders`). Loads build empty tensors of the planned shapes and
-``dcp.load`` into them.
+``dcp.load`` into them. DCP reports failures as ``CheckpointException``, a ``BaseException`` that
+``except Exception`` lets through (a traceback per rank in its text): :func:`dcp_errors` turns it into a
+:class:`~dlio_core.checkpoint.records.CheckpointError` with one line naming the path and the first cause.
 
 Both hold the rank's tensors in memory from ``prepare`` (before the clock starts, as DLIO builds its state at
 start-up) until ``release``: what the framework needs, measured by the engine. torch is imported inside the
@@ -35,6 +37,8 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .folders import fetched_entry, start_save
@@ -44,7 +48,8 @@ from .records import CheckpointError
 from .state import FileSpec
 from .tensors import build_arrays, file_tensors, leaves, nest
 
-__all__ = ["TorchSaveMechanism", "DcpMechanism", "CountingWriter", "torch_state", "torch_dtype"]
+__all__ = ["TorchSaveMechanism", "DcpMechanism", "CountingWriter", "torch_state", "torch_dtype", "dcp_errors",
+           "first_cause"]
 
 _TORCH_DTYPES = {"int8": "int8", "uint8": "uint8", "fp16": "float16", "bf16": "bfloat16", "fp32": "float32",
                  "fp64": "float64"}
@@ -64,6 +69,39 @@ def torch_state(ctx: Context, path: str, spec: FileSpec) -> dict[str, Any]:
     tensors = file_tensors(ctx.plan, spec)
     arrays = build_arrays(tensors, ctx.source, path)
     return nest((p, torch.from_numpy(a).view(torch_dtype(t.dtype))) for (p, a), t in zip(arrays, tensors))
+
+
+def first_cause(exc: BaseException) -> str:
+    """``Type: first line`` of what went wrong; for DCP's ``CheckpointException`` (one wrapped exception per
+    rank, tracebacks in its text) the first rank's own exception.
+
+    >>> first_cause(ValueError("bad size\\nmore"))
+    'ValueError: bad size'
+    """
+    failures = getattr(exc, "failures", None)
+    if isinstance(failures, dict) and failures:
+        rank, wrapped = sorted(failures.items(), key=lambda kv: kv[0])[0]
+        inner = wrapped[0] if isinstance(wrapped, tuple) else wrapped
+        if isinstance(inner, BaseException):
+            return f"rank {rank}: {first_cause(inner)}"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+@contextmanager
+def dcp_errors(what: str) -> Iterator[None]:
+    """Raise DCP's ``CheckpointException`` (a BaseException) and its other errors inside the block as one
+    CheckpointError line: ``{what} failed ({cause})``."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - translated, with the cause named
+        raise CheckpointError(f"{what} failed ({first_cause(e)})") from None
+    except BaseException as e:
+        if type(e).__name__ != "CheckpointException":
+            raise  # KeyboardInterrupt, SystemExit: not ours to translate
+        raise CheckpointError(f"{what} failed ({first_cause(e)})") from None
 
 
 def _tensor_bytes(tree: Any) -> int:
@@ -165,10 +203,19 @@ class DcpMechanism(TorchSaveMechanism):
     def save(self, ctx: Context, path: str, spec: FileSpec) -> Any:
         import torch.distributed.checkpoint as dcp
 
+        what = f"dcp save of {ctx.storage.url.rstrip('/')}/{path}"
+
         def start(folder: str) -> Any:
             writer = dcp.FileSystemWriter(folder, sync_files=ctx.fsync)
-            future = dcp.async_save(self.state(ctx, path, spec), storage_writer=writer, no_dist=True)
-            return getattr(future, "upload_completion", future).result  # AsyncSaveResponse or a Future
+            with dcp_errors(what):
+                future = dcp.async_save(self.state(ctx, path, spec), storage_writer=writer, no_dist=True)
+            done = getattr(future, "upload_completion", future).result  # AsyncSaveResponse or a Future
+
+            def finish() -> Any:
+                with dcp_errors(what):
+                    return done()
+
+            return finish
 
         return start_save(ctx, path, spec, start)
 
@@ -178,7 +225,8 @@ class DcpMechanism(TorchSaveMechanism):
 
         template = nest((t.path, torch.empty(t.count, dtype=torch_dtype(t.dtype)))
                         for t in file_tensors(ctx.plan, spec))
-        with fetched_entry(ctx, path, ".metadata", "DCP .metadata") as (folder, stored):
+        with fetched_entry(ctx, path, ".metadata", "DCP .metadata") as (folder, stored), \
+                dcp_errors(f"dcp load of {ctx.storage.url.rstrip('/')}/{path}"):
             dcp.load(template, storage_reader=dcp.FileSystemReader(folder), no_dist=True)
         check_tensor_bytes(ctx, path, spec, _tensor_bytes(template))
         if ctx.on_chunk is not None:

@@ -112,3 +112,48 @@ def test_background_dcp_uses_dcps_async_save(tmp_path):
     stats = handle.wait(timeout=60)
     assert stats.mechanism == "dcp.async_save" and stats.blocking_s <= stats.total_s
     assert stats.background_s is not None and os.path.exists(tmp_path / "dcp" / ".metadata")
+
+
+def _damage_dcp(folder) -> None:
+    """Cut DCP's data file short (its .metadata stays): what a torn copy or a bad disk leaves."""
+    data = next(p for p in os.listdir(folder) if p.endswith(".distcp"))
+    with open(os.path.join(folder, data), "r+b") as f:
+        f.truncate(64)
+
+
+def test_a_damaged_dcp_checkpoint_is_one_line_an_except_exception_catches(tmp_path):
+    from dlio_core.checkpoint import CheckpointError
+
+    s = {"w": torch.randn(64, 64)}
+    ckpt.dcp_save(s, str(tmp_path / "dcp"))
+    _damage_dcp(tmp_path / "dcp")
+    try:  # DCP's own CheckpointException is a BaseException: it would fly past this handler
+        ckpt.dcp_load({"w": torch.empty(64, 64)}, str(tmp_path / "dcp"))
+    except Exception as e:  # noqa: BLE001 - the point of the test
+        caught = e
+    assert isinstance(caught, CheckpointError)
+    text = str(caught)
+    assert text.startswith(f"dcp.load from {tmp_path / 'dcp'} failed (rank 0: ") and "\n" not in text
+
+
+def test_a_failing_background_dcp_save_is_a_checkpoint_error(tmp_path):
+    from dlio_core.checkpoint import CheckpointError
+
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"not a folder")
+    with pytest.raises(CheckpointError, match=r"^dcp.async_save to .*file/dcp failed \("):
+        ckpt.dcp_save({"w": torch.ones(4)}, str(blocker / "dcp"), background=True).wait(timeout=60)
+
+
+def test_the_workloads_dcp_load_of_a_damaged_folder_is_a_checkpoint_error(tmp_path):
+    from dlio_core.checkpoint import CheckpointEngine, CheckpointError
+    from dlio_core.config import load_config
+
+    cfg = load_config("unet3d_h100", [f"++workload.checkpoint.checkpoint_folder={tmp_path}",
+                                      "++workload.checkpoint.checkpoint_mechanism=dcp",
+                                      "++workload.model.model_size_bytes=100000"])
+    eng = CheckpointEngine(cfg, progress=False)
+    eng.save(1, 1)
+    _damage_dcp(tmp_path / "global_epoch1_step1" / "model_states-0.dcp")
+    with pytest.raises(CheckpointError, match=r"failed on rank 0: dcp load of .*model_states-0.dcp failed \(rank 0: "):
+        eng.load(1, 1)
