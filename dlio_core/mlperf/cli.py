@@ -14,11 +14,13 @@ For example, size, generate, then run the warm-up and five measured runs::
         --systemname sut1 --params dataset.num_files_train=28000 dataset.num_subfolders_train=2
     dl-driver mlperf closed training unet3d run file --accelerator-type b200 --num-accelerators 8 \\
         --client-host-memory-in-gb 512 --data-dir /mnt/data --systemname sut1 --loops 6 \\
-        --params dataset.num_files_train=28000 dataset.num_subfolders_train=2
+        --results-dir mlperf_results --params dataset.num_files_train=28000 dataset.num_subfolders_train=2
     dl-driver mlperf reportgen --results-dir mlperf_results
 
-``--dry-run`` validates everything and prints the launch command without running it. Errors are one line
-(exit 2 for a bad flag, combination or parameter; 1 when a run fails).
+``--dry-run`` validates everything (flags, the CLOSED/OPEN rules, the pre-run gates, the launch) and prints
+the launch command without running it. Errors are one line. Exit codes (``dlio_core.exits``): 2 bad input
+(a flag, a combination, a parameter or gate the rules refuse), 1 a failure while running, 130/143 SIGINT or
+SIGTERM (the ranks are stopped first). docs/mlperf.md compares every flag with mlpstorage's.
 """
 
 from __future__ import annotations
