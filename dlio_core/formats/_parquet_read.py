@@ -164,11 +164,11 @@ class ParquetReader:
         Returns ``(bytes_read, sample_bytes, samples, io_s, decode_s)``: see the module docstring for
         what ``samples`` (when ``keep``) and ``sample_bytes`` are in each mode.
         """
-        wanted = np.asarray([int(i) for i in indices], np.int64)
+        wanted = np.asarray(indices, np.int64).reshape(-1)  # no Python work per row: a batch is 16,384 for dlrm
         if not len(wanted):
             return 0, 0, [] if keep else None, 0.0, 0.0
         footer, nbytes, io_s = self._footer()
-        check_wanted(sorted(set(wanted.tolist())), int(footer.row_starts[-1]), self.path, "the file holds")
+        check_wanted([int(wanted.min()), int(wanted.max())], int(footer.row_starts[-1]), self.path, "the file holds")
         leaves = self._leaves(footer)
         group_of = np.searchsorted(footer.row_starts, wanted, side="right") - 1
         times = [io_s, 0.0]
