@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,13 @@ def test_decode_mode_runs_each_format_with_its_workload_s_loader(name, tmp_path,
     rc, out, err = _cli(capsys, "run", name, *overrides)
     assert rc == 0, err
     _check_training(s, cfg, out)
+
+
+STOCK_200 = sorted((Path(__file__).parents[1] / "fixtures" / "stock" / "argonne_v2.0.0").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", STOCK_200, ids=[p.stem for p in STOCK_200])
+def test_dlio_200_stock_workload_runs_as_spelled(path, tmp_path, capsys):
+    """DLIO 2.0.0's own files (its spellings: ``record_length``, ``model: NAME``, ``workflow.do_eval``), not
+    our bundled copies, at test size: the overrides in HEAD's spelling win over the file's."""
+    _run_workload(str(path), tmp_path, capsys)
