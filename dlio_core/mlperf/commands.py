@@ -105,7 +105,7 @@ def _dl_driver_binary(path: str | None) -> str | None:
 def _cluster(args: Any, hosts: list[str]) -> dict[str, Any]:
     from ..report.host import host_memory_bytes
 
-    return {"hosts": hosts, "num_client_hosts": getattr(args, "num_client_hosts", None) or len(hosts),
+    return {"hosts": hosts, "num_client_hosts": _num_hosts(args, hosts),
             "client_host_memory_in_gb": getattr(args, "client_host_memory_in_gb", None),
             "measured_memory_bytes": _measured_memory(hosts), "total_memory_bytes": _total_memory(args, hosts),
             "total_cores": os.cpu_count() if _measured_memory(hosts) else None,
@@ -141,10 +141,20 @@ def _launch(args: Any, hosts: list[str], num_processes: int) -> MpiLaunch:
     return launch
 
 
+def _num_hosts(args: Any, hosts: list[str]) -> int:
+    """``--num-client-hosts``, else the hosts given, else the batch allocation's node count, else 1."""
+    from .launchers import allocation_node_count
+
+    given = getattr(args, "num_client_hosts", None)
+    if given:
+        return given
+    return len(hosts) if args.hosts else (allocation_node_count() or 1)
+
+
 def _total_memory(args: Any, hosts: list[str]) -> int | None:
     """The clients' memory as mlpstorage's ``system_info`` has it: the larger of declared and measured."""
     per_host = getattr(args, "client_host_memory_in_gb", None)
-    declared = int(per_host * 2**30) * (getattr(args, "num_client_hosts", None) or len(hosts)) if per_host else 0
+    declared = int(per_host * 2**30) * _num_hosts(args, hosts) if per_host else 0
     return max(declared, _measured_memory(hosts) or 0) or None
 
 
@@ -195,7 +205,7 @@ def _training(args: Any, say: Callable[[str], None]) -> int:
     overrides = {**tool, **user}
     cfg = load_config(workload, override_args(overrides))
     memory_gb = getattr(args, "client_host_memory_in_gb", None)
-    num_hosts = getattr(args, "num_client_hosts", None) or len(hosts)
+    num_hosts = _num_hosts(args, hosts)
     if command == "datasize":
         return _training_datasize(args, cfg, hosts, num_hosts, user, say)
     if command == "configview":

@@ -26,7 +26,8 @@ from typing import Mapping, Sequence
 
 from .errors import LaunchError
 
-__all__ = ["LAUNCHERS", "FLAVORS", "flavor_of", "allocation_nodes", "running_as_rank", "prefix", "forwarded_env"]
+__all__ = ["LAUNCHERS", "FLAVORS", "flavor_of", "allocation_nodes", "allocation_node_count", "running_as_rank",
+           "prefix", "forwarded_env"]
 
 #: ``--mpi-bin`` choices: mlpstorage's two, and srun.
 LAUNCHERS = ("mpirun", "mpiexec", "srun")
@@ -77,6 +78,20 @@ def allocation_nodes(env: Mapping[str, str] | None = None) -> list[str] | None:
     if env.get("SLURM_JOB_ID"):
         return []
     return None
+
+
+def allocation_node_count(env: Mapping[str, str] | None = None) -> int | None:
+    """How many nodes the batch allocation has (PBS's node file, Slurm's ``SLURM_JOB_NUM_NODES``), else None.
+
+    >>> allocation_node_count({"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "4"}), allocation_node_count({})
+    (4, None)
+    """
+    env = os.environ if env is None else env
+    nodes = allocation_nodes(env)
+    if nodes:
+        return len(nodes)
+    count = env.get("SLURM_JOB_NUM_NODES", "")
+    return int(count) if nodes is not None and count.isdigit() else None
 
 
 def running_as_rank(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:

@@ -15,7 +15,7 @@ from dlio_core.mlperf.launchers import forwarded_env
 
 RUN = ["whatif", "training", "unet3d", "run", "--accelerator-type", "b200", "--num-accelerators", "8",
        "--client-host-memory-in-gb", "64", "--data-dir", "/mnt/data", "--systemname", "s", "--dry-run"]
-_LAUNCH_ENV = ("SLURM_JOB_ID", "PBS_NODEFILE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "PALS_SIZE",
+_LAUNCH_ENV = ("SLURM_JOB_ID", "SLURM_JOB_NUM_NODES", "PBS_NODEFILE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "PALS_SIZE",
                "SLURM_STEP_NUM_TASKS")
 
 
@@ -92,3 +92,12 @@ def test_refuses_to_run_as_one_rank_of_a_job(capsys, tmp_path, monkeypatch):
 ])
 def test_exit_codes_follow_dlio_core_exits(error, code):
     assert exit_code(error) == code
+
+
+def test_datasize_counts_the_allocation_nodes_as_client_hosts(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "4")  # 4 clients x 64 GiB, no --hosts nor --num-client-hosts
+    assert main(["whatif", "training", "unet3d", "datasize", "--accelerator-type", "h100", "--max-accelerators", "1",
+                 "--client-host-memory-in-gb", "64", "--results-dir", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 client host(s) x 64 GiB" in out and "256.00 GiB declared" in out
