@@ -56,6 +56,18 @@ def test_fetching_a_framework_folder_refuses_a_listing_that_leaves_the_stage(tmp
     assert not (tmp_path / "evil").exists()
 
 
+def test_fetching_from_rank_0s_listing_refuses_names_that_leave_the_stage(tmp_path):
+    remote = Remote(str(tmp_path / "bucket"))
+    remote.write_atomic("ck/x.orbax/good", b"1")
+    listing = {"ck/x.orbax/good": 1, "ck/x.orbax/../../../evil": 1}  # as a broadcast listing would carry it
+    remote.list_files = lambda *a, **k: pytest.fail("a rank with rank 0's listing must not list")
+    with pytest.raises(StorageError, match="outside"), fetched(remote, "ck/x.orbax", listing):
+        pass
+    assert not (tmp_path / "evil").exists()
+    with fetched(remote, "ck/x.orbax", {"ck/x.orbax/good": 1}) as d:
+        assert os.listdir(d) == ["good"]
+
+
 @pytest.mark.parametrize("evil", ["../secret.npz", "/etc/passwd", "s3://other/bucket.npz", "train/../../x.npz"])
 def test_a_manifest_naming_files_outside_its_root_is_not_used(tmp_path, evil):
     store = open_storage(str(tmp_path))
