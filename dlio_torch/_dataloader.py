@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 
 from ._dataset import DlioIterableDataset
+from ._worker_error import raise_if_error
 
 __all__ = ["DlioDataLoader", "make_dataloader", "dataloader_kwargs"]
 
@@ -66,6 +67,7 @@ class DlioDataLoader(torch.utils.data.DataLoader):
         if not dataset.batched:
             raise ValueError("DlioDataLoader needs a batched dataset (DlioIterableDataset(..., batched=True))")
         super().__init__(dataset, **kwargs)
+        dataset.carry_errors = True  # a worker's error is raised whole, as in one process
         self._position = dataset.state_dict()
         self._resume: dict[str, Any] | None = None  # a loaded state no iteration has started from yet
 
@@ -89,6 +91,7 @@ class DlioDataLoader(torch.utils.data.DataLoader):
         end = self.dataset.end_step()
         self._position, self._resume = state, None
         for item in super().__iter__():
+            raise_if_error(item)
             state = dict(state, next_step=min(state["next_step"] + 1, end))
             self._position = state
             yield item

@@ -48,6 +48,7 @@ from dlio_core.state import IterationState, require_same
 from ._control import SharedControl
 from ._samples import SampleMaker
 from ._source import Source, decoding
+from ._worker_error import carrying_errors
 from ._world import agreed_random_seed, resolve_rank_world, resolve_rank_world_source, worker_info
 
 __all__ = ["DlioIterableDataset", "CONTENTS"]
@@ -121,6 +122,9 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         # which keeps inter-process traffic per step to one small dict.
         self.constant_in_consumer = bool(constant_in_consumer) and self.with_info and self.batched
         self.labels = bool(labels)
+        # Set by consumers that call raise_if_error on each item (the runner's loader, DlioDataLoader):
+        # a worker's error then arrives whole instead of as PyTorch's re-raised traceback text.
+        self.carry_errors = False
         self._maker = SampleMaker(labels=source if labels else None, transform=transform, collate_fn=collate_fn)
         self._control = SharedControl()
         self._next_step = 0  # progress of this process's copy (what state_dict reports)
@@ -275,6 +279,12 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
 
     # -- iteration ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Any]:
+        steps = self._steps()
+        if self.carry_errors and torch.utils.data.get_worker_info() is not None:
+            return carrying_errors(steps)  # the consumer raises it whole (see _worker_error)
+        return steps
+
+    def _steps(self) -> Iterator[Any]:
         rank, world, _ = self.rank_world()
         worker, workers = worker_info()
         stop = self._control.stop

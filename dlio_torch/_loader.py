@@ -29,6 +29,7 @@ from ._dataloader import dataloader_kwargs
 from ._dataset import DlioIterableDataset, constant_shape
 from ._source import Source
 from ._h2d import DeviceCopy
+from ._worker_error import raise_if_error
 
 __all__ = ["TorchBatch", "TorchLoader", "make_loader"]
 
@@ -82,6 +83,7 @@ class TorchLoader:
                 content=str(getattr(reader, "batch_content", "constant")), constant_shape=constant_shape(self.cfg),
                 constant_dtype=reader.transformed_record_element_type, with_info=True,
                 read_ahead=max(1, reader.prefetch_size), constant_in_consumer=True)
+            self._dataset.carry_errors = True  # a data error arrives as one line, with its exit code's cause
             self._loader = torch.utils.data.DataLoader(self._dataset, **dataloader_kwargs(reader))
             self._key = key
         assert self._dataset is not None
@@ -92,7 +94,8 @@ class TorchLoader:
         ds = self._ensure(plan)
         ds.set_epoch(plan.epoch)
         ds.set_stop(max_steps)
-        for data, info in self._loader:  # type: ignore[union-attr]
+        for item in self._loader:  # type: ignore[union-attr]
+            data, info = raise_if_error(item)
             if data is None:  # constant content: made once here, pinned when it will be copied to a device
                 data = self._constant(ds)
             data, h2d_s = self.copy(data)

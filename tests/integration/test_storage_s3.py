@@ -6,7 +6,6 @@ import json
 import multiprocessing as mp
 import os
 import pickle
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from dlio_core.storage import StorageError, open_storage
 from dlio_core.storage.stage import COMMIT_MARKER, download_stage, is_committed, upload_stage
 
 from . import conftest_servers as servers
+from ._kill_mid_run import run_on_vanishing_s3
 from ._proxy import Proxy
 from ._storage_checks import checkpoint_roundtrip, generate_and_run, reader_in_process, small_config
 
@@ -187,41 +187,12 @@ def test_transient_faults_are_retried_and_bounded(s3_server):
 
 
 def test_server_gone_mid_epoch_fails_promptly_and_keeps_metrics(tmp_path):
-    try:
-        srv = servers.start_moto()
-    except servers.ServerNotInstalled as e:
-        pytest.skip(str(e))
     out = tmp_path / "out"
-    uri = f"s3://{_bucket()}/gone"
-    cfg = small_config(uri, out, {**srv.options, "s3_max_attempts": 3, "read_timeout_s": 5},
-                       extra=["++workload.train.epochs=200", "++workload.workflow.evaluation=False",
-                              "++workload.train.computation_time=0.01"])
-    killed_at: list[float] = []
-
-    def killer() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            log = out / "dlio.log"
-            if log.exists() and "Starting epoch 2" in log.read_text():
-                srv.kill()
-                killed_at.append(time.monotonic())
-                return
-            time.sleep(0.05)
-
-    t = threading.Thread(target=killer, daemon=True)
-    t.start()
-    try:
-        with pytest.raises(Exception) as ei:
-            run(cfg, quiet=True)
-        failed_at = time.monotonic()
-    finally:
-        t.join(5)
-        srv.__exit__(None, None, None)
-    assert killed_at, "the server was never killed"
-    assert failed_at - killed_at[0] < 30, f"took {failed_at - killed_at[0]:.1f} s to give up"
-    msg = str(ei.value)
+    error, killed_at, failed_at, options = run_on_vanishing_s3(tmp_path)
+    assert failed_at - killed_at < 30, f"took {failed_at - killed_at:.1f} s to give up"
+    msg = str(error)
     assert "s3://" in msg and "/gone/train/" in msg and "reachable" in msg, msg
-    assert srv.options["secret_access_key"] not in msg
+    assert options["secret_access_key"] not in msg
     summary = json.loads((out / "summary.json").read_text())  # the runner's finally still wrote reports
     assert summary["epochs"] >= 1
 
