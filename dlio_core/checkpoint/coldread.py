@@ -3,8 +3,8 @@
 A load right after a save reads RAM, not the device (DLIO issue #277). Before every load each rank evicts the
 files it will read (``POSIX_FADV_DONTNEED``, :func:`~dlio_core.checkpoint.transfer.drop_cache`: on every node,
 since each rank runs where it reads) and then measures, with ``mincore(2)``, how many of their bytes are still
-in its node's page cache (:func:`resident_bytes`): dirty pages (``fsync: False``, written moments ago) stay,
-and so does anything the kernel chose to keep. The load's record says how many bytes were resident when it
+in its node's page cache (:func:`resident_bytes`): pages another process maps stay, and so does anything the
+kernel chose to keep (dirty pages of a save without ``fsync`` are written back first, outside the clock). The load's record says how many bytes were resident when it
 started, so a reader knows whether the load could have been served from memory.
 
 ``checkpoint.drop_page_cache: True`` also drops the whole page cache of every node before each load (the lowest

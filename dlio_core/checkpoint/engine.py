@@ -349,8 +349,8 @@ class CheckpointEngine:
             if rec.could_be_served_from_cache:
                 self._say("warning", f"{rec.cached_bytes} of the {rec.stored_bytes} bytes of checkpoint {folder} were "
                                      "in the page cache when its load began: it may have been served partly from "
-                                     "memory (checkpoint.fsync=True lets the kernel evict them; "
-                                     "checkpoint.drop_page_cache=True drops every node's cache as root)")
+                                     "memory (pages another process maps stay; checkpoint.drop_page_cache=True "
+                                     "drops every node's cache as root)")
         return rec
 
     def _agree(self, where: str, since: float, problem: str | None = None) -> None:

@@ -118,8 +118,9 @@ class Mover:
             raise CheckpointError(f"{where(self.ctx.storage, missing[0])} is missing from the checkpoint (and "
                                   f"{len(missing) - 1} more of this rank's files): the checkpoint is incomplete or was "
                                   "written with another model or world size; save it again")
-        # before the clock starts: the drop is harness work, not checkpoint I/O
-        return self._cold_by_design or all([drop_cache(self.ctx.storage, p) for p in paths])
+        # before the clock starts: the drop is harness work, not checkpoint I/O; dirty pages (a save without
+        # fsync) are written back first so they can be evicted too
+        return self._cold_by_design or all([drop_cache(self.ctx.storage, p, flush=True) for p in paths])
 
     def _cached(self, paths: list[str]) -> int | None:
         """Bytes of ``paths`` a load could serve from this node's page cache (none with O_DIRECT reads)."""

@@ -63,8 +63,9 @@ def local_path(storage: Storage, path: str) -> str | None:
     return storage.local_path(path)
 
 
-def drop_cache(storage: Storage, path: str) -> bool:
-    """Ask the kernel to evict ``path``'s clean cached pages; True when the advice was given.
+def drop_cache(storage: Storage, path: str, *, flush: bool = False) -> bool:
+    """Ask the kernel to evict ``path``'s clean cached pages; True when the advice was given. With ``flush``
+    the file's dirty pages are written back first (``fdatasync``), so they can go too (before loads).
 
     False for non-local storage, platforms without ``posix_fadvise``, or when the file cannot be opened. A
     folder (a framework mechanism's checkpoint) has every file under it evicted.
@@ -77,16 +78,18 @@ def drop_cache(storage: Storage, path: str) -> bool:
     p = os.path.join(root, path)
     if os.path.isdir(p):
         files = [os.path.join(d, f) for d, _, fs in os.walk(p) for f in fs]
-        return all([_advise(f) for f in files])
-    return _advise(p)
+        return all([_advise(f, flush) for f in files])
+    return _advise(p, flush)
 
 
-def _advise(p: str) -> bool:
+def _advise(p: str, flush: bool = False) -> bool:
     try:
         fd = os.open(p, os.O_RDONLY)
     except OSError:
         return False
     try:
+        if flush:
+            os.fdatasync(fd)
         _FADVISE(fd, 0, 0, _DONTNEED)
         return True
     except OSError:

@@ -54,6 +54,14 @@ def test_an_fsynced_checkpoint_loads_cold(tmp_path):
     assert saved.to_dict()["durable_s"] == saved.duration_s >= saved.blocked_s
 
 
+def test_a_checkpoint_saved_without_fsync_is_written_back_and_loads_cold(tmp_path):
+    if not _evicts(tmp_path):
+        pytest.skip("this file system keeps every page in memory (tmpfs)")
+    eng = engine(tmp_path, "fsync=False")
+    eng.save(1, 1)  # its pages are dirty: the advice alone would leave them
+    assert eng.load(1, 1).cached_bytes == 0
+
+
 def test_pages_the_kernel_keeps_are_reported_with_a_warning(tmp_path):
     log = Log()
     eng = engine(tmp_path, "fsync=True", log=log)
