@@ -185,7 +185,8 @@ def bench_jpeg(tmp: Path, quick: bool, threads: int) -> None:
             ceil = max(ceil, raw_ceiling(paths, sizes, threads))
             seconds, samples, _ = _engine_epoch(cfg, threads=threads)
             ours = max(ours, samples / seconds)
-        print(f"  {mode:<6} mode ({encoding} files of {mean:,.0f} B): {ours:8.0f} files/s ({ours * mean / GB:5.2f} GB/s); "
+        print(f"  {mode:<6} mode ({encoding} files of {mean:,.0f} B): {ours:8.0f} files/s "
+              f"({ours * mean / GB:5.2f} GB/s); "
               f"raw read ceiling {ceil:8.0f} files/s  ratio {ours / ceil:4.2f}")
         shutil.rmtree(tmp / mode, ignore_errors=True)
 
@@ -244,7 +245,8 @@ def bench_dispatch(tmp: Path, quick: bool, threads: int) -> None:
         t0 = time.perf_counter()
         for i in range(n):
             plan.batch(i * stride)
-        print(f"dlrm_b200 planning (sample_shuffle {ss}): {n * batch / (time.perf_counter() - t0):14,.0f} samples/s per rank")
+        rate = n * batch / (time.perf_counter() - t0)
+        print(f"dlrm_b200 planning (sample_shuffle {ss}): {rate:14,.0f} samples/s per rank")
     rows = 6144 * (8 if quick else 96)
     cases = [("parquet (dlrm_b200)", "dlrm_b200", []),
              ("indexed_binary 761 B", "default", ["++workload.dataset.format=indexed_binary",

@@ -115,7 +115,7 @@ class GroupCache:
 
 
 def _nbytes(value: Any) -> int:
-    if isinstance(value, np.ndarray):
+    if isinstance(getattr(value, "nbytes", None), int):  # arrays, and decoded groups that say their size
         return int(value.nbytes)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return len(value)

@@ -4,8 +4,8 @@ Layout (DLIO ``data_generator/csv_generator.py``, written with pandas ``to_csv(i
 header=False)``): row ``i`` holds the values of sample ``x[..., i]`` in C order, as text (integers in
 decimal, floats in the shortest form that reads back the same value, as pandas writes them), lines
 ending in ``\\n``. DLIO 2.0.0 called ``to_csv(path)`` with pandas' defaults, so its files start with
-a header row (``,0,1,...``) and every row with its index: decoding drops both. argonne's DLIO writes the same record in every row; the MLCommons fork and we
-write distinct samples. ``dataset.compression`` gzip, bz2, zip or xz compresses the whole file and
+a header row (``,0,1,...``) and every row with its index: decoding drops both. argonne's DLIO writes
+the same record in every row; the MLCommons fork and we write distinct samples. ``dataset.compression`` gzip, bz2, zip or xz compresses the whole file and
 appends ``.gz``, ``.bz2``, ``.zip`` or ``.xz`` to its name, as DLIO does (a zip holds one member named
 after the csv file, as pandas writes it); timestamps are fixed, so a rerun is byte-identical.
 

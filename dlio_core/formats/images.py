@@ -15,7 +15,8 @@ Two ways to write a file, ``dataset.image_encoding`` (read by :meth:`ImageFormat
 Reading is whole-file (``whole_file = True``); ``reader.decode`` (``decode``) picks what ``parse`` does:
 ``False`` (bytes, as the fork measures) hands back the file's bytes, ``(file_bytes, 1)`` uint8, decoding
 nothing, after checking the trailer of a file that starts with the format's signature (a file without
-one is the fork's raw bytes: counted as its readers count it, so the fork's datasets read unchanged); ``True`` decodes the pixels with Pillow,
+one is the fork's raw bytes: counted as its readers count it, so the fork's datasets read unchanged);
+``True`` decodes the pixels with Pillow,
 ``(h, w[, channels], 1)``. Raw files are handed back as bytes in both modes (there is nothing to
 decode). A file holds one sample, as DLIO writes them: any other ``dataset.num_samples_per_file`` is
 a ``FormatError``.
