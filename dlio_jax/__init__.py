@@ -11,6 +11,9 @@
   (:class:`OrbaxCheckpointer`, :class:`SaveTiming`, :func:`state_from_config`; Orbax is imported on first use).
 - :mod:`dlio_jax.dali`: DALI pipelines (its own extra, ``dl-driver[dali]``).
 
+Importing ``dlio_jax`` imports no JAX (names load on first use), so ``dlio_jax.dali`` serves PyTorch
+users without JAX installed; a JAX name used without jax raises ``ImportError`` naming the extra.
+
 Modules, as in every dl-driver plugin: import from the package (``__all__`` is the public API); the
 implementation modules are private (``_iterator``, ``_source``, ...); the public submodules are
 ``checkpoint``, the framework's checkpoint hooks, and ``dali``, a façade of its own for its own extra.
@@ -27,25 +30,32 @@ Example:
 
 from __future__ import annotations
 
-try:
-    import jax  # noqa: F401 - the plugin's framework, imported first so a missing extra is plain
-except ImportError as exc:  # pragma: no cover - exercised by the missing-extra test
-    raise ImportError("dlio_jax needs jax: pip install 'dl-driver[jax]'") from exc
-
-from ._device import DeviceBatch
-from ._from_uri import from_uri
-from ._iterator import JaxIterator, make_iterator
-from ._source import DlioSource
+import importlib
 
 __all__ = ["make_iterator", "from_uri", "JaxIterator", "DeviceBatch", "DlioSource", "OrbaxCheckpointer", "SaveTiming",
            "state_from_config", "checkpoint"]
 
-_CHECKPOINT = ("OrbaxCheckpointer", "SaveTiming", "state_from_config")
+# Names -> the private module holding them, imported on first use: ``import dlio_jax`` (and so
+# ``import dlio_jax.dali``, which PyTorch users of DALI need) imports no JAX. Everything but
+# DlioSource (Grain needs no JAX either) needs jax, and asking for it without jax names the extra.
+_WHERE = {"make_iterator": "_iterator", "JaxIterator": "_iterator", "DeviceBatch": "_device",
+          "from_uri": "_from_uri", "DlioSource": "_source", "checkpoint": "checkpoint",
+          "OrbaxCheckpointer": "checkpoint", "SaveTiming": "checkpoint", "state_from_config": "checkpoint"}
+_NO_JAX_NEEDED = ("DlioSource",)
 
 
-def __getattr__(name: str):  # Orbax is imported only when its hooks are used (it is slow to import)
-    if name == "checkpoint" or name in _CHECKPOINT:
-        from . import checkpoint
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'dlio_jax' has no attribute {name!r}")
+    if name not in _NO_JAX_NEEDED:
+        try:
+            import jax  # noqa: F401 - the plugin's framework: a missing extra is named plainly
+        except ImportError as exc:
+            raise ImportError(f"dlio_jax.{name} needs jax: pip install 'dl-driver[jax]'") from exc
+    module = importlib.import_module(f".{where}", __name__)
+    return module if name == where else getattr(module, name)
 
-        return checkpoint if name == "checkpoint" else getattr(checkpoint, name)
-    raise AttributeError(f"module 'dlio_jax' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

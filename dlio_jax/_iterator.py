@@ -74,7 +74,13 @@ def shared_random_seed(cfg: Any, random_seed: int | None) -> int | None:
 
     if random_seed is not None or Shuffle.RANDOM not in (cfg.reader.file_shuffle, cfg.reader.sample_shuffle):
         return random_seed
-    import jax
+    try:
+        import jax
+    except ImportError:  # DALI for PyTorch users: no JAX processes to agree with
+        if resolve_process(None, None)[1] > 1:
+            raise ValueError("reader.*_shuffle=random with several processes needs random_seed= (one seed shared "
+                             "by all of them, or their shards would overlap); or use shuffle 'seed'") from None
+        return draw_random_seed()
 
     seed = draw_random_seed()
     if jax.process_count() > 1:  # every process must read the same permutation, or blocks overlap

@@ -3,7 +3,9 @@
 - :func:`pipeline`: ``fn.external_source`` fed by dl-driver's readers (every format and backend), or
   DALI's native ``fn.readers.numpy`` / ``fn.readers.tfrecord`` with ``shard_id``/``num_shards`` from
   the rank. CPU pipelines (``device_id=None``) work without a GPU.
-- :func:`jax_iterator`, :func:`torch_iterator`: DALI's ``DALIGenericIterator`` for JAX or PyTorch.
+- :func:`jax_iterator`, :func:`torch_iterator`: DALI's ``DALIGenericIterator`` for JAX or PyTorch, as a
+  :class:`DaliIterator` whose ``len()`` is the batches per epoch. ``pipeline(transform=...)`` adds DALI
+  operators after the reader. Importing this package imports no JAX (PyTorch users need none).
 - :class:`DaliInfo` (``pipe.dlio``) says what a pipeline reads; :class:`DaliDeviceError` is a GPU
   pipeline asked for where no GPU can run it.
 
@@ -28,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the missing-extra test
     raise ImportError("dlio_jax.dali needs NVIDIA DALI: pip install 'dl-driver[dali]'") from exc
 
-from ._iterators import jax_iterator, torch_iterator
+from ._iterators import DaliIterator, jax_iterator, torch_iterator
 from ._pipelines import READER_NAME, DaliDeviceError, DaliInfo, pipeline
 
-__all__ = ["DaliDeviceError", "DaliInfo", "READER_NAME", "jax_iterator", "pipeline", "torch_iterator"]
+__all__ = ["DaliDeviceError", "DaliInfo", "DaliIterator", "READER_NAME", "jax_iterator", "pipeline", "torch_iterator"]

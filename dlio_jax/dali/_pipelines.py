@@ -13,10 +13,19 @@
   every rank to the next shard (DALI's way of varying what a rank reads), so per epoch the ranks
   still read every file once between them.
 
-How native samples are counted: ``fn.readers.numpy`` returns a whole ``.npy`` file as one DALI
-sample, i.e. ``num_samples_per_file`` DLIO samples (shape ``(d1, d2, spf)``). A DALI batch is
-``ceil(batch_size / spf)`` files and counts as ``files x spf`` samples, so with ``spf > 1`` a step
-may carry more samples than ``batch_size`` (it never splits a file). TFRecord records are samples.
+Sample shapes: a sample has the shape and dtype of the format's own samples, as every dl-driver plugin
+yields them (npy/npz ``(d1, d2)``, TFRecord records their flat ``image`` bytes). ``fn.readers.numpy``
+returns a whole ``.npy`` file as one DALI sample (``(d1, d2, spf)``, DLIO's samples on the last axis):
+with one sample per file the pipeline squeezes that axis; with more, DALI cannot split a file into
+samples, so ``pipeline`` refuses unless ``whole_files=True`` (then a DALI batch is
+``ceil(batch_size / spf)`` files and counts as ``files x spf`` samples, as DLIO's ``native_dali``
+does: the runner's adapter asks for that) and ``reader="external"`` gives per-sample arrays.
+Variable-size samples keep their own shapes (DALI batches are lists of tensors).
+
+Operators: ``transform(data)`` is called inside the pipeline definition with the reader's output
+``DataNode`` and returns the node (or a tuple of nodes) the pipeline outputs, so any DALI operator
+can follow the reader (``fn.cast``, ``fn.normalize``, ``.gpu()``...); ``output_names`` names the
+outputs for the iterators (default ``("data",)``).
 
 ``device="gpu"`` puts the output on GPU ``device_id`` (the numpy reader reads with GPUDirect Storage,
 the others copy with ``.gpu()``); without a usable GPU it fails with :class:`DaliDeviceError`.
@@ -37,7 +46,7 @@ from __future__ import annotations
 import math
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import unquote, urlparse
 
 __all__ = ["DaliDeviceError", "DaliInfo", "pipeline", "READER_NAME"]
@@ -65,6 +74,7 @@ class DaliInfo:
     feed: Any = None
     rank: int = 0
     world: int = 1
+    output_names: tuple[str, ...] = ("data",)
 
 
 def _name(v: Any) -> str:
@@ -96,8 +106,22 @@ def _shuffle_seed(cfg: Any, random_seed: int | None) -> tuple[bool, int]:
     return True, int(cfg.train.seed)
 
 
+def _npy_ndim(storage: Any, rel: str, size: int) -> int:
+    """Dimensions of the array in one ``.npy`` file, from its header (one small read)."""
+    import io
+
+    import numpy as np
+
+    head = np.empty(min(int(size), 4096), np.uint8)
+    storage.read_into(storage.join(rel), head)
+    f = io.BytesIO(head.tobytes())
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return len(read_header(f)[0])
+
+
 def _native_node(cfg: Any, fn: Any, storage: Any, files: Sequence[tuple[str, int]], split: str, rank: int,
-                 world: int, device: str, random_seed: int | None) -> tuple[Any, int]:
+                 world: int, device: str, random_seed: int | None, whole_files: bool = False) -> tuple[Any, int]:
     """The native reader node and the DLIO samples per DALI sample."""
     fmt = _name(cfg.dataset.format)
     shuffle, seed = _shuffle_seed(cfg, random_seed)
@@ -111,7 +135,11 @@ def _native_node(cfg: Any, fn: Any, storage: Any, files: Sequence[tuple[str, int
     if fmt == "npy":
         node = fn.readers.numpy(device="gpu" if device == "gpu" else "cpu", file_root=root, files=rels,
                                 dont_use_mmap=bool(cfg.reader.dont_use_mmap), **common)
-        return node, int(cfg.dataset.num_samples_per_file)
+        spf = int(cfg.dataset.num_samples_per_file)
+        if whole_files:
+            return node, spf
+        # One sample per file: drop DLIO's sample axis (the last), so a sample is (d1, d2) as elsewhere.
+        return fn.squeeze(node, axes=[_npy_ndim(storage, *files[0]) - 1]), 1
     if fmt == "tfrecord":
         import nvidia.dali.tfrecord as tfrec
 
@@ -131,13 +159,15 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
              split: str = "train", epoch: int = 1, rank: int | None = None, world: int | None = None,
              random_seed: int | None = None, device_id: int | None = None, num_threads: int | None = None,
              storage: Any = None, files: Sequence[tuple[str, int]] | None = None,
-             max_steps: int | None = None) -> Any:
+             max_steps: int | None = None, whole_files: bool = False,
+             transform: Callable[[Any], Any] | None = None, output_names: Sequence[str] = ("data",)) -> Any:
     """A built DALI pipeline reading ``config``'s dataset (see the module docstring).
 
     ``reader`` is ``"external"`` or ``"native"`` (default: ``native`` when ``reader.data_loader`` is
-    ``native_dali``). ``rank``/``world`` default to JAX's process index/count. ``pipe.dlio`` is a
-    :class:`DaliInfo`. The external reader starts at plan epoch ``epoch`` and moves on one epoch per
-    ``reset()``.
+    ``native_dali``). ``rank``/``world`` default to JAX's process index/count (without JAX: torchrun's
+    ``RANK``/``WORLD_SIZE``). ``pipe.dlio`` is a :class:`DaliInfo`. The external reader starts at plan
+    epoch ``epoch`` and moves on one epoch per ``reset()``. ``whole_files`` lets the native npy reader
+    return whole multi-sample files; ``transform`` adds operators after the reader (module docstring).
     """
     from nvidia.dali import fn, pipeline_def
 
@@ -179,11 +209,16 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
         dali_batch = batch
     else:
         spf = int(cfg.dataset.num_samples_per_file) if _name(cfg.dataset.format) == "npy" else 1
+        if spf > 1 and not whole_files:
+            raise ValueError(f"DALI's numpy reader returns whole .npy files, here {spf} samples each "
+                             "(dataset.num_samples_per_file): pass whole_files=True for (d1, d2, spf) file arrays, "
+                             "or reader='external' for (d1, d2) samples as every other plugin yields them")
         dali_batch = math.ceil(batch / spf)
         # pad_last_batch: every shard reads ceil(N / world) items; DROP leaves whole batches only.
         steps = math.ceil(len(files) / world) // dali_batch
         info = DaliInfo("native", steps if max_steps is None else min(steps, max_steps), spf, READER_NAME,
                         None, rank, world)
+    info.output_names = tuple(output_names)
 
     @pipeline_def(batch_size=dali_batch, num_threads=max(1, int(num_threads or cfg.reader.read_threads or 1)),
                   device_id=device_id, prefetch_queue_depth=max(1, int(cfg.reader.prefetch_size)),
@@ -191,9 +226,10 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
     def _pipe() -> Any:
         if reader == "external":
             data = fn.external_source(source=info.feed, batch=True, batch_info=True, device="cpu", name="dlio")
-            return data.gpu() if device == "gpu" else data
-        node, _ = _native_node(cfg, fn, storage, files, split, rank, world, device, random_seed)
-        return node
+            data = data.gpu() if device == "gpu" else data
+        else:
+            data, _ = _native_node(cfg, fn, storage, files, split, rank, world, device, random_seed, whole_files)
+        return transform(data) if transform is not None else data
 
     pipe = _pipe()
     try:

@@ -55,7 +55,9 @@ def test_native_numpy_counts_whole_files_as_spf_samples(tmp_path):
     from dlio_core.listing import dataset_files, dataset_storage
 
     cfg = load_config("default", overrides(tmp_path, 8, 3, 6))
-    pipe = pipeline(cfg, reader="native")
+    with pytest.raises(ValueError, match="whole_files=True"):  # no per-sample split inside DALI's reader
+        pipeline(cfg, reader="native")
+    pipe = pipeline(cfg, reader="native", whole_files=True)
     (out,) = pipe.run()
     assert len(out) == 2 and np.asarray(out[0]).shape == (4, 4, 3)  # 2 files = 6 DLIO samples
     st = dataset_storage(cfg)

@@ -1,0 +1,87 @@
+"""dlio_jax.dali as a trainer uses it (issue 19): true len() and step counts, operators after the reader,
+the sample shape every plugin shares, and no JAX needed for PyTorch users."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("nvidia.dali")
+
+from dlio_core.config import tiny_run_config  # noqa: E402
+from dlio_core.generate import generate_dataset  # noqa: E402
+from dlio_jax.dali import pipeline, torch_iterator  # noqa: E402
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cfg(tmp_path, fmt="npy", files=64, spf=1, batch=4):
+    cfg = tiny_run_config(str(tmp_path), overrides=(f"++workload.dataset.format={fmt}",
+                                                    f"++workload.dataset.num_files_train={files}",
+                                                    f"++workload.dataset.num_samples_per_file={spf}",
+                                                    f"++workload.reader.batch_size={batch}"))
+    generate_dataset(cfg, progress=False)
+    return cfg
+
+
+@pytest.mark.parametrize("reader", ["external", "native"])
+def test_len_and_steps_count_the_batches_an_epoch_yields(tmp_path, reader):
+    pytest.importorskip("torch")
+    cfg = _cfg(tmp_path)
+    pipe = pipeline(cfg, reader=reader)
+    it = torch_iterator(pipe)
+    batches = [b for b in it]
+    assert len(batches) == len(it) == pipe.dlio.steps == 16  # 64 samples / 4
+    it.reset()
+    assert sum(1 for _ in it) == 16  # the next epoch, as long
+
+
+def test_transform_adds_operators_and_named_outputs(tmp_path):
+    pytest.importorskip("torch")
+    from nvidia.dali import fn, types
+
+    cfg = _cfg(tmp_path, files=8)
+
+    def ops(data):
+        scaled = fn.cast(data, dtype=types.FLOAT) / 255.0
+        return scaled, fn.shapes(data)
+
+    pipe = pipeline(cfg, reader="external", transform=ops, output_names=("image", "shape"))
+    (batch,) = next(iter(torch_iterator(pipe)))
+    assert str(batch["image"].dtype) == "torch.float32" and float(batch["image"].max()) <= 1.0
+    assert batch["shape"].tolist() == [[64, 64]] * 4
+
+
+@pytest.mark.parametrize("fmt,shape", [("npy", (64, 64)), ("npz", (64, 64)), ("tfrecord", (4096,))])
+def test_samples_have_the_shape_the_torch_plugin_yields(tmp_path, fmt, shape):
+    torch_mod = pytest.importorskip("torch")
+    import dlio_torch
+
+    cfg = _cfg(tmp_path, fmt=fmt, files=8)
+    torch_batch = next(iter(dlio_torch.DlioIterableDataset.from_config(cfg, content="samples", batched=True)))
+    if isinstance(torch_batch, (tuple, list)):  # (images, labels) where the files carry labels
+        torch_batch = torch_batch[0]
+    assert tuple(torch_batch.shape[1:]) == shape and torch_batch.dtype == torch_mod.uint8
+    readers = ["external"] + (["native"] if fmt in ("npy", "tfrecord") else [])
+    for reader in readers:
+        (out,) = pipeline(cfg, reader=reader).run()
+        assert {tuple(s) for s in out.shape()} == {shape}, reader
+        assert np.asarray(out.as_array()).dtype == np.uint8
+
+
+def test_importable_and_usable_without_jax(tmp_path):
+    pytest.importorskip("torch")
+    cfg = _cfg(tmp_path, files=8)
+    over = [f"++workload.dataset.data_folder={cfg.dataset.data_folder}", "++workload.dataset.format=npy",
+            "++workload.dataset.num_files_train=8"]
+    code = ("import sys\nsys.modules['jax'] = None\nimport dlio_jax.dali as d\n"
+            f"it = d.torch_iterator(d.pipeline('default', overrides={over!r}, reader='external'))\n"
+            "print(len(it), [tuple(b[0]['data'].shape) for b in it])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["2 [(4, 64, 64), (4, 64, 64)]"]
