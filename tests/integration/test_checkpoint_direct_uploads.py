@@ -98,3 +98,29 @@ def test_a_framework_folder_on_direct_storage_says_it_uses_the_page_cache(disk_d
     warned.clear()
     CheckpointEngine(cfg, storage=open_storage(disk_dir), progress=False, log=log)
     assert not any("direct://" in w for w in warned)
+
+
+ORBAX_ON_DIRECT = r'''
+import sys
+from dlio_core.checkpoint import CheckpointEngine
+from dlio_core.config import load_config
+from dlio_core.storage import open_storage
+cfg = load_config("unet3d_h100", ["++workload.checkpoint.checkpoint_folder=/unused", "++workload.framework=jax",
+                                  "++workload.model.model_size_bytes=1048576", "++workload.checkpoint.fsync=True"])
+eng = CheckpointEngine(cfg, storage=open_storage("direct://" + sys.argv[1]), progress=False)
+saved, loaded = eng.save(1, 1), eng.load(1, 1)
+print("RESULT", saved.mechanism, saved.bytes, loaded.bytes, loaded.stored_bytes == saved.stored_bytes > saved.bytes,
+      loaded.cached_bytes)
+'''
+
+
+def test_orbax_on_direct_storage_round_trips(disk_dir):
+    import subprocess
+    import sys
+
+    pytest.importorskip("orbax.checkpoint")
+    # its own process: JAX beside torch and TensorFlow in one interpreter is not what a run does
+    out = subprocess.run([sys.executable, "-c", ORBAX_ON_DIRECT, disk_dir], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    assert line.split()[1:] == ["orbax", "1048576", "1048576", "True", "0"]
