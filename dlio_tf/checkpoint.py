@@ -12,7 +12,14 @@ system). Then the stage is published: on local storage by renaming the stage fol
 ``dlio_core.storage.stage.upload_stage`` (every file uploaded, the marker last), and restored through
 ``download_stage``, which refuses an uncommitted folder. ``s3://`` and ``az://`` thus work without
 tensorflow-io. Each save reports the time TensorFlow took to write (``save_s``) and the time to
-publish (``publish_s``), separately.
+publish (``publish_s``), separately; a restore reports TensorFlow's read as ``restore_s`` (its
+``save_s`` is None) and the download or listing as ``publish_s``.
+
+After each save (and prune) the root gets TensorFlow's own state file ``checkpoint`` (the text
+``CheckpointState`` that ``CheckpointManager`` writes) listing the complete checkpoints, so
+``tf.train.latest_checkpoint(root)`` and ``CheckpointManager(..., directory=root)`` find ours
+(``ckpt-N/ckpt``); our own listing still trusts only the commit markers. The bundles come from
+``Checkpoint.write`` (no ``save_counter``), so restore them in TensorFlow with ``.expect_partial()``.
 
 Example:
     >>> import tempfile, tensorflow as tf
@@ -21,9 +28,11 @@ Example:
     >>> ck = TFCheckpointer(tempfile.mkdtemp(), v=v)
     >>> ck.save(3).step, ck.steps()
     (3, [3])
-    >>> _ = v.assign([0.0, 0.0]); _ = ck.restore()
-    >>> v.numpy().tolist()
-    [1.0, 2.0]
+    >>> _ = v.assign([0.0, 0.0]); r = ck.restore()
+    >>> v.numpy().tolist(), r.save_s is None and r.restore_s > 0
+    ([1.0, 2.0], True)
+    >>> tf.train.latest_checkpoint(ck.storage.local_path("")).endswith("ckpt-3/ckpt")
+    True
 """
 
 from __future__ import annotations
@@ -49,19 +58,22 @@ __all__ = ["TFCheckpointer", "CheckpointTiming", "state_from_config"]
 # Variables are split so no tensor nears protobuf's 2 GiB limits and memory is allocated piecewise.
 _MAX_VARIABLE_BYTES = 256 << 20
 _DIR = re.compile(r"^ckpt-(\d+)$")
+_STATE_FILE = "checkpoint"  # TensorFlow's CheckpointState file name (tf.train.latest_checkpoint reads it)
 
 
 @dataclass(frozen=True)
 class CheckpointTiming:
-    """One save or restore: ``save_s`` is TensorFlow's write (or read), ``publish_s`` the rename or
-    upload (or download) around it, ``total_s`` both; ``nbytes`` the bundle's bytes."""
+    """One save or restore: ``save_s`` is TensorFlow's write (None for a restore), ``restore_s`` its read
+    (None for a save), ``publish_s`` the rename or upload (or download) around it, ``total_s`` all of
+    it; ``nbytes`` the bundle's bytes."""
 
     step: int
     nbytes: int
-    save_s: float
+    save_s: float | None
     publish_s: float
     total_s: float
     location: str
+    restore_s: float | None = None
 
 
 def state_from_config(cfg: Any, *, rank: int = 0, world: int = 1) -> dict[str, tf.Variable]:
@@ -142,9 +154,19 @@ class TFCheckpointer:
                 self.checkpoint.write(os.path.join(stage, "ckpt"))
                 t1 = time.perf_counter()
                 nbytes = sum(_local_sizes(stage).values())
-        t2 = time.perf_counter()
         self._prune()
+        self._write_state()
+        t2 = time.perf_counter()
         return CheckpointTiming(int(step), nbytes, t1 - t0, t2 - t1, t2 - t0, f"{self.storage.url}/{folder}")
+
+    def _write_state(self) -> None:
+        """TensorFlow's ``checkpoint`` state file listing the complete checkpoints, latest last."""
+        paths = [f"{self._folder(s)}/ckpt" for s in self.steps()]
+        if not paths:
+            self.storage.delete(_STATE_FILE, missing_ok=True)
+            return
+        lines = [f'model_checkpoint_path: "{paths[-1]}"'] + [f'all_model_checkpoint_paths: "{p}"' for p in paths]
+        self.storage.write_atomic(_STATE_FILE, ("\n".join(lines) + "\n").encode(), fsync=self.fsync)
 
     def _save_local(self, folder: str) -> tuple[int, float, float]:
         """Write into a stage beside the target, rename it into place, then commit; (bytes, t0, t1)."""
@@ -204,7 +226,8 @@ class TFCheckpointer:
                 t1 = time.perf_counter()
                 self.checkpoint.read(os.path.join(stage, "ckpt")).assert_existing_objects_matched()
         t2 = time.perf_counter()
-        return CheckpointTiming(int(step), nbytes, t2 - t1, t1 - t0, t2 - t0, f"{self.storage.url}/{folder}")
+        return CheckpointTiming(int(step), nbytes, None, t1 - t0, t2 - t0, f"{self.storage.url}/{folder}",
+                                restore_s=t2 - t1)
 
 
 def _local_sizes(folder: str) -> dict[str, int]:

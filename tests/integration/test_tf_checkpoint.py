@@ -54,3 +54,27 @@ def test_state_sized_from_the_config(tmp_path):
     t = ck.save(1)
     assert 3_000_000 <= t.nbytes < 3_100_000  # the variables plus TensorFlow's index
     assert t.location.endswith("/ckpt-1") and ck.restore().nbytes == t.nbytes
+
+
+def test_tensorflow_finds_our_checkpoints_and_restore_has_its_own_timing(tmp_path):
+    v = tf.Variable([1.0, 2.0, 3.0])
+    ck = dlio_tf.TFCheckpointer(str(tmp_path), max_to_keep=2, v=v)
+    assert tf.train.latest_checkpoint(str(tmp_path)) is None
+    for s in (1, 2, 3):
+        v.assign_add([1.0, 1.0, 1.0])
+        t = ck.save(s)
+        assert t.save_s > 0 and t.restore_s is None
+    latest = tf.train.latest_checkpoint(str(tmp_path))
+    assert latest == os.path.join(str(tmp_path), "ckpt-3", "ckpt")
+    state = tf.train.get_checkpoint_state(str(tmp_path))
+    assert [os.path.relpath(p, str(tmp_path)) for p in state.all_model_checkpoint_paths] == ["ckpt-2/ckpt", "ckpt-3/ckpt"]
+    other = tf.Variable([0.0, 0.0, 0.0])
+    # TensorFlow's own restore (our bundles come from Checkpoint.write: no save_counter to match)
+    tf.train.Checkpoint(v=other).restore(latest).expect_partial()
+    assert other.numpy().tolist() == [4.0, 5.0, 6.0]
+    mgr = tf.train.CheckpointManager(tf.train.Checkpoint(v=other), str(tmp_path), max_to_keep=None)
+    assert mgr.latest_checkpoint == latest
+    v.assign([0.0, 0.0, 0.0])
+    r = ck.restore()
+    assert r.step == 3 and r.save_s is None and r.restore_s > 0 and r.total_s >= r.restore_s
+    assert v.numpy().tolist() == [4.0, 5.0, 6.0]
