@@ -152,9 +152,7 @@ def _decode(buf: np.ndarray) -> str:
 
 
 @dataclass(frozen=True)
-class _RootError:
-    """An error rank 0 met in :meth:`Dist.from_root`, on its way to every rank (a result may be an exception)."""
-
+class _RootError:  # rank 0's error in Dist.from_root, on its way to every rank (a result may be an exception)
     error: Exception
 
 
@@ -227,11 +225,10 @@ class Dist:
         alone for a result that never comes) broadcast to every rank. ``Dist().from_root(lambda: 4)`` is 4.
         """
         payload: Any = None
-        if self.is_root:
-            try:
-                payload = compute()
-            except Exception as exc:  # noqa: BLE001 - every rank raises it below
-                payload = _RootError(exc)
+        try:
+            payload = compute() if self.is_root else None
+        except Exception as exc:  # noqa: BLE001 - every rank raises it below
+            payload = _RootError(exc)
         payload = self.bcast(payload)
         if isinstance(payload, _RootError):
             raise payload.error
