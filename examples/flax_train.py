@@ -1,8 +1,8 @@
 """Train a small Flax classifier on labelled npz files through ``dlio_jax.from_uri``, checkpointing with Orbax.
 
 The data: npz archives in DLIO's layout (``x``: 16x16 uint8 images, samples on the last axis; ``y``: one
-class per sample), written here on first use. Each class lights a different quadrant of the image
-under noise, so the classes can be learnt: the loss falls well below its start within a few dozen
+class per sample), written on first use by ``examples/labelled_npz.py``. Each class lights a different
+quadrant of the image under noise, so the classes can be learnt: the loss falls well below its start within a few dozen
 steps. The iterator yields ``(images, labels)`` with the labels the files carry; iterating it again
 starts the next epoch (reshuffled). Each step reads a batch the iterator copied to the device while
 the previous step ran; the script prints per-step wait and H2D times (``n/a`` on a CPU: no copy) and
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import jax
@@ -29,24 +30,13 @@ import numpy as np
 import optax
 from flax import linen as nn
 
-import dlio_jax
-from dlio_jax.checkpoint import OrbaxCheckpointer
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # labelled_npz beside this script
 
-CLASSES, SIDE, FILES, PER_FILE, BATCH = 4, 16, 32, 8, 16
+import dlio_jax  # noqa: E402
+from dlio_jax.checkpoint import OrbaxCheckpointer  # noqa: E402
+from labelled_npz import CLASSES, SIDE, write_labelled_npz  # noqa: E402
 
-
-def write_dataset(folder: str) -> None:
-    """Labelled npz files: class c brightens quadrant c of a noisy 16x16 image."""
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(0)
-    half = SIDE // 2
-    for f in range(FILES):
-        y = rng.integers(0, CLASSES, PER_FILE)
-        x = rng.integers(0, 96, (SIDE, SIDE, PER_FILE), dtype=np.uint8)
-        for s, c in enumerate(y):
-            r, q = divmod(int(c), 2)
-            x[r * half:(r + 1) * half, q * half:(q + 1) * half, s] += 128
-        np.savez(os.path.join(folder, f"img_{f:02d}_of_{FILES}.npz"), x=x, y=y)
+BATCH = 16
 
 
 class MLP(nn.Module):
@@ -73,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     if not (os.path.isdir(args.data) and os.listdir(args.data)):
-        write_dataset(args.data)
+        write_labelled_npz(args.data)
     it = dlio_jax.from_uri(args.data, format="npz", batch_size=BATCH, shuffle=True, seed=0, read_threads=2)
 
     model = MLP()

@@ -183,11 +183,12 @@ def test_missing_tensorflow_gives_the_install_hint():
     assert "pip install 'dl-driver[tf]'" in out
 
 
-def test_keras_example_trains_on_cpu(tmp_path):
+def test_keras_example_learns_from_the_files_labels(tmp_path):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
     try:
         import keras_input_fn
     finally:
         sys.path.pop(0)
-    history = keras_input_fn.main(["--data-folder", str(tmp_path / "data"), "--epochs", "2", "--files", "8"])
-    assert len(history.history["loss"]) == 2 and all(np.isfinite(history.history["loss"]))
+    history = keras_input_fn.main(["--data-folder", str(tmp_path / "data"), "--epochs", "3", "--files", "16"])
+    loss = history.history["loss"]
+    assert len(loss) == 3 and loss[-1] < 0.25 * loss[0]  # real labels: the model learns (no steps_per_epoch)
