@@ -47,7 +47,7 @@ class RunEnd:
     reason: str = ""
     epoch: int = 0  # the epoch reached (the last one begun)
     step: int = 0  # the training step of that epoch at which the run stopped (its last for a complete run)
-    phase: str = ""  # setup, generation, train, checkpoint, eval, results
+    phase: str = ""  # setup, generation, cache eviction, train, checkpoint, eval, results
     rank: int | None = None  # the rank that failed or was signalled first
     signal: str | None = None  # SIGINT / SIGTERM for an interruption
     exit_code: int = 0
