@@ -48,6 +48,7 @@ from dlio_core.state import IterationState, require_same
 from ._control import SharedControl
 from ._samples import SampleMaker
 from ._source import Source, decoding
+from ._step_view import StepView
 from ._worker_error import carrying_errors
 from ._world import agreed_random_seed, resolve_rank_world, resolve_rank_world_source, worker_info
 
@@ -64,25 +65,17 @@ def _uses_random_shuffle(cfg: Any) -> bool:
     return any(normalise_shuffle(getattr(cfg.reader, key)) is Shuffle.RANDOM
                for key in ("file_shuffle", "sample_shuffle"))
 
-class _StepView:
-    """The subset of a plan's steps one worker reads, shaped like a plan (``steps``, ``batch(i)``)."""
-
-    def __init__(self, plan: EpochPlan, steps: np.ndarray) -> None:
-        self.plan, self.step_ids, self.steps = plan, steps, int(steps.size)
-
-    def batch(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.plan.batch(int(self.step_ids[i]))
-
-
 class DlioIterableDataset(torch.utils.data.IterableDataset):
     """DLIO-layout files as a PyTorch iterable dataset; build it with :meth:`from_config` or :meth:`from_uri`.
 
-    Yields one tensor per sample, or with ``batched=True`` one tensor per step (use
-    ``DataLoader(ds, batch_size=None)``); ``with_info=True`` yields ``(data, info)`` where ``info``
+    Yields one item per sample (a tensor, or ``(x, y)`` with ``labels``), or with ``batched=True`` one
+    per step (use ``DataLoader(ds, batch_size=None)``); ``with_info=True`` yields ``(data, info)`` where ``info``
     holds the step's ``step``, ``num_samples``, ``bytes_read``, ``sample_bytes``, ``io_s``, ``decode_s``.
     With ``batched=False`` give the DataLoader ``batch_size`` equal to this dataset's, so that its
     batches are the plan's steps. ``constant_in_consumer`` (with ``with_info``, ``batched`` and
     ``content="constant"``) yields ``(None, info)``: the consumer hands its own constant to the model.
+    ``read_threads`` reader threads read in each process that iterates (thread workers: with
+    ``num_workers=0`` the engine's threads read in the main process, and no batch crosses processes).
     """
 
     def __init__(self, source: Source, *, samples_per_file: int, batch_size: int, seed: int = 123,
@@ -92,7 +85,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
                  content: str = "samples", constant_shape: Sequence[int] = (), constant_dtype: str = "uint8",
                  with_info: bool = False, read_ahead: int = 1, constant_in_consumer: bool = False,
                  labels: bool = False, transform: Callable[[Any], Any] | None = None,
-                 collate_fn: Callable[[list], Any] | None = None) -> None:
+                 collate_fn: Callable[[list], Any] | None = None, read_threads: int = 1) -> None:
         super().__init__()
         if content not in CONTENTS:
             raise ValueError(f"content must be one of {CONTENTS}, got {content!r}")
@@ -118,6 +111,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         self.constant_shape = tuple(int(d) for d in constant_shape)
         self.constant_dtype = str(constant_dtype)
         self.read_ahead = max(1, int(read_ahead))
+        self.read_threads = max(1, int(read_threads))
         # The runner's loader attaches the constant itself: workers then send only the step's figures,
         # which keeps inter-process traffic per step to one small dict.
         self.constant_in_consumer = bool(constant_in_consumer) and self.with_info and self.batched
@@ -125,7 +119,8 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         # Set by consumers that call raise_if_error on each item (the runner's loader, DlioDataLoader):
         # a worker's error then arrives whole instead of as PyTorch's re-raised traceback text.
         self.carry_errors = False
-        self._maker = SampleMaker(labels=source if labels else None, transform=transform, collate_fn=collate_fn)
+        self._maker = SampleMaker(labels=source if labels else None, transform=transform, collate_fn=collate_fn,
+                                  samples_per_file=samples_per_file)
         self._control = SharedControl()
         self._next_step = 0  # progress of this process's copy (what state_dict reports)
         self._epoch_seen = 0
@@ -139,8 +134,8 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
                     config_dir: str | None = None, rank: int | None = None, world: int | None = None,
                     batched: bool = False, content: str = "samples", with_info: bool = False,
                     random_seed: int | None = None, labels: bool | None = None,
-                    transform: Callable[[Any], Any] | None = None,
-                    collate_fn: Callable[[list], Any] | None = None) -> "DlioIterableDataset":
+                    transform: Callable[[Any], Any] | None = None, collate_fn: Callable[[list], Any] | None = None,
+                    read_threads: int = 1) -> "DlioIterableDataset":
         """From a workload: a YAML path, a bundled name (``"unet3d_h100"``) or a ``RunConfig``.
 
         Files come from the generation manifest or one listing (``dataset_files``). ``content``
@@ -163,7 +158,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
                    batched=batched, content=content, constant_shape=constant_shape(cfg),
                    constant_dtype=cfg.reader.transformed_record_element_type, with_info=with_info,
                    read_ahead=max(1, cfg.reader.prefetch_size), collate_fn=collate_fn, transform=transform,
-                   labels=want_labels(labels, source, content))
+                   labels=want_labels(labels, source, content), read_threads=read_threads)
 
     @classmethod
     def from_uri(cls, uri: str, *, format: str, batch_size: int = 1, samples_per_file: int | None = None,
@@ -171,7 +166,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
                  seed: int = 0, drop_last: bool = True, rank: int | None = None, world: int | None = None,
                  batched: bool = False, content: str = "samples", constant_shape: Sequence[int] = (),
                  with_info: bool = False, labels: bool | None = None, transform: Callable[[Any], Any] | None = None,
-                 collate_fn: Callable[[list], Any] | None = None) -> "DlioIterableDataset":
+                 collate_fn: Callable[[list], Any] | None = None, read_threads: int = 1) -> "DlioIterableDataset":
         """Every ``*.{format}`` file under ``uri`` (``/data/x``, ``file://``, ``s3://bucket/x``, ...).
 
         ``samples_per_file`` is read from the first file when not given. ``shuffle`` shuffles files and
@@ -185,7 +180,8 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         return cls(source, samples_per_file=spf, batch_size=batch_size, seed=seed, file_shuffle=policy,
                    sample_shuffle=policy, drop_last=drop_last, rank=rank, world=world, batched=batched,
                    content=content, constant_shape=constant_shape, with_info=with_info,
-                   labels=want_labels(labels, source, content), transform=transform, collate_fn=collate_fn)
+                   labels=want_labels(labels, source, content), transform=transform, collate_fn=collate_fn,
+                   read_threads=read_threads)
 
     # -- epochs, length, state ---------------------------------------------------------------------
     @property
@@ -298,10 +294,12 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         steps = np.arange(first, end, workers, dtype=np.int64)
         self._epoch_seen, self._next_step = epoch, (first if steps.size else end)
         keep = self.content == "samples"
-        loader = self.source.loader(keep_samples=keep, read_ahead=self.read_ahead)
-        for i, batch in enumerate(loader.epoch(_StepView(plan, steps))):
+        loader = self.source.loader(keep_samples=keep, read_ahead=max(self.read_ahead, 2 * self.read_threads),
+                                    read_threads=self.read_threads)
+        view = StepView(plan, steps)
+        for i, batch in enumerate(loader.epoch(view)):
             step = int(steps[i])
-            ids = plan.batch(step) if self.labels else None  # each sample's (file, index): its label
+            ids = view.batch(i) if self.labels else None  # each sample's (file, index): its label
             try:
                 if not keep:
                     data = None if self.constant_in_consumer else self._constant_batch()

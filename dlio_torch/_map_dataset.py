@@ -59,7 +59,8 @@ class DlioMapDataset(torch.utils.data.Dataset):
         self.source = source
         self.samples_per_file = int(samples_per_file)
         self.labels = want_labels(labels, source)
-        self._maker = SampleMaker(labels=source if self.labels else None, transform=transform)
+        self._maker = SampleMaker(labels=source if self.labels else None, transform=transform,
+                                  samples_per_file=self.samples_per_file)
 
     @classmethod
     def from_config(cls, config: Any, *, overrides: Sequence[str] = (), split: str = "train",

@@ -4,8 +4,8 @@
 ``num_workers=0``), on one engine batch whose samples are views of pooled buffers:
 
 - ``labels``: each sample's label from its file (npz's ``y``, :func:`dlio_core.labels.labels_of_file`),
-  found in the bytes already read; items are then ``(x, y)`` with ``y`` an int64 scalar tensor (a
-  batch: ``(X, Y)``).
+  found in the bytes already read and kept per process (up to ``LABEL_CACHE_SAMPLES``); items are
+  then ``(x, y)`` with ``y`` an int64 scalar tensor (a batch: ``(X, Y)``).
 - ``transform(x)``: applied to each sample tensor in the worker (as torchvision's ``transform``).
 - ``collate_fn(items)``: turns a step's items into the batch (``torch.utils.data.default_collate`` when
   a transform is given and no collate); without either, samples are stacked straight into one
@@ -28,7 +28,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["SampleMaker", "torch_dtype"]
+__all__ = ["SampleMaker", "torch_dtype", "LABEL_CACHE_SAMPLES"]
+
+# Labels are kept per process once read (8 bytes a sample) up to this many samples (32 MiB); larger
+# datasets look each file's labels up in its bytes every time it is read.
+LABEL_CACHE_SAMPLES = 1 << 22
 
 
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
@@ -40,10 +44,21 @@ class SampleMaker:
     """Turns one engine batch into what the consumer gets (see the module)."""
 
     def __init__(self, *, labels: Any, transform: Callable[[Any], Any] | None = None,
-                 collate_fn: Callable[[list], Any] | None = None) -> None:
+                 collate_fn: Callable[[list], Any] | None = None, samples_per_file: int = 1) -> None:
         self.labels = labels  # None, or the Source whose files' labels are read
         self.transform = transform
         self.collate_fn = collate_fn
+        self.samples_per_file = int(samples_per_file)
+        self._known: tuple[np.ndarray, np.ndarray] | None = None  # (file seen, labels): this process's cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_known": None}  # each process fills its own
+
+    def _cache(self) -> tuple[np.ndarray, np.ndarray] | None:
+        files = len(self.labels)
+        if self._known is None and files * self.samples_per_file <= LABEL_CACHE_SAMPLES:
+            self._known = (np.zeros(files, bool), np.zeros(files * self.samples_per_file, np.int64))
+        return self._known
 
     def _labels(self, batch: Any, ids: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
         if self.labels is None:
@@ -52,12 +67,18 @@ class SampleMaker:
 
         src, views = self.labels, batch.samples
         files, indices = ids  # type: ignore[misc]
+        known = self._cache()
+        if known is not None and known[0][files].all():  # every file's labels read in an earlier step
+            return known[1][files * self.samples_per_file + indices]
         out = np.empty(len(views), dtype=np.int64)
         per_file: dict[int, np.ndarray] = {}  # each file's y looked up once per step
         for j, (f, k) in enumerate(zip(files.tolist(), indices.tolist())):
             y = per_file.get(f)
             if y is None:
                 y = per_file[f] = labels_of_file(views[j], src.storage.read, str(src.paths[f]), int(src.sizes[f]))
+                if known is not None and y.size == self.samples_per_file:
+                    known[1][f * y.size:(f + 1) * y.size] = y
+                    known[0][f] = True
             out[j] = y[k]
         return out
 

@@ -120,20 +120,20 @@ class Source:
         self.storage.read_into(str(self.paths[0]), buf)
         return int(self.fmt().parse(buf, str(self.paths[0])).shape[-1])
 
-    def loader(self, *, keep_samples: bool, read_ahead: int) -> Any:
-        """This process's :class:`~dlio_core.engine.NativeLoader` over the files (one reader thread).
+    def loader(self, *, keep_samples: bool, read_ahead: int, read_threads: int = 1) -> Any:
+        """This process's :class:`~dlio_core.engine.NativeLoader` over the files (``read_threads`` readers).
 
         Built lazily and rebuilt after a fork, so buffer pools and threads are never shared.
         """
         if self._pid != os.getpid():
             self._loaders, self._pid = {}, os.getpid()
-        key = (keep_samples, read_ahead)
+        key = (keep_samples, read_ahead, read_threads)
         loader = self._loaders.get(key)
         if loader is None:
             from dlio_core.engine import NativeLoader
 
             loader = NativeLoader(self.storage, self.fmt(), self.paths.tolist(),
-                                  sizes=self.sizes, read_threads=1, prefetch_size=read_ahead,
+                                  sizes=self.sizes, read_threads=read_threads, prefetch_size=read_ahead,
                                   keep_samples=keep_samples)
             self._loaders[key] = loader
         return loader
