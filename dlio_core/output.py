@@ -124,8 +124,9 @@ class RunLog:
     def warning(self, message: str) -> None:
         self._emit("WARNING", message, console=True)
 
-    def error(self, message: str) -> None:
-        self._emit("ERROR", message, console=True)
+    def error(self, message: str, *, console: bool = True) -> None:
+        """An ``[ERROR]`` line; ``console=False`` when the caller prints the error itself (the CLI's line)."""
+        self._emit("ERROR", message, console=console)
 
     def metric_block(self, lines: list[str]) -> None:
         """The ``[METRIC]`` block, printed verbatim (no timestamps inside, as DLIO prints it)."""

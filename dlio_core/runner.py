@@ -158,9 +158,14 @@ class _Run:
 
     def prepare_training(self) -> None:
         cfg, dist, sync = self.cfg, self.dist, self.sync
-        self.train_files = _shared_files(cfg, dist, self.storage, "train")
-        if cfg.workflow.evaluation and cfg.dataset.num_files_eval > 0:
-            self.eval_files = _shared_files(cfg, dist, self.storage, "valid")
+        try:
+            self.train_files = _shared_files(cfg, dist, self.storage, "train")
+            if cfg.workflow.evaluation and cfg.dataset.num_files_eval > 0:
+                self.eval_files = _shared_files(cfg, dist, self.storage, "valid")
+        except Exception as exc:  # rank 0's listing error, raised on every rank: in dlio.log too
+            self.log.error(f"listing the dataset: {' '.join(str(exc).split())}", console=False)
+            self.log.close()
+            raise
         self.random_seed = dist.bcast(_draw_seed() if dist.is_root else None)
         self.node_work = NodeWork.for_run(dist, self.storage, self.train_files)  # page-cache eviction per host
         with sync.guard():

@@ -198,3 +198,15 @@ def _wait_for_rank(tmp: Path, proc: subprocess.Popen, rank: int, timeout: float 
                     return pid
         time.sleep(0.05)
     raise AssertionError(f"rank {rank} never started training")
+
+
+@needs_mpirun
+def test_a_listing_error_on_rank_0_ends_every_rank_and_is_in_the_log(tmp_path):
+    """Only rank 0 lists; its error reaches the others with the (empty) file table's header, so none waits."""
+    res, _ = R.run([*R.mpirun_cmd(2), DL_DRIVER, *_args(tmp_path)], timeout=120)  # no data generated
+    assert res.returncode == 2, res.stdout + res.stderr  # wrong input: the dataset is not there
+    assert res.stderr.count("dl-driver: error: found 0 train file(s)") == 2  # every rank ends with it
+    log = (tmp_path / "out" / "dlio.log").read_text()
+    errors = [line for line in log.splitlines() if line.startswith("[ERROR]")]
+    assert len(errors) == 2 and all("listing the dataset: found 0 train file(s)" in e for e in errors), log
+    assert sorted(e.split(" [rank ")[1][0] for e in errors) == ["0", "1"], errors
