@@ -1,7 +1,7 @@
 """Reading parquet files through the engine's ranged hook, by whole row groups of chosen columns.
 
-A file's footer is read once per process (one read of the last 64 KiB, more only when the footer is
-larger) and cached by storage, path and size. A batch reads every row group holding one of its
+A file's footer is read once per process (one read of the last 64 KiB, or of a sixteenth of a smaller
+file but at least 8 KiB; a second read only when the footer is larger) and cached by storage, path and size. A batch reads every row group holding one of its
 rows: for each, the column chunks of the selected columns (from the dictionary page to the end of
 the data pages), chunks that follow each other in the file in one read. That is what the fork reads
 (``parquet_reader_file_iterable.py``: the compressed chunk bytes, no decode), so ``bytes_read`` is
@@ -40,7 +40,9 @@ from dlio_core.formats.base import FormatError
 __all__ = ["ParquetReader", "FOOTERS", "GROUPS", "table_rows", "column_bytes"]
 
 FOOTERS = LayoutCache(max_weight=4096)   # per process: parsed footers (weight: row groups / 64, at least 1)
-_TAIL = 64 << 10                         # bytes read from the end to find the footer in one read
+_TAIL = 64 << 10                         # bytes read from the end to find the footer in one read ...
+_TAIL_SHARE = 16                         # ... at most a sixteenth of the file (>= 8 KiB): small files are
+_MIN_TAIL = 8 << 10                      # not read twice (a larger footer takes a second read)
 _MAGIC = b"PAR1"
 
 
@@ -73,7 +75,7 @@ def read_footer(storage: Any, path: str, size: int) -> tuple[_Footer, int]:
     """The footer of a parquet file of ``size`` bytes and the bytes read for it; ``FormatError`` naming
     ``path`` when the file is not parquet or is truncated."""
     pa, pq = pyarrow_modules()
-    tail_len = min(size, _TAIL)
+    tail_len = min(size, _TAIL, max(_MIN_TAIL, size // _TAIL_SHARE))
     tail = np.empty(tail_len, np.uint8)
     nbytes = fill(tail, size - tail_len, lambda v, at: storage.read_into(path, v, at), path)
     if size < 12 or tail[-4:].tobytes() != _MAGIC:

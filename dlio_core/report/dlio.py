@@ -208,8 +208,7 @@ def write_all(cfg: Any, dist: Any, log: Any, folder: str, epochs: Sequence[Any],
     amplification = report["train"]["read_amplification"]
     # One sample per file reads ~1.1x its pixels (container headers): that is format overhead, not amplification.
     if amplification is not None and cfg.dataset.num_samples_per_file > 1 and amplification > 1.5:
-        log.warning(f"read amplification {amplification:.1f}x: whole files were read for single samples "
-                    f"({cfg.dataset.num_samples_per_file} samples per {cfg.dataset.format} file); see report.json")
+        log.warning(_amplification_note(cfg, amplification))
     log.output(f"Saved outputs in {folder}")
     log.metric_block(metric_block(dist.world, metric, end))
     return summary
@@ -235,3 +234,22 @@ def write_after_lost_rank(cfg: Any, dist: Any, folder: str, epochs: Sequence[Any
     _json_dump(os.path.join(folder, "report.json"), {"schema": "dl-driver/report/1", "start": start_ts,
                                                      "end": summary["end"], "num_ranks": dist.world,
                                                      "num_hosts": dist.num_hosts, "run_status": status})
+
+
+def _amplification_note(cfg: Any, amplification: float) -> str:
+    """Why more bytes were read than the samples hold: whole files for single samples, or (formats read by
+    ranges) index, footer or header reads and samples read again."""
+    from ..formats import FormatError, get_format
+
+    fmt = cfg.dataset.format
+    name = str(getattr(fmt, "value", fmt))
+    try:
+        whole_file = getattr(get_format(name), "whole_file", True)
+    except FormatError:  # a format that went away since the run started: say the general cause
+        whole_file = True
+    if whole_file:
+        why = (f"whole files were read for single samples ({cfg.dataset.num_samples_per_file} samples per "
+               f"{name} file)")
+    else:
+        why = f"{name} is read by ranges: its index, footer or headers, or samples read more than once"
+    return f"read amplification {amplification:.1f}x: {why}; see report.json"

@@ -139,11 +139,11 @@ def _loaders() -> list[str]:
     return [name for name, mod in have.items() if mod is None or importlib.util.find_spec(mod) is not None]
 
 
-def _run(tmp_path: Path, fmt: str, loader: str, *extra: str):
+def _run(tmp_path: Path, fmt: str, loader: str, *extra: str, spf: int = SPF):
     res = dl_driver("run", "default", f"++workload.dataset.data_folder={tmp_path}/data",
                     f"++workload.dataset.format={fmt}", f"++workload.dataset.num_files_train={FILES}",
-                    f"++workload.dataset.num_samples_per_file={SPF}",
-                    f"++workload.dataset.record_length_bytes={SIDE * SIDE}", f"++workload.reader.batch_size={SPF}",
+                    f"++workload.dataset.num_samples_per_file={spf}",
+                    f"++workload.dataset.record_length_bytes={SIDE * SIDE}", f"++workload.reader.batch_size={spf}",
                     f"++workload.reader.data_loader={loader}", "++workload.workflow.generate_data=False",
                     "++workload.workflow.evaluation=False", "++workload.train.epochs=1",
                     "++workload.train.computation_time=0", "++workload.output.metric.exclude_start_steps=0",
@@ -177,6 +177,42 @@ def test_every_loader_reads_whole_dlio_files_once(tmp_path, loader):
     assert train["bytes_read_in_windows"] == on_disk
     assert 1.0 <= train["read_amplification"] < 1.05          # the npz's zip and npy headers
     assert "read amplification" not in res.stderr
+
+
+@pytest.mark.parametrize("version,fmt", [("2.0.0", "hdf5"), ("2.0.0", "csv"), ("fork", "parquet"),
+                                         ("fork", "indexed_binary"), ("fork", "jpeg")])
+def test_dl_driver_runs_over_dlio_datasets(tmp_path, version, fmt):
+    """``dl-driver run`` (native loader, bytes mode) over each DLIO version's files: every sample read once."""
+    _needs(NEEDS.get(fmt))
+    spf = _spf(fmt)
+    write_dlio(tmp_path / "data", version, fmt, files=FILES, spf=spf, d=SIDE)
+    extra = ["++workload.dataset.image_encoding=raw"] if fmt == "jpeg" else []
+    res, report = _run(tmp_path, fmt, "native", *extra, spf=spf)
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    assert summary["num_files_train"] == FILES and report["read_mode"] == "bytes"
+    train = report["train"]
+    assert train["bytes_read_in_windows"] >= FILES * spf * SIDE * SIDE
+    # hdf5: its metadata; parquet: the footer's tail (8 KiB of these 16 KiB files), read once per process
+    assert train["read_amplification"] < {"hdf5": 1.2, "parquet": 1.6}.get(fmt, 1.1), train
+    assert "whole files were read" not in res.stderr
+    if fmt != "parquet":
+        assert "read amplification" not in res.stderr
+
+
+def test_the_amplification_warning_names_the_cause_of_the_format():
+    """Whole-file formats read whole files for single samples; ranged ones (parquet, hdf5, tfrecord,
+    indexed binary) read indexes, footers or headers, never "whole files"."""
+    from types import SimpleNamespace as NS
+
+    from dlio_core.report.dlio import _amplification_note
+
+    def note(fmt: str) -> str:
+        return _amplification_note(NS(dataset=NS(format=fmt, num_samples_per_file=4)), 2.0)
+
+    assert note("npz") == ("read amplification 2.0x: whole files were read for single samples (4 samples per npz "
+                           "file); see report.json")
+    for fmt in ("parquet", "hdf5", "tfrecord", "indexed_binary"):
+        assert "whole files" not in note(fmt) and f"{fmt} is read by ranges" in note(fmt)
 
 
 # --------------------------------------------------------------------------- ours, opened as DLIO opens it
