@@ -27,6 +27,7 @@ import numpy as np
 __all__ = ["FileTable", "shared_file_table", "BCAST_PIECE_BYTES"]
 
 BCAST_PIECE_BYTES = 256 * 2**20
+_ITER_BLOCK = 65536  # files decoded at once when iterating
 
 
 class FileTable(Sequence):
@@ -85,8 +86,13 @@ class FileTable(Sequence):
         return self.name(k), int(self.sizes[k])
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
-        for k in range(len(self)):
-            yield self.name(k), int(self.sizes[k])
+        # A block at a time as Python ints and one bytes object: numpy scalar access per file is ~10x slower.
+        for first in range(0, len(self), _ITER_BLOCK):
+            last = min(first + _ITER_BLOCK, len(self))
+            offsets = self.offsets[first:last + 1].tolist()
+            raw, base = self.blob[offsets[0]:offsets[-1]].tobytes(), offsets[0]
+            for k, size in enumerate(self.sizes[first:last].tolist()):
+                yield raw[offsets[k] - base:offsets[k + 1] - base].decode("utf-8"), size
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, FileTable):

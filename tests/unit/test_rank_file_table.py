@@ -37,6 +37,7 @@ def test_out_of_range_and_inconsistent_tables_say_so():
 def test_memory_is_name_bytes_plus_16_a_file():
     pairs = [(f"train/{i % 7}/img_{i}_of_100000.npz", 4096 + i) for i in range(100_000)]
     table = FileTable.from_pairs(pairs)
+    assert list(table) == pairs and table[70_000] == pairs[70_000]  # iteration goes block by block: across one
     name_bytes = sum(len(n.encode()) for n, _ in pairs)
     assert table.nbytes == name_bytes + 16 * len(pairs) + 8
     as_objects = sys.getsizeof(pairs) + sum(sys.getsizeof(p) + sys.getsizeof(p[0]) + sys.getsizeof(p[1])
