@@ -50,9 +50,23 @@ class SampleMaker:
         self.collate_fn = collate_fn
         self.samples_per_file = int(samples_per_file)
         self._known: tuple[np.ndarray, np.ndarray] | None = None  # (file seen, labels): this process's cache
+        self._ring: Any = None  # a DataLoader worker's shared-memory batch buffers (_batch_ring)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_known": None}  # each process fills its own
+        return {**self.__dict__, "_known": None, "_ring": None}  # each process has its own
+
+    def _in_ring(self, views: Sequence[np.ndarray], ys: np.ndarray | None) -> Any:
+        """In a DataLoader worker, the step in a shared-memory slot (:mod:`._batch_ring`); else None."""
+        if torch.utils.data.get_worker_info() is None or len({(v.shape, v.dtype) for v in views}) != 1:
+            return None
+        from ._batch_ring import RING_MAX_SLOT_BYTES, RING_SLOTS, BatchRing
+
+        if self._ring is None:
+            nbytes = len(views) * views[0].nbytes
+            if nbytes > RING_MAX_SLOT_BYTES:
+                return None
+            self._ring = BatchRing(RING_SLOTS, nbytes)
+        return self._ring.put(views, None if ys is None else ys.copy())
 
     def _cache(self) -> tuple[np.ndarray, np.ndarray] | None:
         files = len(self.labels)
@@ -95,8 +109,11 @@ class SampleMaker:
     def batch(self, batch: Any, ids: tuple[np.ndarray, np.ndarray] | None) -> Any:
         """The step as one batch: ``X`` or ``(X, Y)``, or what ``collate_fn`` makes of the items."""
         if self.transform is None and self.collate_fn is None:
-            x = _stacked(batch.samples)
             ys = self._labels(batch, ids)
+            sent = self._in_ring(batch.samples, ys)
+            if sent is not None:
+                return sent
+            x = _stacked(batch.samples)
             return x if ys is None else (x, _shared(torch.from_numpy(ys)))
         collate = self.collate_fn or torch.utils.data.default_collate
         return collate(self.items(batch, ids))
