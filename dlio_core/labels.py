@@ -61,10 +61,38 @@ def _file_buffer(view: np.ndarray, size: int) -> np.ndarray | None:
     return None
 
 
+_Y_NAMES = (b"y.npy", b"y")
+
+
+def _y_member_fast(mv: memoryview) -> Any:
+    """``y``'s member when the archive ends with a plain end record (no comment, no zip64 offsets), as
+    np.savez and DLIO write them: a few struct reads, not the generic search's 64 KiB tail copy."""
+    end = mv.nbytes
+    if end < _zip.EOCD.size:
+        return None
+    sig, _d, _dcd, _n, count, cd_size, cd_offset, clen = _zip.EOCD.unpack_from(mv, end - _zip.EOCD.size)
+    if sig != _zip.EOCD_SIG or clen or 0xFFFFFFFF in (cd_size, cd_offset) or cd_offset + cd_size > end:
+        return None
+    p = cd_offset
+    for _ in range(count):
+        fields = _zip.CENTRAL.unpack_from(mv, p)
+        method, csize, usize, nlen, xlen, clen2, loff = (fields[6], fields[10], fields[11], fields[12], fields[13],
+                                                         fields[14], fields[18])
+        if bytes(mv[p + _zip.CENTRAL.size:p + _zip.CENTRAL.size + nlen]) in _Y_NAMES:
+            if 0xFFFFFFFF in (csize, usize, loff) or loff + _zip.LOCAL.size > end:
+                return None
+            lfields = _zip.LOCAL.unpack_from(mv, loff)
+            start = loff + _zip.LOCAL.size + lfields[-2] + lfields[-1]
+            return _zip.Member(method, start, csize, usize) if start + csize <= end else None
+        p += _zip.CENTRAL.size + nlen + xlen + clen2
+    return None
+
+
 def _y_member(buf: np.ndarray) -> Any:
+    mv = memoryview(buf)
     try:
-        return _zip.find_member(memoryview(buf), (b"y.npy", b"y"))
-    except _zip.ZipError:
+        return _y_member_fast(mv) or _zip.find_member(mv, _Y_NAMES)
+    except (_zip.ZipError, struct.error):
         return None
 
 
@@ -109,7 +137,7 @@ def labels_of_file(view: np.ndarray, read: Callable[[str], bytes], path: str, si
     if member is None:  # the sample no longer leads to its file's bytes: read them again
         buf = np.frombuffer(read(path), np.uint8)
         try:
-            member = _zip.find_member(memoryview(buf), (b"y.npy", b"y"))
+            member = _zip.find_member(memoryview(buf), _Y_NAMES)
         except _zip.ZipError as exc:
             raise ValueError(f"{path}: not a readable npz archive ({exc})") from exc
     if member is None:
@@ -118,4 +146,25 @@ def labels_of_file(view: np.ndarray, read: Callable[[str], bytes], path: str, si
     raw = bytes(buf[member.data_offset:member.data_offset + member.compressed_size])
     if member.method != _zip.STORED:
         raw = zlib.decompress(raw, -15)
-    return np.asarray(np.lib.format.read_array(io.BytesIO(raw)), dtype=np.int64).reshape(-1)
+    return _npy_labels(raw)
+
+
+_HEADERS: dict[bytes, tuple[np.dtype, int, bool]] = {}  # npy header -> (dtype, data offset, fortran): few
+
+
+def _npy_labels(raw: bytes) -> np.ndarray:
+    """The int64 labels of one small ``.npy`` (headers parsed once: every file of a dataset shares one)."""
+    if len(raw) < 10 or raw[:6] != b"\x93NUMPY":
+        raise ValueError("y is not an .npy array")
+    size = 4 if raw[6] >= 2 else 2
+    head_len = 6 + 2 + size + int.from_bytes(raw[8:8 + size], "little")
+    key = raw[:head_len]
+    known = _HEADERS.get(key)
+    if known is None:
+        f = io.BytesIO(raw)
+        version = np.lib.format.read_magic(f)
+        shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                 else np.lib.format.read_array_header_2_0)(f)
+        known = _HEADERS[key] = (dtype, f.tell(), fortran)
+    dtype, offset, _ = known
+    return np.frombuffer(raw, dtype=dtype, offset=offset).astype(np.int64).reshape(-1)

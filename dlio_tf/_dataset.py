@@ -77,7 +77,7 @@ def _dataset(cfg: Any, src: Source, *, input_context: Any, split: str, epoch: in
     plans = [epoch_plan(cfg, split=split, epoch=epoch, world=replicas, rank=index * local + r,
                         random_seed=random_seed) for r in range(local)]
     return build_dataset(src, plans[0], pipelines=pipelines, index=index, batches=plans[0].steps * local,
-                         deterministic=deterministic, labels=labels, plans=plans, transform=transform)
+                         deterministic=deterministic, labels=labels, plans=plans, transform=transform, autotune=True)
 
 
 def from_uri(uri: str, *, format: str, batch_size: int = 1, shuffle: bool = False, seed: int = 0,

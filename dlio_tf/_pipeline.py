@@ -137,18 +137,20 @@ def _shard(order: np.ndarray, samples_per_file: int, pipelines: int, index: int)
 
 def build_dataset(src: Source, plan: EpochPlan, *, pipelines: int, index: int, batches: int,
                   deterministic: bool = False, stats: bool = False, labels: bool = False,
-                  plans: Sequence[EpochPlan] | None = None,
-                  transform: Callable[[dict], Any] | None = None) -> tf.data.Dataset:
+                  plans: Sequence[EpochPlan] | None = None, transform: Callable[[dict], Any] | None = None,
+                  autotune: bool = False) -> tf.data.Dataset:
     """The batches of pipeline ``index`` of ``pipelines`` for ``plan``'s epoch (``batches`` of them).
 
     ``plan`` supplies the shared file permutation and the sample-shuffle seed (on the core path,
     ``plans`` are this pipeline's replicas' plans, read one after the other); ``stats`` adds the
     :data:`STAT_KEYS` the runner's loader sums into its batch figures; ``labels`` adds ``label`` where
-    the files carry labels; ``transform`` maps each batch dict (``Dataset.map``, parallel).
+    the files carry labels; ``transform`` maps each batch dict (``Dataset.map``, parallel). ``autotune``
+    lets tf.data size the parse parallelism and the prefetch (the plugin's API); without it they are
+    DLIO's ``reader.computation_threads`` and ``reader.prefetch_size`` (the runner's emulation).
     """
     if src.native:
         out = _native_batches(src, plan, pipelines=pipelines, index=index, batches=batches,
-                              deterministic=deterministic, stats=stats)
+                              deterministic=deterministic, stats=stats, autotune=autotune)
         record_shard = len(src.files) < pipelines
     else:
         mine = list(plans) if plans else [plan]
@@ -158,7 +160,7 @@ def build_dataset(src: Source, plan: EpochPlan, *, pipelines: int, index: int, b
     out = out.take(batches).apply(tf.data.experimental.assert_cardinality(batches))
     if transform is not None:
         out = out.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    prefetch = int(src.cfg.reader.prefetch_size or 0)
+    prefetch = 0 if autotune else int(src.cfg.reader.prefetch_size or 0)
     out = out.prefetch(prefetch if prefetch > 0 else tf.data.AUTOTUNE)
     opts = tf.data.Options()
     opts.deterministic = bool(deterministic or record_shard or not src.native)
@@ -168,7 +170,7 @@ def build_dataset(src: Source, plan: EpochPlan, *, pipelines: int, index: int, b
 
 
 def _native_batches(src: Source, plan: EpochPlan, *, pipelines: int, index: int, batches: int,
-                    deterministic: bool, stats: bool) -> tf.data.Dataset:
+                    deterministic: bool, stats: bool, autotune: bool = False) -> tf.data.Dataset:
     """TFRecord files read and parsed by TensorFlow itself (see the module doc)."""
     cfg, reader = src.cfg, src.cfg.reader
     spf = int(cfg.dataset.num_samples_per_file)
@@ -187,7 +189,7 @@ def _native_batches(src: Source, plan: EpochPlan, *, pipelines: int, index: int,
             raise ValueError(f"pipeline {index} of {pipelines} has no records to read ({len(src.files)} files x "
                              f"{spf} samples); use fewer input pipelines or more files")
         records = records.repeat()  # pad a short shard so every pipeline yields the same batch count
-    parallel = max(1, int(reader.computation_threads or 1))
+    parallel = tf.data.AUTOTUNE if autotune else max(1, int(reader.computation_threads or 1))
     shape = src.record_shape
     if shape is not None:
         # Parse a whole batch in one op pair (parse_example + decode_raw): no per-record graph calls.
