@@ -1,25 +1,37 @@
-"""The run's file table in three numpy arrays, listed once on rank 0 and broadcast as raw buffers.
+"""The run's file table in numpy arrays, listed once on rank 0 and broadcast as raw buffers.
 
-A list of ``(path, size)`` tuples costs about 150 bytes a file in Python objects (two objects and a
-tuple each; 64 M files: ~10 GB on every rank, mlcommons/storage #466), and pickling it for a
-broadcast doubles that on rank 0. :class:`FileTable` keeps the same table as one UTF-8 blob of every
-name, the offsets of each name in it and the sizes: name bytes + 16 bytes a file, with no Python
-object per file until one is asked for. It reads like the list it replaces (``len``, indexing,
-iteration give ``(path, size)`` tuples), so the loaders take it as they take a list.
+A list of ``(path, size)`` tuples costs about 170 bytes a file in Python objects (64 M files: ~11 GB
+on every rank, mlcommons/storage #466), and pickling it for a broadcast doubles that on rank 0.
+:class:`FileTable` keeps the same table in arrays, with no Python object per file until one is asked
+for, in the smaller of two forms (chosen on rank 0, exactly invertible):
+
+- *numbered*: names that differ only in their ASCII numbers (DLIO's ``train/3/img_12_of_64.npz``) are
+  kept as at most 255 templates (the text between the numbers) and one column per number, each in the
+  smallest unsigned type that holds it; a column that never changes, sizes included, is one value.
+  64 M files named by DLIO's rule, all of one size: 4-5 bytes a file. Numbers with a leading zero
+  (``img_007``) would not come back the same, so they fall back to
+- *raw*: the UTF-8 names back to back (``blob``) and their ``offsets``: name bytes + 8 a file.
+
+It reads like the list it replaces (``len``, indexing, iteration give ``(path, size)`` tuples), so the
+loaders take it as they take a list.
 
 :func:`shared_file_table` is the only way a run gets its table: rank 0 lists the folder (or reads the
 manifest, or applies the naming rule, :func:`dlio_core.listing.dataset_files`), the other ranks never
-LIST; a small header (the arrays' lengths, or rank 0's error) goes out as an object, then each array as
-bytes in pieces of at most 256 MiB (MPI counts are 32-bit).
+LIST; a small header (the form, the templates, the arrays' types and lengths, or rank 0's error) goes
+out as an object, then each array as bytes in pieces of at most 256 MiB (MPI counts are 32-bit).
 
 Example:
-    >>> table = FileTable.from_pairs([("train/a.npz", 10), ("train/b.npz", 20)])
-    >>> len(table), table[1], list(table)[0], table.nbytes
-    (2, ('train/b.npz', 20), ('train/a.npz', 10), 62)
+    >>> table = FileTable.from_pairs([("train/img_0_of_2.npz", 10), ("train/img_1_of_2.npz", 10)])
+    >>> len(table), table[1], list(table)[0], table.nbytes  # one uint8 column: the file number
+    (2, ('train/img_1_of_2.npz', 10), ('train/img_0_of_2.npz', 10), 2)
+    >>> FileTable.from_pairs([("b/x.npz", 1), ("a/007.npz", 2)]).nbytes  # raw: 16 name bytes, offsets, sizes
+    56
 """
 
 from __future__ import annotations
 
+import re
+from array import array
 from typing import Any, Callable, Iterator, Sequence, overload
 
 import numpy as np
@@ -28,46 +40,113 @@ __all__ = ["FileTable", "shared_file_table", "BCAST_PIECE_BYTES"]
 
 BCAST_PIECE_BYTES = 256 * 2**20
 _ITER_BLOCK = 65536  # files decoded at once when iterating
+_NUMBER = re.compile(r"[0-9]+")  # ASCII only: str(int(x)) must give x back
+_MAX_DIGITS = 18  # fits int64
+_MAX_TEMPLATES = 256
+
+
+def _numbered(names: Sequence[str]) -> tuple[tuple[tuple[str, ...], ...], np.ndarray, list[np.ndarray]] | None:
+    """Templates, each name's template and its numbers, when that form gives every name back; else None."""
+    templates: dict[tuple[str, ...], int] = {}
+    which = array("B")
+    columns: list[array] | None = None
+    for name in names:
+        numbers = _NUMBER.findall(name)
+        if columns is None:
+            columns = [array("q") for _ in numbers]
+        if len(numbers) != len(columns) or any(len(d) > _MAX_DIGITS or (len(d) > 1 and d[0] == "0") for d in numbers):
+            return None
+        template = templates.setdefault(tuple(_NUMBER.split(name)), len(templates))
+        if template >= _MAX_TEMPLATES:
+            return None
+        which.append(template)
+        for column, digits in zip(columns, numbers):
+            column.append(int(digits))
+    return tuple(templates), np.frombuffer(which, np.uint8), [np.frombuffer(c, np.int64) for c in columns or []]
+
+
+def _smallest(values: np.ndarray) -> np.ndarray:
+    top = int(values.max()) if len(values) else 0
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values.astype(np.int64)
 
 
 class FileTable(Sequence):
-    """``(path, size)`` pairs stored as arrays: ``blob`` (uint8, the names back to back), ``offsets``
-    (int64, ``len + 1``: name ``i`` is ``blob[offsets[i]:offsets[i + 1]]``) and ``sizes`` (int64)."""
+    """``(path, size)`` pairs in arrays (see the module docstring). ``templates`` is None for raw names
+    (``arrays["blob"]``, ``arrays["offsets"]``); otherwise name ``i`` is template ``tid[i]`` filled with
+    ``n0[i], n1[i], ...``. A column in ``consts`` (``sizes``, ``tid``, ``n<j>``) has one value for all."""
 
-    __slots__ = ("blob", "offsets", "sizes")
+    __slots__ = ("files", "templates", "arrays", "consts")
 
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray, sizes: np.ndarray) -> None:
-        if len(offsets) != len(sizes) + 1 or (len(offsets) and int(offsets[-1]) != len(blob)):
-            raise ValueError(f"inconsistent file table: {len(sizes)} sizes, {len(offsets)} offsets, "
-                             f"{len(blob)} name bytes")
-        self.blob, self.offsets, self.sizes = blob, offsets, sizes
+    def __init__(self, files: int, templates: tuple[tuple[str, ...], ...] | None, arrays: dict[str, np.ndarray],
+                 consts: dict[str, int]) -> None:
+        self.files, self.templates, self.arrays, self.consts = files, templates, arrays, consts
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[str, int]]) -> FileTable:
-        """The table of ``pairs`` (what listing returns)."""
-        encoded = [name.encode("utf-8") for name, _ in pairs]
-        offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        blob = np.frombuffer(b"".join(encoded), np.uint8).copy()  # writable: a broadcast fills it in place
-        return cls(blob, offsets, np.fromiter((int(s) for _, s in pairs), np.int64, len(pairs)))
+        """The table of ``pairs`` (what listing returns), in the smaller form that gives them back."""
+        names = [name for name, _ in pairs]
+        columns: dict[str, np.ndarray] = {"sizes": np.fromiter((int(s) for _, s in pairs), np.int64, len(pairs))}
+        numbered = _numbered(names) if names else None
+        if numbered is None:
+            encoded = [name.encode("utf-8") for name in names]
+            offsets = np.zeros(len(encoded) + 1, np.int64)
+            np.cumsum([len(e) for e in encoded], out=offsets[1:])
+            blob = np.frombuffer(b"".join(encoded), np.uint8).copy()  # writable: a broadcast fills it in place
+            return cls(len(pairs), None, {"blob": blob, "offsets": offsets, "sizes": columns["sizes"]}, {})
+        templates, which, numbers = numbered
+        columns["tid"] = which
+        columns.update({f"n{j}": column for j, column in enumerate(numbers)})
+        arrays, consts = {}, {}
+        for key, column in columns.items():
+            if bool((column == column[0]).all()):
+                consts[key] = int(column[0])
+            else:
+                arrays[key] = column if key == "sizes" else _smallest(column)
+        return cls(len(pairs), templates, arrays, consts)
+
+    def header(self) -> dict[str, Any]:
+        """What the other ranks need to receive the arrays: the form, constants, each array's type and length."""
+        return {"files": self.files, "templates": self.templates, "consts": self.consts,
+                "arrays": {k: (a.dtype.str, len(a)) for k, a in self.arrays.items()}}
 
     @classmethod
-    def empty(cls, files: int, name_bytes: int) -> FileTable:
-        """A table of the given shape to receive a broadcast into (offsets[-1] set to fit)."""
-        offsets = np.zeros(files + 1, np.int64)
-        offsets[-1] = name_bytes
-        return cls(np.zeros(name_bytes, np.uint8), offsets, np.zeros(files, np.int64))
+    def from_header(cls, header: dict[str, Any]) -> FileTable:
+        """An empty table shaped by ``header``, for a broadcast to fill."""
+        arrays = {k: np.zeros(n, np.dtype(dtype)) for k, (dtype, n) in header["arrays"].items()}
+        return cls(header["files"], header["templates"], arrays, dict(header["consts"]))
 
     @property
     def nbytes(self) -> int:
-        """Bytes the three arrays hold."""
-        return int(self.blob.nbytes + self.offsets.nbytes + self.sizes.nbytes)
+        """Bytes the arrays hold."""
+        return int(sum(a.nbytes for a in self.arrays.values()))
+
+    def _column(self, key: str, first: int, last: int) -> list[int]:
+        if key in self.consts:
+            return [self.consts[key]] * (last - first)
+        return self.arrays[key][first:last].tolist()
+
+    def _block(self, first: int, last: int) -> Iterator[tuple[str, int]]:
+        """Files ``first .. last - 1`` as Python objects made a block at a time (numpy scalars are slow)."""
+        sizes = self._column("sizes", first, last)
+        if self.templates is None:
+            offsets = self.arrays["offsets"][first:last + 1].tolist()
+            raw, base = self.arrays["blob"][offsets[0]:offsets[-1]].tobytes(), offsets[0]
+            names: Iterator[str] = (raw[offsets[k] - base:offsets[k + 1] - base].decode("utf-8")
+                                    for k in range(last - first))
+        else:
+            numbers = [self._column(f"n{j}", first, last) for j in range(len(self.templates[0]) - 1)]
+            formats = ["%d".join(part.replace("%", "%%") for part in t) for t in self.templates]
+            names = (formats[t] % tuple(row) for t, *row in zip(self._column("tid", first, last), *numbers))
+        return zip(names, sizes)
 
     def name(self, i: int) -> str:
-        return self.blob[int(self.offsets[i]):int(self.offsets[i + 1])].tobytes().decode("utf-8")
+        return self[i][0]
 
     def __len__(self) -> int:
-        return len(self.sizes)
+        return self.files
 
     @overload
     def __getitem__(self, i: int) -> tuple[str, int]: ...
@@ -83,21 +162,16 @@ class FileTable(Sequence):
         if not -n <= k < n:
             raise IndexError(f"file {k} out of range: the table holds {n} files")
         k %= n
-        return self.name(k), int(self.sizes[k])
+        return next(self._block(k, k + 1))
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
-        # A block at a time as Python ints and one bytes object: numpy scalar access per file is ~10x slower.
         for first in range(0, len(self), _ITER_BLOCK):
-            last = min(first + _ITER_BLOCK, len(self))
-            offsets = self.offsets[first:last + 1].tolist()
-            raw, base = self.blob[offsets[0]:offsets[-1]].tobytes(), offsets[0]
-            for k, size in enumerate(self.sizes[first:last].tolist()):
-                yield raw[offsets[k] - base:offsets[k + 1] - base].decode("utf-8"), size
+            yield from self._block(first, min(first + _ITER_BLOCK, len(self)))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, FileTable):
-            return (np.array_equal(self.blob, other.blob) and np.array_equal(self.offsets, other.offsets)
-                    and np.array_equal(self.sizes, other.sizes))
+            return (self.header() == other.header()
+                    and all(np.array_equal(a, other.arrays[k]) for k, a in self.arrays.items()))
         if isinstance(other, (list, tuple)):
             return len(other) == len(self) and all(a == tuple(b) for a, b in zip(self, other))
         return NotImplemented
@@ -105,7 +179,8 @@ class FileTable(Sequence):
     __hash__ = None  # type: ignore[assignment]  # mutable arrays
 
     def __repr__(self) -> str:
-        return f"FileTable({len(self)} files, {self.nbytes} bytes)"
+        form = "raw names" if self.templates is None else f"{len(self.templates)} name template(s)"
+        return f"FileTable({len(self)} files, {form}, {self.nbytes} bytes)"
 
 
 def _pieces(buf: np.ndarray) -> Iterator[np.ndarray]:
@@ -121,15 +196,15 @@ def shared_file_table(dist: Any, compute: Callable[[], Sequence[tuple[str, int]]
     """
     mine: FileTable | None = None
 
-    def header() -> tuple[int, int]:
+    def header() -> dict[str, Any]:
         nonlocal mine
         mine = FileTable.from_pairs(compute())
-        return len(mine), len(mine.blob)
+        return mine.header()
 
-    files, name_bytes = dist.from_root(header)
-    table = mine if mine is not None else FileTable.empty(files, name_bytes)
+    shape = dist.from_root(header)
+    table = mine if mine is not None else FileTable.from_header(shape)
     if dist.world > 1:
-        for array in (table.blob, table.offsets, table.sizes):
-            for piece in _pieces(array):
+        for key in shape["arrays"]:  # the same order on every rank: the header's
+            for piece in _pieces(table.arrays[key]):
                 dist.bcast_buffer(piece)
     return table
