@@ -53,10 +53,16 @@ def _file_buffer(view: np.ndarray, size: int) -> np.ndarray | None:
     than the file, which starts at their offset 0), if its chain of bases leads to one."""
     x: Any = view
     while x is not None:
+        found = None
         if isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 1 and x.size >= size:
-            return x[:size]
-        if isinstance(x, memoryview) and x.c_contiguous and x.nbytes >= size:
-            return np.frombuffer(x, np.uint8, count=size)
+            found = x[:size]
+        elif isinstance(x, memoryview) and x.c_contiguous and x.nbytes >= size:
+            found = np.frombuffer(x, np.uint8, count=size)
+        if found is not None:
+            # Only if the sample lies inside those bytes: a buffer holding several files must not lend
+            # its first file's labels to a sample of another.
+            start = found.__array_interface__["data"][0]
+            return found if start <= view.__array_interface__["data"][0] < start + size else None
         x = getattr(x, "base", None)
     return None
 
