@@ -1,7 +1,8 @@
 """Reading parquet files through the engine's ranged hook, by whole row groups of chosen columns.
 
 A file's footer is read once per process (one read of the last 64 KiB, or of a sixteenth of a smaller
-file but at least 8 KiB; a second read only when the footer is larger) and cached by storage, path and size. A batch reads every row group holding one of its
+file but at least 8 KiB; a second read of the rest only when the footer is larger) and cached by storage,
+path and size. A batch reads every row group holding one of its
 rows: for each, the column chunks of the selected columns (from the dictionary page to the end of
 the data pages), chunks that follow each other in the file in one read. That is what the fork reads
 (``parquet_reader_file_iterable.py``: the compressed chunk bytes, no decode), so ``bytes_read`` is
@@ -37,7 +38,7 @@ from dlio_core.formats._ranged import LayoutCache
 from dlio_core.formats._spans import check_wanted, coalesce, fill, gather
 from dlio_core.formats.base import FormatError
 
-__all__ = ["ParquetReader", "FOOTERS", "GROUPS", "table_rows", "column_bytes"]
+__all__ = ["ParquetReader", "FOOTERS", "GROUPS", "table_rows", "column_bytes", "footer_tail_bytes"]
 
 FOOTERS = LayoutCache(max_weight=4096)   # per process: parsed footers (weight: row groups / 64, at least 1)
 _TAIL = 64 << 10                         # bytes read from the end to find the footer in one read ...
@@ -71,11 +72,23 @@ class _Footer:
         return sorted(spans)
 
 
+def footer_tail_bytes(size: int) -> int:
+    """Bytes read from the end of a ``size``-byte file to find its footer in one read (a second read
+    follows only when the footer is larger, of the footer's bytes before the tail: the footer read is
+    ``max(footer_tail_bytes(size), footer_length + 8)`` bytes).
+
+    Example:
+        >>> footer_tail_bytes(4 << 20), footer_tail_bytes(256 << 10), footer_tail_bytes(1000)
+        (65536, 16384, 1000)
+    """
+    return min(size, _TAIL, max(_MIN_TAIL, size // _TAIL_SHARE))
+
+
 def read_footer(storage: Any, path: str, size: int) -> tuple[_Footer, int]:
     """The footer of a parquet file of ``size`` bytes and the bytes read for it; ``FormatError`` naming
     ``path`` when the file is not parquet or is truncated."""
     pa, pq = pyarrow_modules()
-    tail_len = min(size, _TAIL, max(_MIN_TAIL, size // _TAIL_SHARE))
+    tail_len = footer_tail_bytes(size)
     tail = np.empty(tail_len, np.uint8)
     nbytes = fill(tail, size - tail_len, lambda v, at: storage.read_into(path, v, at), path)
     if size < 12 or tail[-4:].tobytes() != _MAGIC:
@@ -83,9 +96,12 @@ def read_footer(storage: Any, path: str, size: int) -> tuple[_Footer, int]:
     footer_len = int(tail[-8:-4].view("<u4")[0])
     if footer_len + 12 > size:
         raise FormatError(f"{path}: footer of {footer_len} bytes does not fit a {size}-byte file (truncated?)")
-    if footer_len + 8 > tail_len:
-        tail = np.empty(footer_len + 8, np.uint8)
-        nbytes += fill(tail, size - len(tail), lambda v, at: storage.read_into(path, v, at), path)
+    if footer_len + 8 > tail_len:  # read only the footer's part before the tail, nothing twice
+        whole = np.empty(footer_len + 8, np.uint8)
+        head = len(whole) - tail_len
+        nbytes += fill(whole[:head], size - len(whole), lambda v, at: storage.read_into(path, v, at), path)
+        whole[head:] = tail
+        tail = whole
     footer = tail[len(tail) - footer_len - 8:].tobytes()
     try:  # the metadata parser wants a whole file: the footer behind a leading magic is one
         meta = pq.read_metadata(pa.BufferReader(_MAGIC + footer))

@@ -29,13 +29,13 @@ import pytest
 
 from dlio_core.cli import main
 from dlio_core.config import bundled_workloads, load_config
+from dlio_core.formats._parquet_read import footer_tail_bytes  # the footer read, once per file and process
 
 from ._every_workload import OBJECT_STORES, TRAIN_FILES, scaled, stock
 
 pytestmark = pytest.mark.integration
 
 DALI_LOADERS = ("dali", "native_dali")
-FOOTER_TAIL_BYTES = 64 << 10   # the parquet reader reads a file's last 64 KiB once to find its footer
 WORKLOADS = bundled_workloads()
 
 
@@ -91,8 +91,18 @@ def expected_bytes(cfg, storage, epochs: int) -> int:
         schema = cfg.dataset.parquet.get("columns") or ()
         chosen = {c["name"] for c in schema if c.get("read", True)} if schema else None
         return (_parquet_chunk_bytes(storage, data, chosen) * epochs
-                + sum(min(size, FOOTER_TAIL_BYTES) for _, size in data))
+                + sum(_footer_read(storage, rel, size) for rel, size in data))
     return sum(size for _, size in data) * epochs + sum(size for _, size in index)
+
+
+def _footer_read(storage, rel: str, size: int) -> int:
+    """Bytes the parquet reader reads for a file's footer: its tail, or the whole footer when larger."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = np.empty(size, np.uint8)
+    storage.read_into(rel, memoryview(buf), 0)
+    return max(footer_tail_bytes(size), pq.read_metadata(pa.BufferReader(buf.tobytes())).serialized_size + 8)
 
 
 def _storage(cfg):
