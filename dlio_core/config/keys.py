@@ -103,6 +103,8 @@ EXTENSIONS: dict[str, str] = {
                                        "MLCommons fork)",
     "checkpoint.compression": "zstd-compressed raw and stream checkpoints",
     "checkpoint.compression_level": "the zstd level of checkpoint.compression",
+    "checkpoint.drop_page_cache": "drop every node's page cache before each checkpoint load (root or sudo -n)",
+    "checkpoint.drop_page_cache_timeout_s": "the bound on checkpoint.drop_page_cache",
     "reader.decode": "False (default: bytes, the MLCommons fork's measure) or True (decode as a trainer would)",
     "dataset.image_encoding": "encoded (real images, default) or raw (the MLCommons fork's bytes) jpeg/png files",
 }
