@@ -99,9 +99,12 @@ class DlioMapDataset(torch.utils.data.Dataset):
         if bad.size:
             raise IndexError(f"sample index {int(bad[0])} is out of range for a dataset of {n} samples")
         picks = _Picks(*np.divmod(ids, self.samples_per_file))
-        loader = self.source.loader(keep_samples=True, read_ahead=1)
-        batch = next(iter(loader.epoch(picks)))
+        steps = self.source.loader(keep_samples=True, read_ahead=1).epoch(picks)
         try:
-            return self._maker.items(batch, (picks.files, picks.indices))
+            batch = next(steps)
+            try:
+                return self._maker.items(batch, (picks.files, picks.indices))
+            finally:
+                batch.release()
         finally:
-            batch.release()
+            steps.close()  # the engine's reader for this call stops now, not when collected
