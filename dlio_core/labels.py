@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from dlio_core.formats import _zip
 _LOCAL_Y = struct.Struct("<IBBHHHHIIIHH5s")  # a local header and a five-byte name, as npz's fast path reads it
 _ZIP64 = struct.Struct("<HHQQ")  # the zip64 extra field: id 1, length, uncompressed, compressed
 
-__all__ = ["formats_with_labels", "has_labels", "labels_of_file"]
+__all__ = ["formats_with_labels", "has_labels", "labels_of_file", "labels_of_step"]
 
 _LABELLED = ("npz",)
 
@@ -174,3 +174,28 @@ def _npy_labels(raw: bytes) -> np.ndarray:
         known = _HEADERS[key] = (dtype, f.tell(), fortran)
     dtype, offset, _ = known
     return np.frombuffer(raw, dtype=dtype, offset=offset).astype(np.int64).reshape(-1)
+
+
+def labels_of_step(storage: Any, files: Sequence[tuple[str, int]], views: Sequence[np.ndarray],
+                   file_ids: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """int64 labels of one step's samples: ``views[j]`` is sample ``indices[j]`` of file ``files[file_ids[j]]``
+    (``(relpath, size)`` pairs, as listing gives them); each file's ``y`` is looked up once per step.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from dlio_core.storage import open_storage
+        >>> st = open_storage(tempfile.mkdtemp())
+        >>> np.savez(st.path("a.npz"), x=np.zeros((2, 2, 2), np.uint8), y=np.array([8, 9]))
+        >>> files = [("a.npz", st.size("a.npz"))]
+        >>> labels_of_step(st, files, [np.zeros(1)] * 2, np.array([0, 0]), np.array([1, 0])).tolist()
+        [9, 8]
+    """
+    out = np.empty(len(views), np.int64)
+    per_file: dict[int, np.ndarray] = {}
+    for j, (f, k) in enumerate(zip(np.asarray(file_ids).tolist(), np.asarray(indices).tolist())):
+        y = per_file.get(f)
+        if y is None:
+            rel, size = files[f]
+            y = per_file[f] = labels_of_file(views[j], storage.read, storage.join(rel), int(size))
+        out[j] = y[k]
+    return out

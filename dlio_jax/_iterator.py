@@ -189,24 +189,10 @@ class JaxIterator:
         return self.last.item
 
     def _labeller(self, plan: Any) -> Callable[[Any], Any]:
-        from dlio_core.labels import labels_of_file
+        from dlio_core.labels import labels_of_step
 
         storage, files = self.storage, self.files
-
-        def labels(batch: Any) -> Any:
-            import numpy as np
-
-            ids, indices = plan.batch(batch.step)
-            out = np.empty(len(batch.samples), np.int64)
-            per_file: dict[int, Any] = {}
-            for j, (f, k) in enumerate(zip(ids.tolist(), indices.tolist())):
-                if f not in per_file:
-                    rel, size = files[f]
-                    per_file[f] = labels_of_file(batch.samples[j], storage.read, storage.join(rel), int(size))
-                out[j] = per_file[f][k]
-            return out
-
-        return labels
+        return lambda batch: labels_of_step(storage, files, batch.samples, *plan.batch(batch.step))
 
     def state_dict(self) -> dict[str, Any]:
         """Where this iterator is: the :class:`~dlio_core.state.IterationState` fields (``epoch``,

@@ -57,7 +57,7 @@ class _Batches:
         self.src, self.plans, self.steps, self.labels, self.stats = src, list(plans), list(steps), labels, stats
 
     def __call__(self) -> Iterator[dict[str, Any]]:
-        from dlio_core.labels import labels_of_file
+        from dlio_core.labels import labels_of_step
         from dlio_core.reader import native_reader
 
         src = self.src
@@ -68,14 +68,14 @@ class _Batches:
             try:
                 for batch in batches:
                     try:
-                        yield self._element(batch, plan, shape, labels_of_file)
+                        yield self._element(batch, plan, shape, labels_of_step)
                     finally:
                         batch.release()
             finally:
                 batches.close()
                 engine.close()
 
-    def _element(self, batch: Any, plan: Any, shape: tuple[int, ...] | None, labels_of_file: Any) -> dict[str, Any]:
+    def _element(self, batch: Any, plan: Any, shape: tuple[int, ...] | None, labels_of_step: Any) -> dict[str, Any]:
         samples = batch.samples
         if shape is None:
             flat = [np.ravel(s) for s in samples]
@@ -89,15 +89,7 @@ class _Batches:
         out: dict[str, Any] = {"image": image, "size": np.array([s.nbytes for s in samples], np.int64)}
         if self.labels:
             files, indices = plan.batch(batch.step)
-            per_file: dict[int, np.ndarray] = {}
-            label = np.empty(len(samples), np.int64)
-            for j, (f, k) in enumerate(zip(files.tolist(), indices.tolist())):
-                if f not in per_file:
-                    rel, size = self.src.files[f]
-                    per_file[f] = labels_of_file(samples[j], self.src.storage.read, self.src.storage.join(rel),
-                                                 int(size))
-                label[j] = per_file[f][k]
-            out["label"] = label
+            out["label"] = labels_of_step(self.src.storage, self.src.files, samples, files, indices)
         if self.stats:
             out.update(dl_bytes=np.int64(batch.bytes_read), dl_io_s=np.float64(batch.io_s or 0.0),
                        dl_decode_s=np.float64(batch.decode_s or 0.0))

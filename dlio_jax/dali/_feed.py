@@ -6,8 +6,10 @@ plan's last step (DALI's end-of-epoch signal). The engine's reader threads do th
 and backend dlio_core reads), so DALI's own Python workers (``parallel=True``) would only add a
 process hop. A batch of equal shapes is stacked into one dense array (DALI rejects the strided
 ``x[..., i]`` views of multi-sample files) and its pooled buffers go back at once; a ragged batch is
-fed sample by sample and its buffers go back on the next call, once DALI has copied them. Per-batch figures (bytes, io and decode seconds) go to ``figures`` in step
-order for the runner's adapter.
+fed sample by sample and its buffers go back on the next call, once DALI has copied them. Per-batch
+figures (bytes, io and decode seconds) go to ``figures`` in step order for the runner's adapter. With
+``labels`` (files that carry them: npz ``y``) each call returns ``(samples, labels)`` for an
+``external_source`` with two outputs.
 
 Example:
     >>> import numpy as np
@@ -30,7 +32,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["EngineFeed"]
+__all__ = ["EngineFeed", "file_labels"]
 
 
 class EngineFeed:
@@ -41,9 +43,11 @@ class EngineFeed:
     """
 
     def __init__(self, engine: Any, make_plan: Callable[[int], Any], *, first_epoch: int = 1,
-                 max_steps: int | None = None) -> None:
+                 max_steps: int | None = None, labels: Callable[[Any, Any], np.ndarray] | None = None) -> None:
         self.engine = engine
         self.make_plan = make_plan
+        self.labels = labels  # labels(batch, plan) -> int64 labels of the batch's samples
+        self._plan: Any = None
         self.first_epoch = first_epoch
         self.max_steps = max_steps
         self.figures: collections.deque = collections.deque()
@@ -59,7 +63,7 @@ class EngineFeed:
             if self._it is None or info.iteration == 0 and epoch_idx != self._epoch_idx:
                 self._close_epoch()
                 self._epoch_idx = epoch_idx
-                plan = self.make_plan(self.first_epoch + epoch_idx)
+                plan = self._plan = self.make_plan(self.first_epoch + epoch_idx)
                 self._it = self.engine.epoch(plan, max_steps=self.max_steps)
             try:
                 batch = next(self._it)
@@ -68,13 +72,15 @@ class EngineFeed:
                 raise
             self.figures.append((batch.num_samples, batch.bytes_read, batch.sample_bytes, batch.io_s, batch.decode_s))
             samples = batch.samples
+            labels = self.labels(batch, self._plan) if self.labels is not None else None
             first = samples[0]
             if all(x.shape == first.shape for x in samples):
                 out: Any = np.stack(samples)  # one dense batch (DALI rejects strided x[..., i] views)
                 batch.release()
-                return out
-            self._held = batch  # ragged: DALI copies each sample when fed; buffers go back next call
-            return [np.ascontiguousarray(x) for x in samples]
+            else:
+                self._held = batch  # ragged: DALI copies each sample when fed; buffers go back next call
+                out = [np.ascontiguousarray(x) for x in samples]
+            return out if labels is None else (out, labels)
 
     def _give_back(self) -> None:
         if self._held is not None:
@@ -95,3 +101,10 @@ class EngineFeed:
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("EngineFeed runs in the pipeline's process (external_source parallel=False); "
                         "it is not meant to be pickled into DALI worker processes")
+
+
+def file_labels(storage: Any, files: Any) -> Callable[[Any, Any], np.ndarray]:
+    """``labels(batch, plan)`` for :class:`EngineFeed`: the labels the files carry (npz ``y``)."""
+    from dlio_core.labels import labels_of_step
+
+    return lambda batch, plan: labels_of_step(storage, files, batch.samples, *plan.batch(batch.step))

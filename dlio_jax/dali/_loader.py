@@ -63,7 +63,8 @@ class DaliLoader:
         cfg = self.cfg
         pipe = pipeline(cfg, reader=self.reader, split=self.split, epoch=plan.epoch, rank=plan.rank, world=plan.world,
                         random_seed=getattr(plan, "random_seed", None), storage=self.storage, files=self.files,
-                        whole_files=True)  # DLIO's native_dali counts whole npy files as their samples
+                        whole_files=True,  # DLIO's native_dali counts whole npy files as their samples
+                        labels=False)  # the runner reads; the model is emulated
         if pipe.dlio.feed is not None:
             # The runner owns the plan (and its shared random seed); the feed reads whatever is current.
             pipe.dlio.feed.make_plan = lambda epoch: self._plan

@@ -22,6 +22,10 @@ samples, so ``pipeline`` refuses unless ``whole_files=True`` (then a DALI batch 
 does: the runner's adapter asks for that) and ``reader="external"`` gives per-sample arrays.
 Variable-size samples keep their own shapes (DALI batches are lists of tensors).
 
+Labels: with the external reader over files that carry labels (npz ``y``) the pipeline has a second
+output, ``label`` (int64 per sample), as every plugin yields labels by default; ``labels=False`` drops
+it. DALI's own readers read no labels.
+
 Operators: ``transform(data)`` is called inside the pipeline definition with the reader's output
 ``DataNode`` and returns the node (or a tuple of nodes) the pipeline outputs, so any DALI operator
 can follow the reader (``fn.cast``, ``fn.normalize``, ``.gpu()``...); ``output_names`` names the
@@ -36,9 +40,9 @@ Example (CPU, ``device_id=None``):
     >>> d = tempfile.mkdtemp()
     >>> pipe = pipeline("default", overrides=[f"++workload.dataset.data_folder={d}", "++workload.workflow.generate_data=True",
     ...     "++workload.dataset.num_files_train=8"])
-    >>> (out,) = pipe.run()
-    >>> len(out), pipe.dlio.steps
-    (4, 2)
+    >>> out, labels = pipe.run()  # npz files carry labels (y): a second output
+    >>> len(out), len(labels), pipe.dlio.steps, pipe.dlio.output_names
+    (4, 4, 2, ('data', 'label'))
 """
 
 from __future__ import annotations
@@ -159,8 +163,8 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
              split: str = "train", epoch: int = 1, rank: int | None = None, world: int | None = None,
              random_seed: int | None = None, device_id: int | None = None, num_threads: int | None = None,
              storage: Any = None, files: Sequence[tuple[str, int]] | None = None,
-             max_steps: int | None = None, whole_files: bool = False,
-             transform: Callable[[Any], Any] | None = None, output_names: Sequence[str] = ("data",)) -> Any:
+             max_steps: int | None = None, whole_files: bool = False, labels: bool | None = None,
+             transform: Callable[[Any], Any] | None = None, output_names: Sequence[str] | None = None) -> Any:
     """A built DALI pipeline reading ``config``'s dataset (see the module docstring).
 
     ``reader`` is ``"external"`` or ``"native"`` (default: ``native`` when ``reader.data_loader`` is
@@ -168,6 +172,8 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
     ``RANK``/``WORLD_SIZE``). ``pipe.dlio`` is a :class:`DaliInfo`. The external reader starts at plan
     epoch ``epoch`` and moves on one epoch per ``reset()``. ``whole_files`` lets the native npy reader
     return whole multi-sample files; ``transform`` adds operators after the reader (module docstring).
+    ``labels`` (default: where the files carry them, npz ``y``; external reader only) adds a second
+    output, ``label`` (``transform`` then receives ``(data, label)``).
     """
     from nvidia.dali import fn, pipeline_def
 
@@ -196,15 +202,24 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
     if device == "gpu" and device_id is None:
         device_id = 0
 
+    from dlio_core.labels import has_labels
+
+    if labels and (reader != "external" or not has_labels(cfg.dataset.format)):
+        raise ValueError(f"labels=True needs reader='external' over files that carry labels (npz), not "
+                         f"reader={reader!r} over {_name(cfg.dataset.format)}; pass labels=False")
+    labels = reader == "external" and has_labels(cfg.dataset.format) if labels is None else bool(labels)
+    if output_names is None:
+        output_names = ("data", "label") if labels and transform is None else ("data",)
     if reader == "external":
-        from ._feed import EngineFeed
+        from ._feed import EngineFeed, file_labels
 
         def make_plan(e: int) -> Any:
             return epoch_plan(cfg, split=split, epoch=e, world=world, rank=rank, random_seed=random_seed)
 
         steps = make_plan(epoch).steps if max_steps is None else min(make_plan(epoch).steps, max_steps)
         feed = EngineFeed(native_reader(cfg, storage, files, rank=rank, keep_samples=True), make_plan,
-                          first_epoch=epoch, max_steps=max_steps)
+                          first_epoch=epoch, max_steps=max_steps,
+                          labels=file_labels(storage, files) if labels else None)
         info = DaliInfo("external", steps, 1, None, feed, rank, world)
         dali_batch = batch
     else:
@@ -224,7 +239,11 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
                   device_id=device_id, prefetch_queue_depth=max(1, int(cfg.reader.prefetch_size)),
                   seed=int(cfg.train.seed))
     def _pipe() -> Any:
-        if reader == "external":
+        if reader == "external" and labels:
+            data, label = fn.external_source(source=info.feed, batch=True, batch_info=True, device="cpu",
+                                             num_outputs=2)
+            data = (data.gpu() if device == "gpu" else data, label)
+        elif reader == "external":
             data = fn.external_source(source=info.feed, batch=True, batch_info=True, device="cpu", name="dlio")
             data = data.gpu() if device == "gpu" else data
         else:

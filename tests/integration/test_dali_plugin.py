@@ -69,7 +69,7 @@ def test_samples_have_the_shape_the_torch_plugin_yields(tmp_path, fmt, shape):
     assert tuple(torch_batch.shape[1:]) == shape and torch_batch.dtype == torch_mod.uint8
     readers = ["external"] + (["native"] if fmt in ("npy", "tfrecord") else [])
     for reader in readers:
-        (out,) = pipeline(cfg, reader=reader).run()
+        out = pipeline(cfg, reader=reader).run()[0]  # npz adds a label output
         assert {tuple(s) for s in out.shape()} == {shape}, reader
         assert np.asarray(out.as_array()).dtype == np.uint8
 
@@ -85,3 +85,34 @@ def test_importable_and_usable_without_jax(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines() == ["2 [(4, 64, 64), (4, 64, 64)]"]
+
+
+def test_external_source_yields_the_files_labels(tmp_path):
+    pytest.importorskip("torch")
+    import os
+
+    from dlio_core.config import load_config
+
+    folder = tmp_path / "d" / "train"
+    os.makedirs(folder)
+    for f in range(6):
+        x = np.zeros((4, 4, 2), np.uint8)
+        x[0, 0, :] = f
+        np.savez(folder / f"img_{f}_of_6.npz", x=x, y=np.array([10 * f, 10 * f + 1]))
+    cfg = load_config("default", [f"++workload.dataset.data_folder={tmp_path / 'd'}", "++workload.dataset.num_files_train=6",
+                                  "++workload.dataset.num_files_eval=0", "++workload.dataset.num_samples_per_file=2",
+                                  "++workload.dataset.num_subfolders_train=0", "++workload.reader.batch_size=4",
+                                  "++workload.reader.sample_shuffle=seed"])
+    pipe = pipeline(cfg)
+    assert pipe.dlio.output_names == ("data", "label")
+    batches = [b[0] for b in torch_iterator(pipe)]
+    assert len(batches) == 3
+    for b in batches:  # the label of each sample is the one its file stores for it
+        files = b["data"][:, 0, 0].tolist()
+        assert all(y // 10 == f for y, f in zip(b["label"].reshape(-1).tolist(), files))
+    assert sorted(y for b in batches for y in b["label"].reshape(-1).tolist()) == sorted(
+        10 * f + s for f in range(6) for s in range(2))
+    with pytest.raises(ValueError, match="labels=True needs reader='external'"):
+        pipeline(cfg, reader="native", labels=True)
+    (plain,) = pipeline(cfg, labels=False).run()  # one output: the samples alone
+    assert {tuple(s) for s in plain.shape()} == {(4, 4)}

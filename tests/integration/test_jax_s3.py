@@ -71,7 +71,8 @@ def test_make_iterator_reads_npz_on_s3(s3_uri):
     def read_epoch(epoch: int, shuffled: list[str]) -> list[bytes]:
         it = make_iterator("default", overrides=s3_overrides(folder, options, "++workload.workflow.generate_data=False", *shuffled),
                            epoch=epoch)
-        got = [row.tobytes() for b in it for row in np.asarray(b).reshape(len(b), -1)]
+        # npz carries labels: items are (images, labels), the labels read from s3 too
+        got = [row.tobytes() for b, y in it for row in np.asarray(b).reshape(len(b), -1)]
         assert it.last.bytes_read > 0
         return got
 
