@@ -115,7 +115,7 @@ def _loader_blockers(cfg: Any, installed: Installed) -> list[str]:
 
 
 def _format_blockers(cfg: Any, installed: Installed, *, generates: bool, trains: bool) -> list[str]:
-    from dlio_core.formats import format_for
+    from dlio_core.reader import reader_format
 
     fmt = _value(cfg.dataset.format)
     out = []
@@ -130,7 +130,7 @@ def _format_blockers(cfg: Any, installed: Installed, *, generates: bool, trains:
             out.append(_missing(f"dataset.format {fmt} {why}", "Pillow", "formats",
                                 "(or dataset.image_encoding: raw with reader.decode: false)"))
     try:
-        format_for(cfg.dataset, cfg.reader)  # the format's own refusals (one sample per image file, ...)
+        reader_format(cfg)  # the format's own refusals (one sample per image file, ...)
     except Exception as exc:  # FormatError and kin: their message is the one-line reason
         out.append(str(exc))
     return out
@@ -219,9 +219,9 @@ def notes(cfg: Any) -> list[str]:
     out = []
     if cfg.workflow.generate_data or cfg.workflow.train:
         try:
-            from dlio_core.formats import format_for
+            from dlio_core.reader import reader_format
 
-            fmt = format_for(cfg.dataset, cfg.reader)
+            fmt = reader_format(cfg)
         except Exception:  # reported by blockers
             return out
         note = fmt.size_note(cfg.dataset) if hasattr(fmt, "size_note") else None
