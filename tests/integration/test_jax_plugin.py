@@ -109,3 +109,26 @@ def test_no_host_to_device_time_without_a_device_copy(tmp_path):
     on_cpu = jax.devices()[0].platform == "cpu"
     assert (it.last.h2d_s is None) == on_cpu and it.last.io_s is not None
     it.close()
+
+
+@pytest.mark.parametrize("fmt", ["npz", "npy", "tfrecord", "hdf5"])
+def test_samples_have_the_shape_and_dtype_the_torch_plugin_yields(tmp_path, fmt):
+    torch = pytest.importorskip("torch")
+    import dlio_torch
+    from dlio_core.config import tiny_run_config
+    from dlio_core.generate import generate_dataset
+
+    cfg = tiny_run_config(str(tmp_path), overrides=(f"++workload.dataset.format={fmt}",
+                                                    "++workload.dataset.num_files_train=4",
+                                                    "++workload.dataset.num_samples_per_file=2",
+                                                    "++workload.reader.batch_size=4"))
+    generate_dataset(cfg, progress=False)
+    ref = next(iter(dlio_torch.DlioIterableDataset.from_config(cfg, content="samples", batched=True)))
+    ref = ref[0] if isinstance(ref, (tuple, list)) else ref
+    item = next(iter(dlio_jax.make_iterator(cfg)))
+    images = item[0] if isinstance(item, tuple) else item
+    assert images.shape == tuple(ref.shape) and ref.dtype == torch.uint8 and images.dtype == np.uint8
+    assert isinstance(item, tuple) == (fmt == "npz")  # labels where the files carry them
+    src = dlio_jax.DlioSource.from_config(cfg)
+    record = src[0][0] if src.labels else src[0]
+    assert record.shape == tuple(ref.shape[1:]) and record.dtype == np.uint8
