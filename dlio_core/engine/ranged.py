@@ -45,19 +45,19 @@ class RangedBatches:
              rng: np.random.Generator) -> Batch:
         """Step ``step``'s batch: sample ``samples[i]`` of file ``files[i]`` for each ``i`` (``scratch``
         is unused)."""
-        files_l, samples_l = files.tolist(), samples.tolist()
-        groups: dict[int, list[int]] = {}
-        for f, s in zip(files_l, samples_l):
-            groups.setdefault(f, []).append(s)
+        files = np.asarray(files, np.int64).reshape(-1)
+        samples = np.asarray(samples, np.int64).reshape(-1)
+        order, cuts, firsts = group_by_file(files)
+        grouped = samples[order]
         nbytes = sample_bytes = 0
         io_s = decode_s = 0.0
-        by_file: dict[int, list[np.ndarray]] = {}
-        for f, indices in groups.items():
+        views: list[Any] = []
+        for f, indices in zip(firsts, np.split(grouped, cuts)):
             path = self.paths[f]
             size = self.sizes[f] if self.sizes is not None else self.storage.size(path)
             reader = self.fmt.open_reader(self.storage, path, size)
             try:
-                n, sb, views, t_io, t_dec = reader.read(indices, self.keep_samples)
+                n, sb, got, t_io, t_dec = reader.read(indices, self.keep_samples)
             except OSError as exc:
                 raise ReadError.from_os_error(path, exc) from exc
             finally:
@@ -66,10 +66,45 @@ class RangedBatches:
             sample_bytes += sb
             io_s += t_io
             decode_s += t_dec
-            if views is not None:
-                by_file[f] = list(views)
-        decode_s += self.preprocess(len(files_l), rng)
+            if got is not None:
+                views.extend(got)
+        count = len(files)
+        decode_s += self.preprocess(count, rng)
         kept = None
-        if self.keep_samples:  # back into batch order
-            kept = [by_file[f].pop(0) for f in files_l]
-        return Batch(step, len(files_l), nbytes, sample_bytes, io_s, decode_s, kept)
+        if self.keep_samples:  # back into batch order: the j-th sample read is sample order[j] of the batch
+            read_at = np.empty(count, np.intp)
+            read_at[order] = np.arange(count)
+            kept = list(map(views.__getitem__, read_at.tolist()))
+        return Batch(step, count, nbytes, sample_bytes, io_s, decode_s, kept)
+
+
+def group_by_file(files: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """A batch's samples grouped by file, in numpy (no Python work per sample).
+
+    Returns ``(order, cuts, firsts)``: ``order`` lists the batch positions file by file, the files in
+    the order the batch first names them and each file's samples in batch order (a stable sort);
+    ``np.split(order, cuts)`` gives each file's positions and ``firsts`` the files, in that order.
+
+    Example:
+        >>> order, cuts, firsts = group_by_file(np.array([7, 2, 7, 5, 2]))
+        >>> order.tolist(), cuts.tolist(), firsts
+        ([0, 2, 1, 4, 3], [2, 4], [7, 2, 5])
+    """
+    n = len(files)
+    if not n:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), []
+    low, high = int(files.min()), int(files.max())
+    if low == high:  # one file: nothing to sort
+        return np.arange(n), np.zeros(0, np.intp), [low]
+    # A stable sort by file; numpy's is a radix sort for 16-bit keys (a batch's files rarely span more
+    # than 65,536 numbers), several times faster than its merge sort of int64.
+    keys = (files - low).astype(np.uint16) if high - low <= 0xFFFF else files
+    by_file = np.argsort(keys, kind="stable")
+    sorted_files = files[by_file]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_files[1:] != sorted_files[:-1])))
+    lengths = np.diff(np.append(starts, n))
+    place = np.argsort(by_file[starts])  # stable sort: a file's first sample is where the batch first names it
+    if (place[1:] != place[:-1] + 1).any():  # files not first named in ascending order: move their runs
+        lengths, starts = lengths[place], starts[place]
+        by_file = by_file[np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(n)]
+    return by_file, np.cumsum(lengths)[:-1], sorted_files[starts].tolist()

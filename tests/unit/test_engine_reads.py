@@ -241,3 +241,65 @@ def test_kept_samples_live_in_buffers_from_the_allocator(tmp_path):
             seen.append(int(sample[0, 0]))
         batch.release()
     assert sorted(seen) == list(range(6)) and made
+
+
+def _grouped_by_dict(files, samples):
+    """The reference grouping (the per-sample loop numpy replaced): files in first-named order, each
+    file's samples in batch order."""
+    groups = {}
+    for f, s in zip(files, samples):
+        groups.setdefault(f, []).append(s)
+    return groups
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ranged_batches_group_samples_as_the_per_sample_loop_did(seed):
+    # Each file is opened once, in the order the batch first names it, and read for its samples in
+    # batch order; kept samples come back in batch order; bytes and sample bytes are exact.
+    from dlio_core.engine.ranged import RangedBatches
+    from dlio_core.engine.read_path import ReadInputs
+
+    rng = np.random.default_rng(seed)
+    count, nfiles = [1, 2, 7, 64, 1000, 16384][seed], [1, 1, 3, 5, 40, 7][seed]
+    files = rng.integers(0, nfiles, count)
+    samples = rng.integers(0, 1 << 20, count)
+    calls = []
+
+    class Fmt:
+        whole_file = False
+
+        def open_reader(self, storage, path, size):
+            class R:
+                def read(self, indices, keep):
+                    got = [int(i) for i in indices]
+                    calls.append((path, size, got))
+                    views = [np.array([int(path[1:]), i], np.int64) for i in got] if keep else None
+                    return 3 * len(got) + size, 2 * len(got), views, 0.0, 0.0
+
+                def close(self):
+                    pass
+            return R()
+
+    sizes = [100 + f for f in range(nfiles)]
+    for keep in (True, False):
+        calls.clear()
+        reads = RangedBatches(ReadInputs.build(_NoFiles(), Fmt(), [f"p{f}" for f in range(nfiles)], sizes=sizes,
+                                               keep_samples=keep))
+        batch = reads.read(0, files, samples, None, rng)
+        want = _grouped_by_dict(files.tolist(), samples.tolist())
+        assert calls == [(f"p{f}", sizes[f], s) for f, s in want.items()]
+        assert batch.num_samples == count and batch.sample_bytes == 2 * count
+        assert batch.bytes_read == 3 * count + sum(sizes[f] for f in want)
+        if keep:
+            assert [x.tolist() for x in batch.samples] == [[f, s] for f, s in zip(files.tolist(), samples.tolist())]
+        else:
+            assert batch.samples is None
+
+
+def test_grouping_by_file_handles_empty_and_single_file_batches():
+    from dlio_core.engine.ranged import group_by_file
+
+    order, cuts, firsts = group_by_file(np.zeros(0, np.int64))
+    assert order.tolist() == [] and firsts == []
+    order, cuts, firsts = group_by_file(np.full(5, 3))
+    assert order.tolist() == [0, 1, 2, 3, 4] and cuts.tolist() == [] and firsts == [3]
