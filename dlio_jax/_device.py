@@ -41,12 +41,13 @@ class DevicePut:
     def __init__(self, sharding: Any = None) -> None:
         self.sharding = sharding
 
-    def __call__(self, host: np.ndarray) -> Any:
+    def __call__(self, host: Any) -> Any:
+        """Put ``host`` (an array, or a tuple of them: one call for a batch and its labels)."""
         import jax
 
         if self.sharding is None:
             return jax.device_put(host)
-        return jax.make_array_from_process_local_data(self.sharding, host)
+        return jax.tree.map(lambda h: jax.make_array_from_process_local_data(self.sharding, h), host)
 
     def on_host(self) -> bool:
         """Whether every destination device is the host CPU (then nothing crosses to a device)."""
@@ -55,12 +56,14 @@ class DevicePut:
         devices = self.sharding.device_set if self.sharding is not None else {jax.devices()[0]}
         return all(d.platform == "cpu" for d in devices)
 
-    def timed(self, host: np.ndarray) -> tuple[Any, float | None]:
+    def timed(self, host: Any) -> tuple[Any, float | None]:
         """``(device_array, h2d_s)``: the put, timed to ``block_until_ready()``; ``h2d_s`` is None when the
         destination is the host CPU (no device copy happens)."""
+        import jax
+
         t0 = time.perf_counter()
         array = self(host)
-        array.block_until_ready()
+        jax.block_until_ready(array)
         seconds = time.perf_counter() - t0
         return array, (None if self.on_host() else seconds)
 
@@ -102,12 +105,9 @@ def device_batches(batches: Iterator[Any], put: DevicePut, *, buffers: int = 2,
             b.release()  # the stack is a copy: pooled file buffers go back at once
         if transform is not None:
             host = np.asarray(transform(host))
-        array, h2d_s = put.timed(host)
-        on_device = None
-        if labels is not None:
-            import jax
-
-            on_device = jax.device_put(labels) if put.sharding is None else put(labels)
+        # One put for the batch and its labels: a device_put call costs more than the labels' bytes.
+        placed, h2d_s = put.timed(host if labels is None else (host, labels))
+        array, on_device = (placed, None) if labels is None else placed
         return DeviceBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
                            sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s, array=array,
                            labels=on_device)

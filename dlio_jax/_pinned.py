@@ -66,7 +66,7 @@ class PinnedDevicePut(DevicePut):
             return DevicePut.__call__(self, host)
         return self.timed(host)[0]
 
-    def timed(self, host: np.ndarray) -> tuple[Any, float | None]:
+    def timed(self, host: Any) -> tuple[Any, float | None]:
         """``(device_array, h2d_s)``: with staging, ``h2d_s`` is the pinned -> device copy alone."""
         if self._host is None:
             return super().timed(host)
@@ -74,13 +74,13 @@ class PinnedDevicePut(DevicePut):
 
         t0 = time.perf_counter()
         staged = jax.device_put(host, self._host)
-        staged.block_until_ready()
+        jax.block_until_ready(staged)
         t1 = time.perf_counter()
         array = jax.device_put(staged, self._device)
-        array.block_until_ready()
+        jax.block_until_ready(array)
         t2 = time.perf_counter()
         self.stage_s += t1 - t0
-        self.stage_bytes += int(host.nbytes)
+        self.stage_bytes += sum(int(a.nbytes) for a in jax.tree.leaves(host))
         return array, t2 - t1
 
     def describe(self) -> dict[str, Any]:
