@@ -133,7 +133,10 @@ class WholeFileBatches:
         self.paths = inputs.paths
         self.sizes = inputs.size_list
         self.plain_local_files = inputs.plain_local_files
-        self.parse = inputs.fmt.parse
+        # Kept samples' buffers change every batch: one parse the reader threads share, its settings
+        # (checksums) read once per loader where the format offers that, not once per file.
+        shared = getattr(inputs.fmt, "shared_parser", None)
+        self.parse = shared() if shared is not None else inputs.fmt.parse
         self.preprocess_s = inputs.preprocess_s
         self.preprocess = inputs.preprocess
         self.pool = pool

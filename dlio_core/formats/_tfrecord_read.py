@@ -69,10 +69,13 @@ _FRAMES = LayoutCache(max_weight=4096)
 
 
 class TFRecordReader:
-    """Reads chosen records of one TFRecord file; see :meth:`read`."""
+    """Reads chosen records of one TFRecord file; see :meth:`read`. ``verify`` checks each record's
+    CRC-32C; None (the default) reads ``DL_DRIVER_VERIFY_CHECKSUMS`` once, when the reader is made."""
 
-    def __init__(self, storage: Any, path: str, size: int, samples_per_file: int | None = None) -> None:
+    def __init__(self, storage: Any, path: str, size: int, samples_per_file: int | None = None, *,
+                 verify: bool | None = None) -> None:
         self.storage, self.path, self.size, self.spf = storage, path, size, samples_per_file
+        self.verify = verify_checksums() if verify is None else bool(verify)
 
     def _index(self) -> tuple[_FileIndex, int, float]:
         """``(index, bytes_read, io_s)``: from the cache, the ``.idx`` file or a header scan."""
@@ -132,7 +135,8 @@ class TFRecordReader:
         Returns ``(bytes_read, sample_bytes, samples, io_s, decode_s)``: ``samples`` (when ``keep``) are
         1-D uint8 views of the image bytes in the order asked.
         """
-        wanted = [int(i) for i in indices]
+        # The engine passes an int64 array: one tolist, not an int() per sample.
+        wanted = indices.tolist() if isinstance(indices, np.ndarray) else [int(i) for i in indices]
         if not wanted:
             return 0, 0, [] if keep else None, 0.0, 0.0
         fi, nbytes, io_s = self._index()
@@ -160,7 +164,7 @@ class TFRecordReader:
                     raise FormatError(f"{self.path}: read {got} of {want} bytes at byte {spans[k][0]} "
                                       f"(file truncated or changed since it was listed)")
                 k = e
-        if verify_checksums():
+        if self.verify:
             self._verify(buf, uniq, spans, starts)
         t1 = perf()
         mv = memoryview(buf)

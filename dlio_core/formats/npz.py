@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +41,7 @@ from dlio_core.formats.npy import (BufferParsers, CachingFormat, _array, _header
 if TYPE_CHECKING:
     from dlio_core.storage import Storage
 
-__all__ = ["FORMAT", "Parser", "parse", "write_file", "file_size", "members", "check_crcs"]
+__all__ = ["FORMAT", "NpzFormat", "Parser", "SharedParse", "parse", "write_file", "file_size", "members", "check_crcs"]
 
 _X, _Y = b"x.npy", b"y.npy"
 _X_NAMES = (b"x.npy", b"x")
@@ -120,21 +121,53 @@ def _fast_offset(mv: memoryview, end: int) -> tuple[int, int] | None:
     return None
 
 
-def parse(buffer: Any, path: str | None = None) -> np.ndarray:
+def parse(buffer: Any, path: str | None = None, *, verify: bool | None = None) -> np.ndarray:
     """``x`` from the bytes of one whole ``.npz`` file (a view of ``buffer`` when stored).
 
     ``buffer`` must hold exactly the file (slice a pooled buffer to the bytes read). Raises
-    ``FormatError`` naming ``path`` when the bytes are truncated or corrupt.
+    ``FormatError`` naming ``path`` when the bytes are truncated or corrupt. ``verify`` checks the
+    CRCs first; None asks ``DL_DRIVER_VERIFY_CHECKSUMS`` (an environment lookup per call: a loader
+    parsing file after file takes :class:`SharedParse`, which looks once).
     """
     mv = byte_view(buffer)
     end = mv.nbytes
-    if verify_checksums():
+    if verify_checksums() if verify is None else verify:
         check_crcs(mv, path)
     # Fast path: an intact archive ends with the EOCD record and starts with x.npy stored.
     where_x = _fast_offset(mv, end)
     if where_x is not None:
         return parse_at(mv, where_x[0], where_x[1], path)
     return _parse_slow(mv, path)
+
+
+class SharedParse:
+    """``parse`` with ``DL_DRIVER_VERIFY_CHECKSUMS`` read once, when made; no state besides, so reader
+    threads may share one (the engine's parse for kept samples, whose buffers change every batch).
+
+    Example:
+        >>> import tempfile; from dlio_core.storage import open_storage
+        >>> st = open_storage(tempfile.mkdtemp())
+        >>> _ = write_file(st, "a.npz", np.zeros((4, 4, 1), np.uint8))
+        >>> SharedParse()(st.read("a.npz"), "a.npz").shape
+        (4, 4, 1)
+    """
+
+    __slots__ = ("verify",)
+
+    def __init__(self) -> None:
+        self.verify = verify_checksums()
+
+    def __call__(self, buffer: Any, path: str | None = None) -> np.ndarray:
+        return parse(buffer, path, verify=self.verify)
+
+
+@dataclass(frozen=True)
+class NpzFormat(CachingFormat):
+    """The npz format: a :class:`CachingFormat` that also offers ``shared_parser()`` (a
+    :class:`SharedParse`), the parse the engine shares between reader threads for kept samples."""
+
+    def shared_parser(self) -> SharedParse:
+        return SharedParse()
 
 
 class Parser(BufferParsers):
@@ -237,4 +270,4 @@ def _parse_slow(mv: memoryview, path: str | None) -> np.ndarray:
     raise FormatError(f"{where(path)}: member 'x' uses zip method {m.method}; only stored and deflate are read")
 
 
-FORMAT = CachingFormat("npz", "npz", write_file, parse, file_size, Parser)
+FORMAT = NpzFormat("npz", "npz", write_file, parse, file_size, Parser)

@@ -54,12 +54,51 @@ def test_tfrecord_flipped_bit_is_caught_only_when_asked(st, monkeypatch):
     st.write_atomic("t.tfrecord", _flip(data, 2 * record + 40))   # record 2's image bytes
     size = st.size("t.tfrecord")
     monkeypatch.delenv(VERIFY_ENV, raising=False)
+    unverified = TFRECORD.open_reader(st, "t.tfrecord", size)
+    assert len(unverified.read([0, 1, 2, 3], keep=True)[2]) == 4
+    monkeypatch.setenv(VERIFY_ENV, "1")  # read when a reader is made, not at every read
+    assert len(unverified.read(np.array([3, 2]), keep=True)[2]) == 2
     reader = TFRECORD.open_reader(st, "t.tfrecord", size)
-    assert len(reader.read([0, 1, 2, 3], keep=True)[2]) == 4
-    monkeypatch.setenv(VERIFY_ENV, "1")
     assert len(reader.read([0, 1, 3], keep=True)[2]) == 3        # the intact records pass
     with pytest.raises(FormatError, match=r"t\.tfrecord: record 2 \(byte \d+\) fails its data CRC-32C check"):
-        reader.read([3, 2], keep=False)
+        reader.read(np.array([3, 2]), keep=False)
+
+
+def test_npz_shared_parse_reads_the_setting_once(st, monkeypatch):
+    # The engine's parse for kept samples (shared by reader threads) looks the variable up when made.
+    npz = get_format("npz")
+    npz.write_file(st, "a.npz", _samples())
+    data = st.read("a.npz")
+    damaged = _flip(data, len(data) // 3)
+    monkeypatch.setenv(VERIFY_ENV, "1")
+    checking = npz.shared_parser()
+    monkeypatch.delenv(VERIFY_ENV)
+    assert npz.shared_parser()(damaged, "a.npz").shape == (16, 16, 3)
+    with pytest.raises(FormatError, match=r"a\.npz: .*CRC-32 check"):
+        checking(damaged, "a.npz")
+    assert npz.parse(damaged, "a.npz", verify=False).shape == (16, 16, 3)
+    with pytest.raises(FormatError, match=r"a\.npz: .*CRC-32 check"):
+        npz.parse(damaged, "a.npz", verify=True)
+
+
+def test_kept_samples_are_verified_when_the_loader_is_made_with_verification(st, monkeypatch):
+    # A loader keeping samples (torch, JAX and DALI) checks every file it reads: the setting is
+    # taken once, at construction, and a damaged file is a ReadError naming it.
+    from dlio_core.engine import NativeLoader, ReadError
+    from dlio_core.sampling import EpochPlan
+
+    npz = get_format("npz")
+    sizes = [npz.write_file(st, f"f{i}.npz", _samples(1)) for i in range(4)]
+    data = st.read("f2.npz")
+    st.write_atomic("f2.npz", _flip(data, len(data) // 3))
+    plan = EpochPlan(num_files=4, samples_per_file=1, batch_size=2)
+    monkeypatch.setenv(VERIFY_ENV, "1")
+    loader = NativeLoader(st, npz, [f"f{i}.npz" for i in range(4)], sizes=sizes, keep_samples=True)
+    monkeypatch.delenv(VERIFY_ENV)
+    with pytest.raises((ReadError, FormatError), match=r"f2\.npz.*CRC-32"):
+        for batch in loader.epoch(plan):
+            batch.release()
+    loader.close()
 
 
 def test_a_run_with_verification_stops_on_the_damaged_file(tmp_path, capsys, monkeypatch):
