@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -56,6 +56,8 @@ class IndexedBinaryFormat:
     extension: str = "indexed_binary"
     mmap: bool = False
     whole_file: bool = False
+    # The generator fills the bytes sample after sample, as this file holds them: no transposing copy.
+    samples_first: ClassVar[bool] = True
 
     def _check_compression(self, compression: str | None) -> None:
         if option_name(compression) not in ("none", ""):

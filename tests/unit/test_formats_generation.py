@@ -40,7 +40,8 @@ def test_generates_and_reads_back(tmp_path, name, extra):
     assert all(size == st.size(p) for p, size in manifest.train + manifest.valid)
     spf = cfg.dataset.num_samples_per_file
     path, size = manifest.train[1]
-    want = [sample_array((8, 8, spf), "uint8", (CONTENT_SEED, 0, 1))[..., i] for i in range(spf)]
+    layout = getattr(fmt, "samples_first", False)  # indexed_binary's content is made sample after sample
+    want = [sample_array((8, 8, spf), "uint8", (CONTENT_SEED, 0, 1), samples_first=layout)[..., i] for i in range(spf)]
     if name == "synthetic":
         assert st.read(path) == b"1"
         return

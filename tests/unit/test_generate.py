@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from dlio_core.formats import FormatError
-from dlio_core.generate import DatasetError, DatasetPlan, file_name, generate_dataset
+from dlio_core.generate import CONTENT_SEED, DatasetError, DatasetPlan, file_name, generate_dataset, sample_array
 from dlio_core.listing import dataset_files, dataset_storage
 from dlio_core.manifest import MANIFEST_NAME, load_manifest
 from dlio_core.storage import LocalStorage, open_storage
@@ -355,3 +355,41 @@ def test_default_workload_through_the_real_config(tmp_path):
     for rel, size in m.train + m.valid:
         assert os.stat(tmp_path / "d" / rel).st_size == size
     assert dataset_files(cfg, dataset_storage(cfg), "train") == list(m.train)
+
+
+def test_large_file_content_has_no_repeated_block_and_does_not_compress():
+    """Past one 16 KiB random block, rows are that block XOR a per-row stamp: no 4 KiB block may repeat
+    (dedup-safe), within a file or across files, and zlib must gain nothing."""
+    import zlib
+
+    a = sample_array((512, 512, 2), "uint8", (CONTENT_SEED, 0, 0))
+    b = sample_array((512, 512, 2), "uint8", (CONTENT_SEED, 0, 1))
+    blocks = np.concatenate([a.reshape(-1, 4096), b.reshape(-1, 4096)])
+    assert len({bytes(r) for r in blocks}) == len(blocks)
+    assert len(zlib.compress(a.tobytes(), 9)) > 0.99 * a.nbytes
+    assert not np.array_equal(a[..., 0], a[..., 1])
+
+
+@pytest.mark.parametrize("shape, dtype", [((300, 301, 3), "uint8"), ((5, 7, 2), "int32"), ((64, 64, 2), "bool")])
+def test_reused_buffer_and_sample_major_layout(shape, dtype):
+    """``out`` changes where the bytes go, never what they are; ``samples_first`` lays sample ``i`` out
+    contiguously (what indexed_binary writes) and still returns DLIO's samples-last view."""
+    key = (CONTENT_SEED, 1, 4)
+    fresh = sample_array(shape, dtype, key)
+    buf = np.full(fresh.nbytes + 13, 0xAB, np.uint8)
+    reused = sample_array(shape, dtype, key, out=buf)
+    assert reused.dtype == np.dtype(dtype) and reused.shape == shape and np.array_equal(reused, fresh)
+    too_small = np.zeros(1, np.uint8)  # not big enough: a fresh array, the same content
+    assert np.array_equal(sample_array(shape, dtype, key, out=too_small), fresh)
+    rows = sample_array(shape, dtype, key, samples_first=True)
+    assert rows.shape == shape and rows[..., 1].flags.c_contiguous
+    assert np.moveaxis(rows, -1, 0).flags.c_contiguous
+
+
+def test_indexed_binary_data_file_is_the_samples_back_to_back(tmp_path):
+    cfg = make_cfg(tmp_path, format="indexed_binary", num_files_train=1, num_samples_per_file=3,
+                   record_length_bytes=40000)
+    generate_dataset(cfg, progress=False)
+    data = np.fromfile(tmp_path / "train/img_0_of_1.indexed_binary", np.uint8)
+    x = sample_array((200, 200, 3), "uint8", (CONTENT_SEED, 0, 0), samples_first=True)
+    assert [data[i * 40000:(i + 1) * 40000].tolist() == x[..., i].reshape(-1).tolist() for i in range(3)] == [True] * 3
