@@ -29,6 +29,8 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported: keep its start-up quiet
+# The runner's loaders and tf.data alone all read the warm page cache (the runner otherwise evicts each epoch's files).
+os.environ.setdefault("DL_DRIVER_EVICT_PAGE_CACHE", "0")
 # Allow running from a source checkout without an install (and reach the tests' TFRecord writer).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -14,6 +14,9 @@ import argparse
 import os
 import tempfile
 
+# Both loaders are compared on the warm page cache (the runner otherwise evicts each epoch's files first).
+os.environ.setdefault("DL_DRIVER_EVICT_PAGE_CACHE", "0")
+
 from dlio_core.config import load_config
 from dlio_core.generate import generate_dataset
 from dlio_core.runner import run
