@@ -7,7 +7,8 @@ A resumed iterator rebuilds the epoch's dataset and skips the batches already ha
 cannot seek into a shuffled stream, so the skipped batches are read again and dropped, and the
 remaining batches are exactly the interrupted run's only with ``deterministic=True`` (otherwise the
 count is). ``tf.train.Checkpoint(iterator=iter(dataset))`` is TensorFlow's own alternative: it saves
-the shuffle buffers instead of re-reading.
+the shuffle buffers instead of re-reading. Iterating the iterator again after the end of an epoch starts
+the next one (``set_epoch(e)`` picks one), as the JAX iterator and a torch ``DataLoader`` do.
 
 Example:
     >>> from dlio_core.config import tiny_run_config
@@ -58,16 +59,28 @@ class TFIterator:
         self.random_seed = shared_random_seed(cfg, self.pipelines, random_seed)
         self.next_step = 0
         self._it: Iterator[Any] | None = None
+        self._done = False
 
     def __iter__(self) -> "TFIterator":
+        """This iterator; once an epoch is done, iterating again starts the next epoch."""
+        if self._done:
+            self.set_epoch(self.epoch + 1)
         return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Read epoch ``epoch`` from its first batch on (its own shuffle with ``seed_change_epoch``)."""
+        self.epoch, self.next_step, self._it, self._done = int(epoch), 0, None, False
 
     def __next__(self) -> Any:
         if self._it is None:
             ds = make_dataset(self.cfg, input_context=self.input_context, split=self.split, epoch=self.epoch,
                               deterministic=self.deterministic, random_seed=self.random_seed)
             self._it = iter(ds.skip(self.next_step))
-        batch = next(self._it)
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            self._done = True
+            raise
         self.next_step += 1
         return batch
 
@@ -89,7 +102,7 @@ class TFIterator:
         position = IterationState.from_dict(state)
         self.epoch, self.next_step = position.epoch, position.next_step
         self.random_seed = state.get("random_seed")
-        self._it = None
+        self._it, self._done = None, False
 
 
 def make_iterator(config: Any, *, overrides: Sequence[str] = (), input_context: Any = None, split: str = "train",

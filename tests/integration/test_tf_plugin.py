@@ -121,3 +121,19 @@ def test_variable_size_samples_are_ragged_or_refused(tmp_path):
     batches = list(dlio_tf.from_uri(str(root), format="npz", batch_size=3, variable_size=True))
     assert all(isinstance(b["image"], tf.RaggedTensor) for b in batches)
     assert [b["image"].row_lengths().numpy().tolist() for b in batches] == [[16, 16, 16], [16, 36, 36]]
+
+
+def test_iterator_starts_the_next_epoch_when_iterated_again(tmp_path):
+    _labelled_npz(tmp_path / "train")
+    cfg = load_config("default", [f"++workload.dataset.data_folder={tmp_path}", "++workload.dataset.num_files_train=6",
+                                  "++workload.dataset.num_files_eval=0", "++workload.dataset.num_samples_per_file=3",
+                                  "++workload.dataset.num_subfolders_train=0", "++workload.reader.batch_size=4",
+                                  "++workload.reader.sample_shuffle=seed", "++workload.reader.file_shuffle=seed"])
+    it = dlio_tf.make_iterator(cfg, deterministic=True)
+    first = [i for b in it for i in _ids(b)]
+    second = [i for b in it for i in _ids(b)]  # iterated again: epoch 2, reshuffled, as long
+    assert it.epoch == 2 and len(first) == len(second) == 16 and first != second
+    again = [i for b in dlio_tf.make_iterator(cfg, epoch=2, deterministic=True) for i in _ids(b)]
+    assert again == second
+    it.set_epoch(1)
+    assert [i for b in it for i in _ids(b)] == first
