@@ -9,7 +9,8 @@ plan's rank (one input pipeline per rank, as DLIO's TF path) and yields :class:`
 * ``sample_bytes``: the bytes of the batch's image tensor (the records' ``size`` feature is not used:
   DLIO 2.0.0 stores the image's side length there), so read amplification is bytes read over them;
   in bytes mode (``reader.decode: false``) jpeg, png, csv and parquet samples are the bytes read, of
-  the content's length, and come as a ragged tensor (:func:`bytes_vary`), as the native loader counts them;
+  the content's length, and come as a ragged tensor, as do parquet rows in either mode
+  (:func:`samples_vary`), counted as the native loader counts them;
 * ``io_s`` / ``decode_s``: measured per file on the core path; ``None`` on the native path, where
   TensorFlow's reader and parser run inside the dataset's own threads and their time cannot be
   separated (reported as not measured, never invented);
@@ -41,7 +42,7 @@ from dlio_core.reader import reader_format
 from ._device import to_device
 from ._pipeline import STAT_KEYS, Source, build_dataset
 
-__all__ = ["TFBatch", "TFLoader", "bytes_vary", "make_loader"]
+__all__ = ["TFBatch", "TFLoader", "samples_vary", "make_loader"]
 
 
 @dataclass
@@ -99,27 +100,29 @@ def _image_bytes(image: Any) -> int:
     return int(values.shape.num_elements()) * int(values.dtype.size)
 
 
-def bytes_vary(cfg: Any) -> bool:
-    """Whether the workload's samples come as the bytes read, whose length follows the content.
+def samples_vary(cfg: Any) -> bool:
+    """Whether the workload's samples can differ in size even with ``record_length_bytes_stdev: 0``.
 
     In bytes mode (``reader.decode: false``) a format that can decode (jpeg, png, csv, parquet) hands
     back what it read, undecoded: an encoded image's or a csv file's bytes, a parquet row group's
-    column-chunk bytes. Their length is the content's, not the config's, so the batches are ragged even
-    with ``record_length_bytes_stdev: 0`` (the native and torch loaders take any shape per batch; a
-    ``tf.data`` element spec is fixed before the first read, so it must be ragged from the start).
+    column-chunk bytes, whose length is the content's, not the config's. A parquet row is its schema's
+    values end to end, so a string column (or another writer's variable-length list) varies in decode
+    mode too. The native and torch loaders take any shape per batch; a ``tf.data`` element spec is fixed
+    before the first read, so these batches are ragged from the start.
 
     Example:
         >>> from dlio_core.config import load_config
-        >>> [bytes_vary(load_config("default", [f"++workload.dataset.format={f}", f"++workload.reader.decode={d}"]))
-        ...  for f, d in (("jpeg", False), ("jpeg", True), ("csv", False), ("npz", False))]
-        [True, False, True, False]
+        >>> [samples_vary(load_config("default", [f"++workload.dataset.format={f}", f"++workload.reader.decode={d}"]))
+        ...  for f, d in (("jpeg", False), ("jpeg", True), ("csv", False), ("npz", False), ("parquet", True))]
+        [True, False, True, False, True]
     """
-    return getattr(reader_format(cfg), "decode", True) is False
+    fmt = reader_format(cfg)
+    return getattr(fmt, "decode", True) is False or fmt.name == "parquet"
 
 
 def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str, rank: int = 0) -> TFLoader:
     """The factory ``dlio_core.loaders`` registers for ``reader.data_loader: tensorflow`` (rank comes from each
-    epoch's plan). Samples read as bytes of content-dependent length (:func:`bytes_vary`) come as ragged
+    epoch's plan). Samples read as bytes of content-dependent length (:func:`samples_vary`) come as ragged
     batches; others take their shape from the config (ragged when ``record_length_bytes_stdev > 0``)."""
-    varies = True if bytes_vary(cfg) else None   # None: Source decides from record_length_bytes_stdev
+    varies = True if samples_vary(cfg) else None   # None: Source decides from record_length_bytes_stdev
     return TFLoader(Source(cfg, storage, tuple((str(r), int(s)) for r, s in files), split, variable_size=varies))
