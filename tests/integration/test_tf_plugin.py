@@ -74,9 +74,10 @@ def test_keras_fit_needs_no_steps_per_epoch(tmp_path):
                           transform=lambda b: (tf.cast(b["image"], tf.float32), tf.cast(b["label"] % 2, tf.float32)))
     model = tf.keras.Sequential([tf.keras.Input((4, 4)), tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
-    history = model.fit(ds.repeat(2).apply(tf.data.experimental.assert_cardinality(12)), epochs=2, verbose=0)
+    history = model.fit(ds.repeat(2).apply(tf.data.experimental.assert_cardinality(12)), epochs=2, verbose=0,
+                        shuffle=False)
     assert len(history.history["loss"]) == 2
-    history = model.fit(ds, epochs=2, verbose=0)  # one pass per epoch, re-iterated: no steps_per_epoch
+    history = model.fit(ds, epochs=2, verbose=0, shuffle=False)  # one pass per epoch, re-iterated: no steps_per_epoch
     assert len(history.history["loss"]) == 2
 
 

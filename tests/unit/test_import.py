@@ -53,7 +53,7 @@ def _facade(package: str) -> tuple[list[str], set[str]]:
             names = [t.id for t in targets if isinstance(t, ast.Name)]
             if "__all__" in names:
                 exported = list(ast.literal_eval(node.value))
-            if "_CHECKPOINT" in names:  # dlio_jax's names served lazily by its __getattr__
+            if "_CHECKPOINT" in names or "_WHERE" in names:  # dlio_jax's names served lazily by its __getattr__
                 bound |= set(ast.literal_eval(node.value)) | {"checkpoint"}
         elif isinstance(node, ast.ImportFrom):
             bound |= {a.asname or a.name for a in node.names}
