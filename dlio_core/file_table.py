@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator, Sequence, overload
 
 import numpy as np
 
-__all__ = ["FileTable", "shared_file_table", "BCAST_PIECE_BYTES"]
+__all__ = ["FileTable", "TableNames", "shared_file_table", "BCAST_PIECE_BYTES"]
 
 BCAST_PIECE_BYTES = 256 * 2**20
 _ITER_BLOCK = 65536  # files decoded at once when iterating
@@ -138,12 +138,63 @@ class FileTable(Sequence):
                                     for k in range(last - first))
         else:
             numbers = [self._column(f"n{j}", first, last) for j in range(len(self.templates[0]) - 1)]
-            formats = ["%d".join(part.replace("%", "%%") for part in t) for t in self.templates]
+            formats = self._formats()
             names = (formats[t] % tuple(row) for t, *row in zip(self._column("tid", first, last), *numbers))
         return zip(names, sizes)
 
     def name(self, i: int) -> str:
         return self[i][0]
+
+    def names_at(self, indices: Sequence[int] | np.ndarray) -> list[str]:
+        """The names of files ``indices`` (in that order), made from the arrays in a few numpy calls
+        and one ``%`` per name: what a loader asks for a batch's files.
+
+        Example:
+            >>> FileTable.from_pairs([("a/1.npz", 3), ("a/20.npz", 3), ("b/x.npz", 3)]).names_at([2, 0])
+            ['b/x.npz', 'a/1.npz']
+        """
+        at = np.asarray(indices, np.int64).reshape(-1)
+        if len(at) and (int(at.min()) < 0 or int(at.max()) >= self.files):
+            raise IndexError(f"file {int(at.max()) if int(at.max()) >= self.files else int(at.min())} out of "
+                             f"range: the table holds {self.files} files")
+        if self.templates is None:
+            starts, ends = self.arrays["offsets"][at].tolist(), self.arrays["offsets"][at + 1].tolist()
+            blob = self.arrays["blob"]
+            return [blob[a:b].tobytes().decode("utf-8") for a, b in zip(starts, ends)]
+        formats = self._formats()
+        columns = [self._take(f"n{j}", at) for j in range(len(self.templates[0]) - 1)]
+        return [formats[t] % tuple(row) for t, *row in zip(self._take("tid", at), *columns)]
+
+    def names(self) -> TableNames:
+        """The names alone as a read-only sequence of strings, made from the arrays when asked.
+
+        Example:
+            >>> names = FileTable.from_pairs([("a/1.npz", 3), ("a/2.npz", 3)]).names()
+            >>> len(names), names[1], list(names), names.names_at([1])
+            (2, 'a/2.npz', ['a/1.npz', 'a/2.npz'], ['a/2.npz'])
+        """
+        return TableNames(self)
+
+    def sizes_array(self) -> np.ndarray:
+        """Every file's size as one int64 array (8 bytes a file, also when all sizes are one constant).
+
+        Example:
+            >>> FileTable.from_pairs([("a/1.npz", 3), ("a/2.npz", 3)]).sizes_array().tolist()
+            [3, 3]
+        """
+        if "sizes" in self.consts:
+            return np.full(self.files, self.consts["sizes"], np.int64)
+        return self.arrays["sizes"].astype(np.int64)
+
+    def _take(self, key: str, at: np.ndarray) -> list[int]:
+        if key in self.consts:
+            return [self.consts[key]] * len(at)
+        return self.arrays[key][at].tolist()
+
+    def _formats(self) -> list[str]:
+        """Each template as a ``%`` format (the text between the numbers, ``%d`` for each number)."""
+        assert self.templates is not None
+        return ["%d".join(part.replace("%", "%%") for part in t) for t in self.templates]
 
     def __len__(self) -> int:
         return self.files
@@ -181,6 +232,30 @@ class FileTable(Sequence):
     def __repr__(self) -> str:
         form = "raw names" if self.templates is None else f"{len(self.templates)} name template(s)"
         return f"FileTable({len(self)} files, {form}, {self.nbytes} bytes)"
+
+
+class TableNames(Sequence):
+    """A :class:`FileTable`'s names as a sequence of strings (see :meth:`FileTable.names`)."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: FileTable) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [name for name, _ in self.table[i]]
+        return self.table[i][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self.table)
+
+    def names_at(self, indices: Sequence[int] | np.ndarray) -> list[str]:
+        """:meth:`FileTable.names_at`."""
+        return self.table.names_at(indices)
 
 
 def _pieces(buf: np.ndarray) -> Iterator[np.ndarray]:

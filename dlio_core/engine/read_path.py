@@ -14,12 +14,14 @@ construction, then picks one per epoch (``NativeLoader.read_path``):
 from __future__ import annotations
 
 import time
+from array import array
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from .batch import Batch
+from .paths import engine_paths
 
 __all__ = ["BatchReader", "ReadInputs", "ReadPath", "batch_size_of"]
 
@@ -90,7 +92,10 @@ class ReadInputs:
     ``LocalStorage``); the engine then opens and reads them itself (``os.open``/``os.preadv`` or the C
     extension). Every other storage (object stores; ``direct://``, whose reads must bypass the page
     cache) is read through ``storage.read_into``. ``sizes`` (bytes per file, or None: ask
-    ``storage.size``) comes as an array and as a list, the list for per-file lookups on the hot path.
+    ``storage.size``) comes as an array and as ``size_list``, an ``array('q')`` of the same 8 bytes a
+    file whose items are Python ints, for per-file lookups on the hot path. ``paths`` is a list up to
+    ``paths.EAGER_PATHS_MAX`` files, else made per batch (``paths.LazyPaths``): per-rank memory at many
+    files stays the file table's arrays.
 
     Example:
         >>> import tempfile
@@ -98,15 +103,15 @@ class ReadInputs:
         >>> from dlio_core.storage import open_storage
         >>> st = open_storage(tempfile.mkdtemp())
         >>> inputs = ReadInputs.build(st, get_format("npy"), ["a.npy"], sizes=[128])
-        >>> inputs.plain_local_files, inputs.paths[0].startswith("/"), inputs.size_list
-        (True, True, [128])
+        >>> inputs.plain_local_files, inputs.paths[0].startswith("/"), inputs.size_list[0]
+        (True, True, 128)
     """
 
     storage: Any
     fmt: Any
-    paths: list[str]
+    paths: Sequence[str]  # a list, or paths.LazyPaths (many files)
     sizes: np.ndarray | None
-    size_list: list[int] | None
+    size_list: Sequence[int] | None  # array('q'): items are Python ints
     plain_local_files: bool
     whole_file: bool  # the format reads whole files (npz, npy); False: by ranges (fmt.open_reader)
     read_threads: int
@@ -121,16 +126,13 @@ class ReadInputs:
               read_threads: int = 1, prefetch_size: int = 2, keep_samples: bool = False,
               preprocess_s: Any = None, seed: int = 0) -> "ReadInputs":
         """The inputs for ``NativeLoader``'s arguments of the same names (``files`` as storage takes them)."""
-        paths = _local_paths(storage, files)
-        plain = paths is not None
-        if paths is None:
-            paths = list(files)
-        array = None if sizes is None else np.asarray(sizes, dtype=np.int64)
+        paths, plain = engine_paths(storage, files)
+        array = None if sizes is None else np.ascontiguousarray(sizes, dtype=np.int64).reshape(-1)
         threads = max(1, int(read_threads))
         if preprocess_s is not None and getattr(preprocess_s, "is_zero", False):
             preprocess_s = None
         largest = int(array.max()) if array is not None and array.size else 0
-        return cls(storage, fmt, paths, array, None if array is None else array.tolist(), plain,
+        return cls(storage, fmt, paths, array, None if array is None else _int_array(array), plain,
                    bool(getattr(fmt, "whole_file", True)), threads, max(int(prefetch_size), threads), largest,
                    bool(keep_samples), preprocess_s, seed)
 
@@ -144,10 +146,9 @@ class ReadInputs:
         return time.perf_counter() - t0
 
 
-def _local_paths(storage: Any, files: Sequence[str]) -> list[str] | None:
-    """The files' OS paths (also what messages name) when ``storage`` has them for every file, else None."""
-    if storage.local_path("") is None:  # the storage's answer for its root: none for object stores, O_DIRECT
-        return None
-    local_path = storage.local_path
-    paths = [local_path(p) for p in files]
-    return None if None in paths else paths
+def _int_array(sizes: np.ndarray) -> array:
+    """``sizes`` as an ``array('q')``: a copy of the same 8 bytes a file, indexed as Python ints (a
+    list of ints costs ~36 bytes a file, numpy scalars are slow to index)."""
+    out = array("q")
+    out.frombytes(memoryview(np.ascontiguousarray(sizes, "=i8")).cast("B"))  # no bytes copy in between
+    return out

@@ -131,6 +131,8 @@ class WholeFileBatches:
         # Copied out of ``inputs``: one attribute lookup each on the hot path.
         self.storage = inputs.storage
         self.paths = inputs.paths
+        # Many files: the paths are made per batch (paths.LazyPaths.take); else one list lookup a file.
+        self.take_paths = None if type(inputs.paths) is list else inputs.paths.take
         self.sizes = inputs.size_list
         self.plain_local_files = inputs.plain_local_files
         # Kept samples' buffers change every batch: one parse the reader threads share, its settings
@@ -178,7 +180,7 @@ class WholeFileBatches:
         if len(reads) == len(which):  # a read per sample: the shared list that ``finish`` recognises
             which = _identity(len(which))
         rsizes = [sizes[f] for f in reads] if sizes is not None else [self.storage.size(paths[f]) for f in reads]
-        rpaths = [paths[f] for f in reads]
+        rpaths = [paths[f] for f in reads] if self.take_paths is None else self.take_paths(reads)
         if scratch is None:
             get_buffer = self.pool.get
             owned = [get_buffer(n) for n in rsizes]

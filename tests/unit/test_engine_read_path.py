@@ -47,7 +47,7 @@ def test_inputs_are_built_once_and_frozen(dataset):
                               preprocess_s=zero)
     assert inputs.read_threads == 1 and inputs.in_flight == 4 and inputs.preprocess_s is None
     assert inputs.plain_local_files and inputs.paths == [st.path(p) for p in paths]
-    assert inputs.size_list == sizes and inputs.sizes.dtype == np.int64
+    assert list(inputs.size_list) == sizes and inputs.sizes.dtype == np.int64
     assert inputs.preprocess(5, np.random.default_rng(0)) == 0.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         inputs.keep_samples = True  # type: ignore[misc]
