@@ -112,3 +112,24 @@ def test_make_dataset_reads_npz_on_s3(s3_uri):
         return [bytes(r) for b in ds for r in b["image"].numpy().reshape(b["image"].shape[0], -1)]
 
     assert_each_epoch_reads_every_sample_once(read_epoch, samples)
+
+
+def test_from_uri_reads_labelled_npz_on_s3(s3_uri, tmp_path):
+    import io
+
+    uri, options = s3_uri
+    storage = open_storage(f"{uri}/lab", options)
+    for f in range(4):
+        x = np.zeros((4, 4, 2), np.uint8)
+        x[0, 0, :] = f
+        buf = io.BytesIO()
+        np.savez(buf, x=x, y=np.array([10 * f, 10 * f + 1]))
+        storage.write_atomic(f"img_{f}_of_4.npz", buf.getvalue())
+    ds = dlio_tf.from_uri(f"{uri}/lab", format="npz", batch_size=4, storage_options=options, shuffle=True, seed=2)
+    batches = list(ds)
+    assert len(ds) == len(batches) == 2
+    for b in batches:  # each label read from its own object on the server
+        files = b["image"].numpy()[:, 0, 0].tolist()
+        assert [y // 10 for y in b["label"].numpy().tolist()] == files
+    with pytest.raises(FileNotFoundError, match=r"no \*.npz files"):
+        dlio_tf.from_uri(f"{uri}/none", format="npz", storage_options=options)
