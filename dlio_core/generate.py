@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from dlio_core.content import sample_array, thread_buffer
 from dlio_core.formats import Format, format_for, get_format
 from dlio_core.listing import dataset_storage
 from dlio_core.manifest import DatasetError, Manifest, write_manifest
@@ -80,70 +81,6 @@ def dlio_dims(record_length_bytes: float, record_length_bytes_stdev: float, tota
         return None
     v = np.random.RandomState(DIMS_SEED).normal(d, sd, 2 * total_files)
     return np.maximum(v.astype(np.int64), 1)  # astype truncates toward zero, as int() does
-
-
-_BLOCK_WORDS = 2048  # 16 KiB: one random block per file, each 16 KiB row of it stamped apart
-
-
-def sample_array(shape: tuple[int, ...], dtype: Any, key: tuple[int, ...], *, samples_first: bool = False,
-                 out: np.ndarray | None = None) -> np.ndarray:
-    """Incompressible content for one file, a pure function of ``key`` (and ``samples_first``).
-
-    Integer types: a file of up to 16 KiB is raw PCG64 output; a larger one is one random 16 KiB
-    block, each 16 KiB row of the file being that block XOR a random 64-bit stamp of the row: one
-    streaming pass (several GB/s, where PCG64 makes about 1 GB/s), still incompressible (zlib and
-    lzma gain nothing: rows differ in every 8-byte word) and dedup-safe (no two 4 KiB blocks alike).
-    Floats are uniform in [0, 1) as DLIO's ``gen_random_tensor`` makes them (no NaNs); bools are
-    random bits.
-
-    ``samples_first`` fills the bytes in sample-major order (sample ``i`` contiguous) and returns the
-    samples-last view of them, for formats that write sample after sample (no transposing copy).
-    ``out``, a uint8 buffer of at least the array's bytes, is filled and viewed instead of
-    allocating (a writer thread reuses one: no page faults per file).
-
-    Example:
-        >>> a = sample_array((4, 4, 1), "uint8", (10, 0, 3))
-        >>> a.shape, bool((a == sample_array((4, 4, 1), "uint8", (10, 0, 3))).all())
-        ((4, 4, 1), True)
-        >>> b = sample_array((300, 300, 2), "uint8", (10, 0, 3), samples_first=True)
-        >>> b.shape, b[..., 1].flags.c_contiguous, bool((b[..., 0] == b[..., 1]).all())
-        ((300, 300, 2), True, False)
-    """
-    dt = np.dtype(dtype)
-    shape = tuple(int(s) for s in shape)
-    stored = (shape[-1], *shape[:-1]) if samples_first and shape else shape
-    bitgen = np.random.PCG64(np.random.SeedSequence(list(key)))
-    count = math.prod(stored)
-    if dt.kind == "f":
-        g = np.random.Generator(bitgen)
-        src = np.float32 if dt.itemsize <= 4 else np.float64
-        arr = g.random(size=count, dtype=src).astype(dt, copy=False).reshape(stored)
-    else:
-        nbytes = count * dt.itemsize
-        if out is not None and out.nbytes >= nbytes and out.dtype == np.uint8 and out.flags.c_contiguous:
-            raw = out.reshape(-1)[:nbytes]
-        else:
-            raw = np.empty(nbytes, np.uint8)
-        _fill_random(raw, bitgen)
-        arr = (raw & 1).view(np.bool_) if dt.kind == "b" else raw.view(dt)
-        arr = arr.reshape(stored)
-    return np.moveaxis(arr, 0, -1) if stored is not shape else arr
-
-
-def _fill_random(raw: np.ndarray, bitgen: np.random.PCG64) -> None:
-    """Fill the uint8 array ``raw`` as ``sample_array`` describes (the bytes of 64-bit words)."""
-    words, tail = divmod(raw.nbytes, 8)
-    if words <= _BLOCK_WORDS:
-        raw[:] = bitgen.random_raw(words + 1).view(np.uint8)[:raw.nbytes]
-        return
-    block = bitgen.random_raw(_BLOCK_WORDS)
-    rows, rest = divmod(words, _BLOCK_WORDS)
-    stamps = bitgen.random_raw(rows + 1)
-    body = raw[:words * 8].view(np.uint64)  # a uint8 buffer's start is 8-aligned (numpy allocates so)
-    np.bitwise_xor(block, stamps[:rows, None], out=body[:rows * _BLOCK_WORDS].reshape(rows, _BLOCK_WORDS))
-    np.bitwise_xor(block[:rest], stamps[rows], out=body[rows * _BLOCK_WORDS:])
-    if tail:
-        raw[words * 8:] = bitgen.random_raw(1).view(np.uint8)[:tail]
 
 
 @dataclass(frozen=True)
@@ -329,7 +266,7 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
         else:
             shape = plan.shape(g)
             x = sample_array(shape, plan.dtype, (CONTENT_SEED, sid, i), samples_first=samples_first,
-                             out=_thread_buffer(buffers, math.prod(shape) * plan.dtype.itemsize))
+                             out=thread_buffer(buffers, math.prod(shape) * plan.dtype.itemsize))
             n = fmt.write_file(storage, rel, x, compression=plan.compression)
         if expected[g] is not None and n != expected[g]:
             raise DatasetError(f"{rel}: wrote {n} bytes, expected {expected[g]} (dl-driver bug: please report)")
@@ -347,14 +284,6 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     if rank == 0 and min(sizes, default=0) >= 0:
         write_manifest(storage, manifest)
     return manifest
-
-
-def _thread_buffer(buffers: threading.local, nbytes: int) -> np.ndarray:
-    """This thread's uint8 buffer of at least ``nbytes``, grown when a larger file comes."""
-    buf = getattr(buffers, "raw", None)
-    if buf is None or buf.nbytes < nbytes:
-        buf = buffers.raw = np.empty(nbytes, np.uint8)
-    return buf
 
 
 def _preflight(cfg: Any, plan: DatasetPlan, storage: Any, expected: list[int | None], nthreads: int) -> int:
