@@ -105,12 +105,22 @@ class JaxIterator:
                  process_index: int | None = None, process_count: int | None = None,
                  random_seed: int | None = None, storage: Any = None, buffers: int = 2,
                  staging: str = "plain", files: Sequence[tuple[str, int]] | None = None,
-                 labels: bool | None = None, transform: Callable[[Any], Any] | None = None) -> None:
+                 labels: bool | None = None, transform: Callable[[Any], Any] | None = None,
+                 batch_size: int | None = None) -> None:
         from dlio_core.labels import formats_with_labels, has_labels
         from dlio_core.listing import dataset_files, dataset_storage
 
         if split not in _SPLIT_IDS:
             raise ValueError(f"split must be one of {sorted(_SPLIT_IDS)}, got {split!r}")
+        # The batch size is batch_size, else reader.batch_size on every split: the eval split does not
+        # switch to DLIO's batch_size_eval (1 unless set) behind the caller's back.
+        size = int(cfg.reader.batch_size if batch_size is None else batch_size)
+        if size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if (cfg.reader.batch_size, cfg.reader.batch_size_eval) != (size, size):
+            from dlio_core.config import load_config
+
+            cfg = load_config(cfg, [f"++workload.reader.batch_size={size}", f"++workload.reader.batch_size_eval={size}"])
         self.cfg = cfg
         self.split = split
         self.epoch = int(epoch)
@@ -274,7 +284,8 @@ def _with_next_step(state: Mapping[str, Any]) -> Mapping[str, Any]:
 def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any = None, split: str = "train",
                   epoch: int = 1, process_index: int | None = None, process_count: int | None = None,
                   random_seed: int | None = None, storage: Any = None, staging: str = "plain",
-                  labels: bool | None = None, transform: Callable[[Any], Any] | None = None) -> JaxIterator:
+                  labels: bool | None = None, transform: Callable[[Any], Any] | None = None,
+                  batch_size: int | None = None) -> JaxIterator:
     """One epoch of ``config``'s dataset as ``jax.Array`` batches of ``reader.batch_size`` samples.
 
     ``config`` is what :func:`dlio_core.config.load_config` takes (a workload name, a YAML path, a dict or
@@ -287,6 +298,8 @@ def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any =
     (``h2d_s`` is then the pinned -> device leg); where that cannot run it falls back to plain
     ``device_put`` and ``iterator.staging["reason"]`` says why. ``labels`` (default: where the files carry
     them) makes items ``(images, labels)``; ``transform`` maps each host batch before the copy.
+    ``batch_size`` (default ``reader.batch_size``, on every split: the eval split does not switch to
+    DLIO's ``batch_size_eval`` unasked) is per process.
     """
     cfg = _load(config, overrides)
     if cfg.workflow.generate_data:
@@ -303,4 +316,4 @@ def make_iterator(config: Any, *, overrides: Sequence[str] = (), sharding: Any =
             multihost_utils.sync_global_devices("dlio_jax.generate")
     return JaxIterator(cfg, sharding=sharding, split=split, epoch=epoch, process_index=process_index,
                        process_count=process_count, random_seed=random_seed, storage=storage, staging=staging,
-                       labels=labels, transform=transform)
+                       labels=labels, transform=transform, batch_size=batch_size)

@@ -164,6 +164,7 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
              random_seed: int | None = None, device_id: int | None = None, num_threads: int | None = None,
              storage: Any = None, files: Sequence[tuple[str, int]] | None = None,
              max_steps: int | None = None, whole_files: bool = False, labels: bool | None = None,
+             batch_size: int | None = None,
              transform: Callable[[Any], Any] | None = None, output_names: Sequence[str] | None = None) -> Any:
     """A built DALI pipeline reading ``config``'s dataset (see the module docstring).
 
@@ -173,7 +174,8 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
     epoch ``epoch`` and moves on one epoch per ``reset()``. ``whole_files`` lets the native npy reader
     return whole multi-sample files; ``transform`` adds operators after the reader (module docstring).
     ``labels`` (default: where the files carry them, npz ``y``; external reader only) adds a second
-    output, ``label`` (``transform`` then receives ``(data, label)``).
+    output, ``label`` (``transform`` then receives ``(data, label)``). ``batch_size`` sets the batch on
+    every split; without it the config's is used (``batch_size_eval`` on the eval split, as DLIO).
     """
     from nvidia.dali import fn, pipeline_def
 
@@ -187,6 +189,11 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
     cfg = load_config(config, list(overrides))
+    if batch_size is not None:
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        cfg = load_config(cfg, [f"++workload.reader.batch_size={int(batch_size)}",
+                                f"++workload.reader.batch_size_eval={int(batch_size)}"])
     reader = reader or ("native" if _name(cfg.reader.data_loader) == "native_dali" else "external")
     if reader not in ("external", "native"):
         raise ValueError(f"reader must be 'external' or 'native', got {reader!r}")

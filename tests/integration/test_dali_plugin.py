@@ -116,3 +116,15 @@ def test_external_source_yields_the_files_labels(tmp_path):
         pipeline(cfg, reader="native", labels=True)
     (plain,) = pipeline(cfg, labels=False).run()  # one output: the samples alone
     assert {tuple(s) for s in plain.shape()} == {(4, 4)}
+
+
+def test_batch_size_keyword_on_the_eval_split(tmp_path):
+    cfg = tiny_run_config(str(tmp_path), overrides=("++workload.dataset.format=npy", "++workload.dataset.num_files_train=4",
+                                                    "++workload.dataset.num_files_eval=8", "++workload.reader.batch_size=4"))
+    generate_dataset(cfg, progress=False)
+    assert pipeline(cfg, split="valid").dlio.steps == 8  # the config's batch_size_eval (1), as DLIO's runner
+    pipe = pipeline(cfg, split="valid", batch_size=4)
+    (out,) = pipe.run()
+    assert pipe.dlio.steps == 2 and len(out) == 4
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        pipeline(cfg, batch_size=0)

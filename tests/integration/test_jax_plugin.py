@@ -132,3 +132,14 @@ def test_samples_have_the_shape_and_dtype_the_torch_plugin_yields(tmp_path, fmt)
     src = dlio_jax.DlioSource.from_config(cfg)
     record = src[0][0] if src.labels else src[0]
     assert record.shape == tuple(ref.shape[1:]) and record.dtype == np.uint8
+
+
+def test_eval_split_keeps_the_batch_size(tmp_path):
+    write_labelled_npy(tmp_path, 8, 1, split="valid")
+    write_labelled_npy(tmp_path, 8, 1)
+    ov = overrides(tmp_path, 8, 1, 4, "++workload.dataset.num_files_eval=8")
+    it = dlio_jax.make_iterator("default", overrides=ov, split="valid")
+    assert it.cfg.reader.batch_size == 4 and [b.shape[0] for b in it] == [4, 4]  # not DLIO's batch_size_eval=1
+    assert len(dlio_jax.make_iterator("default", overrides=ov, split="valid", batch_size=2)) == 4
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        dlio_jax.make_iterator("default", overrides=ov, batch_size=0)
