@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 import tensorflow as tf
@@ -65,8 +66,17 @@ def make_dataset(config: Any, *, overrides: Sequence[str] = (), input_context: A
     size = int(batch_size) if batch_size is not None else int(cfg.reader.batch_size)
     if size != cfg.reader.batch_size or size != cfg.reader.batch_size_eval:
         cfg = load_config(cfg, [f"++workload.reader.batch_size={size}", f"++workload.reader.batch_size_eval={size}"])
-    return _dataset(cfg, Source.from_config(cfg, split), input_context=input_context, split=split, epoch=epoch,
+    src = replace(Source.from_config(cfg, split), variable_size=_varies(cfg, None))
+    return _dataset(cfg, src, input_context=input_context, split=split, epoch=epoch,
                     labels=labels, transform=transform, deterministic=deterministic, random_seed=random_seed)
+
+
+def _varies(cfg: Any, asked: bool | None) -> bool | None:
+    """Ragged batches when asked, or when the format hands out bytes of content-dependent length (jpeg,
+    png, csv in bytes mode; parquet rows): the runner's rule; None lets the Source read the config."""
+    from ._loader import samples_vary
+
+    return asked if asked is not None else (True if samples_vary(cfg) else None)
 
 
 def _dataset(cfg: Any, src: Source, *, input_context: Any, split: str, epoch: int, labels: bool,
@@ -83,7 +93,7 @@ def _dataset(cfg: Any, src: Source, *, input_context: Any, split: str, epoch: in
 def from_uri(uri: str, *, format: str, batch_size: int = 1, shuffle: bool = False, seed: int = 0,
              samples_per_file: int | None = None, storage_options: Mapping[str, Any] | None = None,
              prefix: str = "", epoch: int = 1, input_context: Any = None, labels: bool = True,
-             transform: Callable[[dict], Any] | None = None, variable_size: bool = False,
+             transform: Callable[[dict], Any] | None = None, variable_size: bool | None = None,
              read_threads: int = 4) -> tf.data.Dataset:
     """Every ``*.{format}`` file under ``uri`` (``/data/x``, ``file://``, ``s3://bucket/x``, ...) as one epoch
     of ``batch_size`` batches, the keyword twin of the torch plugin's ``DlioIterableDataset.from_uri``.
@@ -91,13 +101,14 @@ def from_uri(uri: str, *, format: str, batch_size: int = 1, shuffle: bool = Fals
     Files are sorted by name; ``samples_per_file`` is read from the first file when not given;
     ``shuffle`` shuffles files and samples with ``seed`` (epoch ``epoch``'s order: pass ``epoch=e`` for
     a new one); the last partial batch is dropped. ``variable_size=True`` when samples differ in shape
-    (they then come as a ragged ``[batch, None]`` of flattened samples).
+    (they then come as a ragged ``[batch, None]`` of flattened samples); by default only formats whose
+    samples are bytes of content-dependent length (jpeg, png, csv undecoded; parquet) are ragged.
     """
     from dlio_core.uri_config import files_config
 
     cfg, storage, files = files_config(uri, format=format, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                        samples_per_file=samples_per_file, storage_options=storage_options,
                                        prefix=prefix, read_threads=read_threads)
-    src = Source(cfg, storage, tuple(files), "train", variable_size=variable_size)
+    src = Source(cfg, storage, tuple(files), "train", variable_size=_varies(cfg, variable_size))
     return _dataset(cfg, src, input_context=input_context, split="train", epoch=epoch, labels=labels,
                     transform=transform, deterministic=False, random_seed=None)

@@ -138,3 +138,13 @@ def test_iterator_starts_the_next_epoch_when_iterated_again(tmp_path):
     assert again == second
     it.set_epoch(1)
     assert [i for b in it for i in _ids(b)] == first
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "csv"])
+def test_formats_read_as_bytes_come_ragged(tmp_path, fmt):
+    """Undecoded jpeg/csv samples are their bytes, of content-dependent length: ragged, as the runner reads them."""
+    cfg = _workload(tmp_path, f"++workload.dataset.format={fmt}", "++workload.dataset.num_samples_per_file=1",
+                    "++workload.dataset.record_length_bytes=1024")
+    batch = next(iter(dlio_tf.make_dataset(cfg)))
+    assert isinstance(batch["image"], tf.RaggedTensor) and batch["image"].shape[0] == 4
+    assert batch["size"].numpy().tolist() == batch["image"].row_lengths().numpy().tolist()
