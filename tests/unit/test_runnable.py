@@ -60,6 +60,18 @@ def test_native_dali_refuses_formats_and_stores_it_cannot_read():
                     installed=everything) == []
 
 
+@pytest.mark.parametrize("decode", [False, True])
+def test_the_tensorflow_loader_is_refused_no_format(decode):
+    """It reads every format in both modes (tests/integration/test_tf_loader_formats.py runs each against
+    the native engine), so validate refuses none of them."""
+    from dlio_core.formats import supported_formats
+
+    for fmt in supported_formats():
+        cfg = _cfg("++workload.reader.data_loader=tensorflow", f"++workload.dataset.format={fmt}",
+                   f"++workload.reader.decode={decode}", "++workload.dataset.num_samples_per_file=1")
+        assert blockers(cfg, installed=everything) == [], fmt
+
+
 @pytest.mark.parametrize("fmt, module, extra", [("parquet", "pyarrow", "formats"), ("hdf5", "h5py", "hdf5")])
 def test_a_format_whose_library_is_missing_is_named(fmt, module, extra):
     found = blockers(_cfg(f"++workload.dataset.format={fmt}"), installed=_without(module))
