@@ -78,11 +78,12 @@ class FileTable(Sequence):
     (``arrays["blob"]``, ``arrays["offsets"]``); otherwise name ``i`` is template ``tid[i]`` filled with
     ``n0[i], n1[i], ...``. A column in ``consts`` (``sizes``, ``tid``, ``n<j>``) has one value for all."""
 
-    __slots__ = ("files", "templates", "arrays", "consts")
+    __slots__ = ("files", "templates", "arrays", "consts", "_made")
 
     def __init__(self, files: int, templates: tuple[tuple[str, ...], ...] | None, arrays: dict[str, np.ndarray],
                  consts: dict[str, int]) -> None:
         self.files, self.templates, self.arrays, self.consts = files, templates, arrays, consts
+        self._made: tuple[str, list[str]] | None = None  # (prefix, formats) last made (_formats)
 
     @classmethod
     def from_pairs(cls, pairs: Sequence[tuple[str, int]]) -> FileTable:
@@ -145,25 +146,31 @@ class FileTable(Sequence):
     def name(self, i: int) -> str:
         return self[i][0]
 
-    def names_at(self, indices: Sequence[int] | np.ndarray) -> list[str]:
-        """The names of files ``indices`` (in that order), made from the arrays in a few numpy calls
-        and one ``%`` per name: what a loader asks for a batch's files.
+    def names_at(self, indices: Sequence[int] | np.ndarray, prefix: str = "") -> list[str]:
+        """The names of files ``indices`` (in that order), each after ``prefix``, made from the arrays
+        in a few numpy calls and one ``%`` per name: what a loader asks for a batch's files.
 
         Example:
             >>> FileTable.from_pairs([("a/1.npz", 3), ("a/20.npz", 3), ("b/x.npz", 3)]).names_at([2, 0])
             ['b/x.npz', 'a/1.npz']
         """
         at = np.asarray(indices, np.int64).reshape(-1)
-        if len(at) and (int(at.min()) < 0 or int(at.max()) >= self.files):
-            raise IndexError(f"file {int(at.max()) if int(at.max()) >= self.files else int(at.min())} out of "
-                             f"range: the table holds {self.files} files")
+        if not len(at):
+            return []
+        low, high = (min(indices), max(indices)) if type(indices) is list else (int(at.min()), int(at.max()))
+        if low < 0 or high >= self.files:
+            raise IndexError(f"file {high if high >= self.files else low} out of range: the table holds "
+                             f"{self.files} files")
         if self.templates is None:
             starts, ends = self.arrays["offsets"][at].tolist(), self.arrays["offsets"][at + 1].tolist()
             blob = self.arrays["blob"]
-            return [blob[a:b].tobytes().decode("utf-8") for a, b in zip(starts, ends)]
-        formats = self._formats()
-        columns = [self._take(f"n{j}", at) for j in range(len(self.templates[0]) - 1)]
-        return [formats[t] % tuple(row) for t, *row in zip(self._take("tid", at), *columns)]
+            return [prefix + blob[a:b].tobytes().decode("utf-8") for a, b in zip(starts, ends)]
+        formats = self._formats(prefix)
+        rows = zip(*[self._take(f"n{j}", at) for j in range(len(self.templates[0]) - 1)])
+        if "tid" in self.consts:  # one template (DLIO's rule): one format, each row a tuple already
+            fmt = formats[self.consts["tid"]]
+            return [fmt % row for row in rows]
+        return [formats[t] % row for t, row in zip(self._take("tid", at), rows)]
 
     def names(self) -> TableNames:
         """The names alone as a read-only sequence of strings, made from the arrays when asked.
@@ -191,10 +198,30 @@ class FileTable(Sequence):
             return [self.consts[key]] * len(at)
         return self.arrays[key][at].tolist()
 
-    def _formats(self) -> list[str]:
-        """Each template as a ``%`` format (the text between the numbers, ``%d`` for each number)."""
+    def _formats(self, prefix: str = "") -> list[str]:
+        """Each template as a ``%`` format (the text between the numbers, ``%d`` for each number)
+        after ``prefix``; the last prefix's are kept (a loader asks with one prefix, batch after batch)."""
         assert self.templates is not None
-        return ["%d".join(part.replace("%", "%%") for part in t) for t in self.templates]
+        made = self._made
+        if made is not None and made[0] == prefix:
+            return made[1]
+        lead = prefix.replace("%", "%%")
+        formats = [lead + "%d".join(part.replace("%", "%%") for part in t) for t in self.templates]
+        self._made = (prefix, formats)
+        return formats
+
+    def representatives(self) -> list[str] | None:
+        """One name per template, its numbers all 0 (None for raw names): every name of a template
+        starts and ends like its representative (only digit runs differ), so a check of how a storage
+        joins names holds for all of them when it holds for these.
+
+        Example:
+            >>> FileTable.from_pairs([("a/1.npz", 3), ("a/20.npz", 3)]).representatives()
+            ['a/0.npz']
+        """
+        if self.templates is None:
+            return None
+        return ["0".join(t) for t in self.templates]
 
     def __len__(self) -> int:
         return self.files
@@ -235,27 +262,35 @@ class FileTable(Sequence):
 
 
 class TableNames(Sequence):
-    """A :class:`FileTable`'s names as a sequence of strings (see :meth:`FileTable.names`)."""
+    """A :class:`FileTable`'s names as a sequence of strings, each after ``prefix`` (see
+    :meth:`FileTable.names`; ``with_prefix`` gives a prefixed copy, ``representatives`` the table's)."""
 
-    __slots__ = ("table",)
+    __slots__ = ("table", "prefix")
 
-    def __init__(self, table: FileTable) -> None:
-        self.table = table
+    def __init__(self, table: FileTable, prefix: str = "") -> None:
+        self.table, self.prefix = table, prefix
 
     def __len__(self) -> int:
         return len(self.table)
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
-            return [name for name, _ in self.table[i]]
-        return self.table[i][0]
+            return [self.prefix + name for name, _ in self.table[i]]
+        return self.prefix + self.table[i][0]
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self.table)
+        return (self.prefix + name for name, _ in self.table)
 
     def names_at(self, indices: Sequence[int] | np.ndarray) -> list[str]:
-        """:meth:`FileTable.names_at`."""
-        return self.table.names_at(indices)
+        """:meth:`FileTable.names_at` with this view's prefix."""
+        return self.table.names_at(indices, self.prefix)
+
+    def with_prefix(self, prefix: str) -> TableNames:
+        return TableNames(self.table, self.prefix + prefix)
+
+    def representatives(self) -> list[str] | None:
+        reps = self.table.representatives()
+        return None if reps is None else [self.prefix + r for r in reps]
 
 
 def _pieces(buf: np.ndarray) -> Iterator[np.ndarray]:

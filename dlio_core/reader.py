@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from dlio_core.engine import NativeLoader
-from dlio_core.engine.paths import LazyPaths
+from dlio_core.engine.paths import table_names
 from dlio_core.file_table import FileTable
 from dlio_core.formats import Format, format_for
 from dlio_core.manifest import MANIFEST_NAME, DatasetError, load_manifest, split_dir
@@ -121,8 +121,8 @@ def native_reader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, r
     fmt = reader_format(cfg)
     check_samples_per_file(cfg, storage)
     rd = cfg.reader
-    if isinstance(files, FileTable):  # the run's table: names joined when read, sizes one array
-        names: Sequence[str] = LazyPaths(files.names(), storage.join)
+    if isinstance(files, FileTable):  # the run's table: names made when read, sizes one array
+        names: Sequence[str] = table_names(files.names(), storage.join)
         sizes: Any = files.sizes_array()
     else:
         names, sizes = [storage.join(rel) for rel, _ in files], [size for _, size in files]

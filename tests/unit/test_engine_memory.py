@@ -4,6 +4,7 @@ reads the right files."""
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 
 import numpy as np
@@ -107,3 +108,19 @@ def test_table_names_at_match_the_table_in_both_forms():
         assert table.sizes_array().tolist() == [s for _, s in table]
         with pytest.raises(IndexError):
             table.names_at([-1])
+
+
+def test_paths_at_many_files_are_exactly_what_the_storage_makes(tmp_path):
+    # The fast form (the root built into the name formats) only where the storage makes exactly that;
+    # a name the storage resolves otherwise (an absolute one is its own OS path) keeps the per-name calls.
+    from dlio_core.engine.paths import table_names
+
+    storage = open_storage(str(tmp_path))
+    files = EAGER_PATHS_MAX + 1
+    for templates, fast in ((("train/img_", "_of_", ".npz"),), True), ((("/train/img_", "_of_", ".npz"),), False):
+        table = FileTable(files, templates, {"n0": np.arange(files, dtype=np.uint32)},
+                          {"tid": 0, "n1": files, "sizes": 1})
+        paths, plain = engine_paths(storage, table_names(table.names(), storage.join))
+        want = [storage.local_path(storage.join(name)) for name in table.names_at([0, 5, files - 1])]
+        assert plain and paths.take([0, 5, files - 1]) == want and paths[5] == want[1]
+        assert (getattr(paths.names, "prefix", "") == os.path.join(str(tmp_path), "")) is fast
