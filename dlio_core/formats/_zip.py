@@ -108,21 +108,26 @@ def stored_size(members: Sequence[tuple[bytes, int]]) -> int:
     return offset + cd + _end_len(len(members), offset, cd)
 
 
-def build(members: Sequence[tuple[bytes, Sequence[Any], int]], level: int = -1) -> list[Any]:
+def build(members: Sequence[tuple[bytes, Sequence[Any], int]], level: int = -1,
+          crcs: Sequence[int | None] = ()) -> list[Any]:
     """The archive as a list of buffers (data buffers are passed through, not copied).
 
     ``members`` are ``(name, data_parts, method)`` with method ``STORED`` or ``DEFLATED``
-    (``level`` is zlib's; -1 is zlib's default, as ``np.savez_compressed`` uses).
+    (``level`` is zlib's; -1 is zlib's default, as ``np.savez_compressed`` uses). ``crcs`` may give
+    members' CRC-32s already known (None: computed here).
     """
     out: list[Any] = []
     central: list[bytes] = []
     offset = 0
-    for name, parts, method in members:
+    for i, (name, parts, method) in enumerate(members):
+        known = crcs[i] if i < len(crcs) else None
         crc = 0
         usize = 0
         for p in parts:
-            crc = zlib.crc32(p, crc)
+            if known is None:
+                crc = zlib.crc32(p, crc)
             usize += memoryview(p).nbytes
+        crc = crc if known is None else known
         if method == DEFLATED:
             c = zlib.compressobj(level, zlib.DEFLATED, -15)
             data: list[Any] = [b"".join([c.compress(p) for p in parts] + [c.flush()])]

@@ -39,6 +39,8 @@ from dlio_core.formats.npy import (BufferParsers, CachingFormat, _array, _header
                                    parse_at, raw_bytes)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dlio_core.storage import Storage
 
 __all__ = ["FORMAT", "NpzFormat", "Parser", "SharedParse", "parse", "write_file", "file_size", "members", "check_crcs"]
@@ -93,12 +95,16 @@ def file_size(shape: tuple[int, ...], dtype: Any, *, compression: str | None = "
     return _zip.stored_size([(_X, xs), (_Y, ys)])
 
 
-def write_file(storage: Storage, path: str, x: np.ndarray, *, compression: str | None = "none") -> int:
+def write_file(storage: Storage, path: str, x: np.ndarray, *, compression: str | None = "none",
+               data_crc32: Callable[[int], int] | None = None) -> int:
     """Write DLIO's npz for ``x`` atomically (stored, or deflated for ``compression="zip"``);
-    return the bytes written."""
+    return the bytes written. ``data_crc32(start)``, when given, is the CRC-32 of ``x``'s bytes
+    continued from ``start`` (the generator knows it without reading them: see
+    ``dlio_core.content.content_crc32``)."""
     method = _method(compression)
-    parts = _zip.build([(name, p, method) for name, p in members(x)])
-    return storage.write_atomic(path, parts)
+    parts = members(x)
+    crcs = [None if data_crc32 is None else data_crc32(zlib.crc32(parts[0][1][0])), None]
+    return storage.write_atomic(path, _zip.build([(name, p, method) for name, p in parts], crcs=crcs))
 
 
 def _fast_offset(mv: memoryview, end: int) -> tuple[int, int] | None:

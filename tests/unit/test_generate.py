@@ -393,3 +393,42 @@ def test_indexed_binary_data_file_is_the_samples_back_to_back(tmp_path):
     data = np.fromfile(tmp_path / "train/img_0_of_1.indexed_binary", np.uint8)
     x = sample_array((200, 200, 3), "uint8", (CONTENT_SEED, 0, 0), samples_first=True)
     assert [data[i * 40000:(i + 1) * 40000].tolist() == x[..., i].reshape(-1).tolist() for i in range(3)] == [True] * 3
+
+
+@pytest.mark.parametrize("compression, dtype", [("none", "uint8"), ("zip", "uint8"), ("none", "int16"), ("none", "float32")])
+def test_npz_crc_from_the_generator_is_the_crc_of_the_bytes(tmp_path, compression, dtype):
+    """npz members' CRC-32 comes from the generator's structure, not a pass over the bytes: zipfile
+    recomputes it from the bytes and must agree, for files of whole rows, partial rows and tails."""
+    import zipfile
+    import zlib
+
+    cfg = make_cfg(tmp_path, num_files_train=3, num_samples_per_file=3, record_length_bytes=301 * 301,
+                   compression=compression, record_element_type=dtype)
+    manifest = generate_dataset(cfg, progress=False)
+    for path, _ in manifest.train:
+        with zipfile.ZipFile(tmp_path / path) as z:
+            assert z.testzip() is None
+            info = z.getinfo("x.npy")
+            assert info.CRC == zlib.crc32(z.read("x.npy"))
+
+
+def test_content_crc32_matches_zlib_and_a_wrong_one_is_caught(tmp_path):
+    import zipfile
+
+    from dlio_core.content import content_crc32
+    from dlio_core.formats import npz
+
+    for nbytes in (1, 16384, 16385, 65536 + 8, 3 * 65536, 3 * 65536 + 13):
+        a = sample_array((nbytes, 1), "uint8", (CONTENT_SEED, 0, 9))
+        assert content_crc32(nbytes, (CONTENT_SEED, 0, 9), 77) == zlib_crc(a, 77)
+    st = open_storage(str(tmp_path))
+    x = sample_array((300, 300, 2), "uint8", (CONTENT_SEED, 0, 9))
+    npz.write_file(st, "bad.npz", x, data_crc32=lambda start: start ^ 1)  # a wrong CRC must not pass
+    with zipfile.ZipFile(tmp_path / "bad.npz") as z:
+        assert z.testzip() == "x.npy"
+
+
+def zlib_crc(a, start):
+    import zlib
+
+    return zlib.crc32(a.tobytes(), start)
