@@ -135,7 +135,7 @@ def _jax_loader_epoch(cfg: Any, staging: str) -> tuple[Callable[[], tuple[int, f
     reasons: list[str | None] = []
 
     def run() -> tuple[int, float]:
-        it = make_iterator(cfg, staging=staging)
+        it = make_iterator(cfg, staging=staging, labels=False)  # images only: the bytes copied
         nbytes, h2d_s = 0, 0.0
         for a in it:
             nbytes += int(a.nbytes)
