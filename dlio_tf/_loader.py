@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
 from dlio_core.engine import Batch
-from dlio_core.reader import reader_format
+from dlio_core.reader import check_samples_per_file, reader_format
 from ._device import to_device
 from ._pipeline import STAT_KEYS, Source, build_dataset
 
@@ -124,5 +124,6 @@ def make_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, spl
     """The factory ``dlio_core.loaders`` registers for ``reader.data_loader: tensorflow`` (rank comes from each
     epoch's plan). Samples read as bytes of content-dependent length (:func:`samples_vary`) come as ragged
     batches; others take their shape from the config (ragged when ``record_length_bytes_stdev > 0``)."""
+    check_samples_per_file(cfg, storage)  # here, not inside tf.data's iteration (where it surfaces as UnknownError)
     varies = True if samples_vary(cfg) else None   # None: Source decides from record_length_bytes_stdev
     return TFLoader(Source(cfg, storage, tuple((str(r), int(s)) for r, s in files), split, variable_size=varies))

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlio_core.listing import dataset_files, dataset_storage
-from dlio_core.reader import reader_format
+from dlio_core.reader import check_samples_per_file, reader_format
 from dlio_core.sampling import EpochPlan, Shuffle, draw_random_seed, normalise_shuffle
 
 from ._batches import STAT_KEYS, engine_batches
@@ -67,7 +67,10 @@ class Source:
 
     @classmethod
     def from_config(cls, cfg: Any, split: str = "train") -> "Source":
+        """The split's files; ``DatasetError`` when they hold another ``num_samples_per_file`` than the
+        config says (checked here, when the dataset is built, not inside TensorFlow's iteration)."""
         storage = dataset_storage(cfg)
+        check_samples_per_file(cfg, storage)
         return cls(cfg, storage, tuple(dataset_files(cfg, storage, split)), split)
 
     @property
