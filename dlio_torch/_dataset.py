@@ -46,6 +46,7 @@ from dlio_core.sampling import EpochPlan, Shuffle
 from dlio_core.state import IterationState, require_same
 
 from ._control import SharedControl
+from ._figures import EngineFigures
 from ._samples import SampleMaker
 from ._source import Source, decoding
 from ._step_view import StepView
@@ -122,6 +123,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         self._maker = SampleMaker(labels=source if labels else None, transform=transform, collate_fn=collate_fn,
                                   samples_per_file=samples_per_file)
         self._control = SharedControl()
+        self.engine_figures = EngineFigures()  # io/decode seconds of every process's reads (instrument)
         self._next_step = 0  # progress of this process's copy (what state_dict reports)
         self._epoch_seen = 0
         self._local_resume: IterationState | None = None  # set by load_state_dict inside a worker
@@ -299,6 +301,7 @@ class DlioIterableDataset(torch.utils.data.IterableDataset):
         view = StepView(plan, steps)
         for i, batch in enumerate(loader.epoch(view)):
             step = int(steps[i])
+            self.engine_figures.add(io_s=batch.io_s, decode_s=batch.decode_s)
             ids = view.batch(i) if self.labels else None  # each sample's (file, index): its label
             try:
                 if not keep:

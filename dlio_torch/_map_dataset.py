@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ._dataset import want_labels
+from ._figures import EngineFigures
 from ._samples import SampleMaker
 from ._source import Source, decoding
 
@@ -61,6 +62,7 @@ class DlioMapDataset(torch.utils.data.Dataset):
         self.labels = want_labels(labels, source)
         self._maker = SampleMaker(labels=source if self.labels else None, transform=transform,
                                   samples_per_file=self.samples_per_file)
+        self.engine_figures = EngineFigures()  # io/decode seconds of every process's reads (instrument)
 
     @classmethod
     def from_config(cls, config: Any, *, overrides: Sequence[str] = (), split: str = "train",
@@ -102,6 +104,7 @@ class DlioMapDataset(torch.utils.data.Dataset):
         steps = self.source.loader(keep_samples=True, read_ahead=1).epoch(picks)
         try:
             batch = next(steps)
+            self.engine_figures.add(io_s=batch.io_s, decode_s=batch.decode_s)
             try:
                 return self._maker.items(batch, (picks.files, picks.indices))
             finally:
