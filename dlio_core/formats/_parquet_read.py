@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from dlio_core.formats._parquet_groups import GROUPS
 from dlio_core.formats._ranged import LayoutCache
 from dlio_core.formats._spans import check_wanted, coalesce, fill, gather
 from dlio_core.formats.base import FormatError
+from dlio_core.storage.backend import open_ranged
 
 __all__ = ["ParquetReader", "FOOTERS", "GROUPS", "table_rows", "column_bytes", "footer_tail_bytes"]
 
@@ -84,13 +85,13 @@ def footer_tail_bytes(size: int) -> int:
     return min(size, _TAIL, max(_MIN_TAIL, size // _TAIL_SHARE))
 
 
-def read_footer(storage: Any, path: str, size: int) -> tuple[_Footer, int]:
-    """The footer of a parquet file of ``size`` bytes and the bytes read for it; ``FormatError`` naming
-    ``path`` when the file is not parquet or is truncated."""
+def read_footer(fetch: Callable[[Any, int], int], path: str, size: int) -> tuple[_Footer, int]:
+    """The footer of the parquet file ``path`` of ``size`` bytes and the bytes read for it, read with
+    ``fetch(view, offset)``; ``FormatError`` naming ``path`` when the file is not parquet or is truncated."""
     pa, pq = pyarrow_modules()
     tail_len = footer_tail_bytes(size)
     tail = np.empty(tail_len, np.uint8)
-    nbytes = fill(tail, size - tail_len, lambda v, at: storage.read_into(path, v, at), path)
+    nbytes = fill(tail, size - tail_len, fetch, path)
     if size < 12 or tail[-4:].tobytes() != _MAGIC:
         raise FormatError(f"{path}: not a parquet file (no PAR1 magic at the end; truncated?)")
     footer_len = int(tail[-8:-4].view("<u4")[0])
@@ -99,7 +100,7 @@ def read_footer(storage: Any, path: str, size: int) -> tuple[_Footer, int]:
     if footer_len + 8 > tail_len:  # read only the footer's part before the tail, nothing twice
         whole = np.empty(footer_len + 8, np.uint8)
         head = len(whole) - tail_len
-        nbytes += fill(whole[:head], size - len(whole), lambda v, at: storage.read_into(path, v, at), path)
+        nbytes += fill(whole[:head], size - len(whole), fetch, path)
         whole[head:] = tail
         tail = whole
     footer = tail[len(tail) - footer_len - 8:].tobytes()
@@ -170,12 +171,34 @@ class _Columns:
         return np.concatenate(cells) if cells else np.empty(0, np.uint8)
 
 
+def _by_group(group_of: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``(group, positions)`` for each group in ``group_of``, groups ascending, each group's positions
+    ascending. Rows asked in file order (no sample shuffle) need no sort: slices of the runs.
+
+    Example:
+        >>> [(g, p.tolist()) for g, p in _by_group(np.array([2, 0, 2, 1]))]
+        [(0, [1]), (1, [3]), (2, [0, 2])]
+    """
+    steps = np.diff(group_of)
+    if not (steps < 0).any():  # already in group order: each group is one run
+        cut = (np.flatnonzero(steps) + 1).tolist()
+        bounds = [0, *cut, len(group_of)]
+        every = np.arange(len(group_of))
+        return [(int(group_of[a]), every[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    order = np.argsort(group_of, kind="stable")
+    ordered = group_of[order]
+    cut = np.flatnonzero(np.diff(ordered)) + 1
+    firsts = ordered[np.concatenate(([0], cut))].tolist()
+    return list(zip(firsts, np.split(order, cut)))
+
+
 class ParquetReader:
     """Reads the row groups holding chosen rows of one file; see :meth:`read`."""
 
     def __init__(self, storage: Any, path: str, size: int, columns: Sequence[str], *, decode: bool = False) -> None:
         self.storage, self.path, self.size = storage, path, int(size)
         self.columns, self.decode = tuple(columns), decode
+        self._file: Any = None  # opened at the first read (a batch served from the cache opens nothing)
 
     def _footer(self) -> tuple[_Footer, int, float]:
         key = (self.storage.url, self.path, self.size)
@@ -183,7 +206,7 @@ class ParquetReader:
         if hit is not None:
             return hit, 0, 0.0
         t0 = time.perf_counter()
-        footer, nbytes = read_footer(self.storage, self.path, self.size)
+        footer, nbytes = read_footer(self._fetch, self.path, self.size)
         FOOTERS.put(key, footer, weight=1 + footer.meta.num_row_groups // 64)
         return footer, nbytes, time.perf_counter() - t0
 
@@ -195,7 +218,9 @@ class ParquetReader:
         return sorted(j for c in self.columns for j in footer.leaves[c])
 
     def _fetch(self, view: np.ndarray, at: int) -> int:
-        return self.storage.read_into(self.path, view, at)
+        if self._file is None:
+            self._file = open_ranged(self.storage, self.path)
+        return self._file.read_into(view, at)
 
     def read(self, indices: Sequence[int], keep: bool) -> tuple[int, int, list[np.ndarray] | None, float, float]:
         """Read the row groups holding rows ``indices`` (row numbers in the file), each at most once per
@@ -214,8 +239,7 @@ class ParquetReader:
         times = [io_s, 0.0]
         sample_bytes = 0
         samples: list[Any] = [None] * len(wanted) if keep else []
-        for g in np.unique(group_of).tolist():
-            pos = np.flatnonzero(group_of == g)
+        for g, pos in _by_group(group_of):
             rows = wanted[pos] - footer.row_starts[g]
             count = int(footer.row_starts[g + 1] - footer.row_starts[g])
             key = (self.storage.url, self.path, self.size, self.columns, self.decode, g)
@@ -269,4 +293,7 @@ class ParquetReader:
         return [column_bytes(table.column(i), self.path) for i in range(table.num_columns)]
 
     def close(self) -> None:
-        """Nothing is held open between reads (footers are cached per process)."""
+        """Close the file if a read opened it (footers stay cached per process)."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()

@@ -40,6 +40,8 @@ __all__ = [
     "register_backend",
     "registered_schemes",
     "open_storage",
+    "open_ranged",
+    "ReadIntoRanged",
     "split_scheme",
     "redact_uri",
 ]
@@ -89,7 +91,11 @@ class StorageNotFoundError(StorageError, FileNotFoundError):
 
 @runtime_checkable
 class Storage(Protocol):
-    """What every backend offers. Paths are relative to the root, or absolute URIs/paths."""
+    """What every backend offers. Paths are relative to the root, or absolute URIs/paths.
+
+    Optional: ``open_ranged(path)``, an object with ``read_into(buffer, offset)`` and ``close()`` for
+    many ranged reads of one file (local files keep it open); callers go through :func:`open_ranged`,
+    which falls back to ``read_into`` for backends without it."""
 
     @property
     def url(self) -> str:
@@ -155,6 +161,47 @@ class Storage(Protocol):
     def get_file(self, path: str, local_path: str) -> int:
         """Copy ``path`` to the local file ``local_path`` (parent directories made); return its size."""
         ...
+
+
+class ReadIntoRanged:
+    """The default of the optional ``open_ranged(path)`` method: ``path`` of ``storage`` read by
+    ranges through ``storage.read_into`` (each read a request of its own, as before), for backends
+    with nothing to keep open (object stores) or whose ``read_into`` must be kept (``direct://``).
+
+    Example:
+        >>> import tempfile; st = open_storage(tempfile.mkdtemp()); _ = st.write_atomic("a", b"xyz")
+        >>> f = ReadIntoRanged(st, "a"); buf = bytearray(2); f.read_into(buf, 1), bytes(buf)
+        (2, b'yz')
+    """
+
+    __slots__ = ("storage", "path")
+
+    def __init__(self, storage: Any, path: str) -> None:
+        self.storage, self.path = storage, path
+
+    def read_into(self, buffer: Buffer, offset: int = 0) -> int:
+        """``storage.read_into(path, buffer, offset)``."""
+        return self.storage.read_into(self.path, buffer, offset)
+
+    def close(self) -> None:
+        """Nothing is held."""
+
+
+def open_ranged(storage: Any, path: str) -> Any:
+    """``storage.open_ranged(path)`` where the backend has that optional method (local files: one open
+    for many reads), else :class:`ReadIntoRanged`. The result has ``read_into(buffer, offset)`` (as
+    ``Storage.read_into`` without the path) and ``close()``; a ranged reader opens one per file it
+    reads and closes it when its batch is read.
+
+    Example:
+        >>> import tempfile; st = open_storage(tempfile.mkdtemp()); _ = st.write_atomic("a", b"xyz")
+        >>> f = open_ranged(st, "a"); buf = bytearray(3); f.read_into(buf), bytes(buf), f.close()
+        (3, b'xyz', None)
+    """
+    # Looked up on the class: a wrapper that forwards unknown attributes (``__getattr__``) to a local
+    # storage keeps its own ``read_into`` (counting, retrying) rather than the inner file's.
+    opener = getattr(type(storage), "open_ranged", None)
+    return opener(storage, path) if opener is not None else ReadIntoRanged(storage, path)
 
 
 # scheme -> backend class, in the spirit of fsspec.registry.known_implementations. Third-party

@@ -24,7 +24,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
-from dlio_core.storage.backend import Data, StorageError, split_scheme
+from dlio_core.storage.backend import Data, ReadIntoRanged, StorageError, split_scheme
+from dlio_core.storage.local_ranged import O_RDONLY, LocalRangedFile, byte_view, pread_full
 from dlio_core.storage.osio import as_byte_view as _as_byte_view
 from dlio_core.storage.osio import os_error as _error
 from dlio_core.storage.osio import unlink_quietly as _unlink_quietly
@@ -45,10 +46,6 @@ def _removed_on_error(tmp: str, path: str) -> Iterator[None]:
 __all__ = ["LocalStorage"]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_RDONLY = os.O_RDONLY | _O_CLOEXEC
-_HAS_PREADV = hasattr(os, "preadv")
-# Linux moves at most 0x7ffff000 bytes per read/write call; larger requests come back short.
-_MAX_IO = 0x7FFFF000
 _COPY_CHUNK = 8 * 2**20  # put_file/get_file copy in pieces of this size (checkpoints can be large)
 
 
@@ -232,42 +229,32 @@ class LocalStorage:
             p = self.path(path)
         else:
             p = self._prefix + path  # what os.path.join(root, path) gives for a relative path
-        if type(buffer) is memoryview and buffer.format == "B" and buffer.ndim == 1 and buffer.c_contiguous:
-            mv = buffer
-        else:
-            try:
-                mv = _as_byte_view(buffer)
-            except (TypeError, ValueError, BufferError) as e:
-                raise StorageError(f"read_into {p}: the destination must be a C-contiguous buffer ({e})") from None
-        if mv.readonly:
-            raise StorageError(f"read_into {p}: the destination buffer is read-only")
-        want = mv.nbytes
+        mv = byte_view(buffer, p)
         try:
-            fd = os.open(p, _O_RDONLY)
+            fd = os.open(p, O_RDONLY)
         except OSError as e:
             raise _error("open", p, e) from e
         try:
-            if want <= _MAX_IO and _HAS_PREADV:  # one call, unless the kernel returns short
-                got = os.preadv(fd, [mv], offset)
-                if got == want or got == 0:
-                    return got
-            else:
-                got = 0
-            while got < want:
-                chunk = mv[got:got + _MAX_IO] if want - got > _MAX_IO else mv[got:]
-                if _HAS_PREADV:
-                    n = os.preadv(fd, [chunk], offset + got)
-                else:  # pragma: no cover - platforms without preadv
-                    os.lseek(fd, offset + got, os.SEEK_SET)
-                    n = os.readv(fd, [chunk])
-                if n == 0:
-                    break
-                got += n
+            return pread_full(fd, mv, offset)
         except OSError as e:
             raise _error("read", p, e) from e
         finally:
             os.close(fd)
-        return got
+
+    def open_ranged(self, path: str) -> Any:
+        """``path`` for many ranged reads: an object with ``read_into(buffer, offset)`` and ``close()``
+        that keeps the file open between reads (``read_into`` opens and closes it per call). A subclass
+        with its own ``read_into`` (``direct://``) gets the generic one, which calls that.
+
+        Example:
+            >>> import tempfile; st = LocalStorage(tempfile.mkdtemp()); _ = st.write_atomic("a.bin", b"abcd")
+            >>> f = st.open_ranged("a.bin"); buf = bytearray(2)
+            >>> f.read_into(buf, 2), bytes(buf), f.close()
+            (2, b'cd', None)
+        """
+        if type(self).read_into is not LocalStorage.read_into:
+            return ReadIntoRanged(self, path)
+        return LocalRangedFile(self.path(path))
 
     def read(self, path: str) -> bytes:
         """The whole file as bytes."""
