@@ -85,6 +85,14 @@ class _Move:
             end.record(self.stream)
         return out, start, end
 
+    def labels(self, ys: np.ndarray) -> torch.Tensor:
+        """The step's labels on the device: on the side stream, so the batch's end event covers them."""
+        host = torch.from_numpy(ys)
+        if not self.cuda:
+            return host
+        with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            return host.to(self.device)
+
     @staticmethod
     def _fill(out: torch.Tensor, hosts: list[torch.Tensor], ragged: bool) -> None:
         if ragged:
@@ -95,13 +103,17 @@ class _Move:
                 out[i].copy_(h, non_blocking=True)
 
 
-def device_batches(batches: Iterator[Any], move: _Move, *, buffers: int = 2) -> Iterator[TorchBatch]:
+def device_batches(batches: Iterator[Any], move: _Move, *, buffers: int = 2,
+                   labels_of: Callable[[Any], np.ndarray | None] | None = None) -> Iterator[TorchBatch]:
     """Engine batches (with ``samples``) -> :class:`TorchBatch` on ``move.device``, in order, copied on a
     background thread (:func:`dlio_core.prefetch.background_map`) with at most ``buffers`` batches on the
-    device."""
+    device. ``labels_of(batch)`` gives the step's labels (read before its buffers go back to the pool); they
+    are copied on the same stream, before the samples, so the consumer's wait covers them too."""
 
     def copy(b: Any) -> tuple[TorchBatch, Any]:
         try:
+            ys = labels_of(b) if labels_of is not None else None
+            y = None if ys is None else move.labels(ys)
             data, start, end = move(b.samples)
             h2d_s = None
             if end is not None:
@@ -111,7 +123,7 @@ def device_batches(batches: Iterator[Any], move: _Move, *, buffers: int = 2) -> 
             b.release()  # staging buffers back to the engine's pool
         return TorchBatch(step=b.step, num_samples=b.num_samples, bytes_read=b.bytes_read,
                           sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s,
-                          data=data), end
+                          data=data, labels=y), end
 
     def wait(item: tuple[TorchBatch, Any]) -> None:
         batch, end = item
@@ -119,6 +131,8 @@ def device_batches(batches: Iterator[Any], move: _Move, *, buffers: int = 2) -> 
             consumer = torch.cuda.current_stream(move.device)  # not reused while that work runs
             consumer.wait_event(end)
             batch.data.record_stream(consumer)
+            if batch.labels is not None:
+                batch.labels.record_stream(consumer)
 
     copies = background_map(batches, copy, depth=buffers, name="dl-driver-device-copy", on_ready=wait,
                             on_drop=lambda b: b.release())
@@ -137,7 +151,9 @@ class DeviceLoader:
     (default: from an initialised ``torch.distributed`` group, else ``RANK``/``WORLD_SIZE``, else 0 of 1,
     so under ``torchrun`` each rank reads its own share).
     Iterating yields one epoch (``epoch``, default 1) of :class:`~dlio_torch.TorchBatch`
-    (``data`` on the device, ``io_s``, ``decode_s``, ``h2d_s``, bytes); :meth:`epoch` takes any plan, as
+    (``data`` on the device, ``labels`` there too when the format carries them: npz's ``y`` as int64, as the
+    datasets give them; ``labels=False`` leaves them out, ``labels=True`` fails for a format without them;
+    ``io_s``, ``decode_s``, ``h2d_s``, bytes); :meth:`epoch` takes any plan, as
     the runner's Loader protocol does. ``pinned`` says whether staging buffers are page-locked, and
     ``notes`` why not. ``files`` (``(relpath, size)`` pairs, as the runner passes them) skips generation
     and listing.
@@ -147,7 +163,7 @@ class DeviceLoader:
                  split: str = "train", threads: int | None = None, epoch: int = 1, rank: int | None = None,
                  world: int | None = None,
                  buffers: int = 2, storage: Any = None, files: Sequence[tuple[str, int]] | None = None,
-                 random_seed: int | None = None) -> None:
+                 random_seed: int | None = None, labels: bool | None = None) -> None:
         from dlio_core.config import load_config
         from dlio_core.generate import generate_dataset
         from dlio_core.listing import dataset_files, dataset_storage
@@ -177,6 +193,26 @@ class DeviceLoader:
         self.pinned = allocator is not None
         self.engine = self._engine(threads, rank, allocator)
         self._move = _Move(self.device)
+        self._labels = self._label_maker(labels)
+        self.labels = self._labels is not None
+
+    def _label_maker(self, labels: bool | None) -> Any:
+        """A :class:`~dlio_torch._samples.SampleMaker` that finds each sample's label (npz ``y``), or None."""
+        from dlio_core.labels import formats_with_labels, has_labels
+
+        from ._samples import SampleMaker
+        from ._source import Source
+
+        fmt = self.engine.fmt
+        if labels is None:
+            labels = has_labels(fmt)
+        if not labels:
+            return None
+        if not has_labels(fmt):
+            raise ValueError(f"labels=True: {fmt.name} files carry no labels (formats with labels: "
+                             f"{', '.join(formats_with_labels())}); pass labels=False")
+        source = Source.from_files(self.storage, fmt, self.files)
+        return SampleMaker(labels=source, samples_per_file=self.cfg.dataset.num_samples_per_file)
 
     def _engine(self, threads: int | None, rank: int, allocator: Callable[[int], np.ndarray] | None) -> Any:
         from dlio_core.reader import native_reader
@@ -201,7 +237,10 @@ class DeviceLoader:
 
     def epoch(self, plan: Any, *, max_steps: int | None = None) -> Iterator[TorchBatch]:
         """The plan's steps (at most ``max_steps``) in order, as :class:`TorchBatch` objects on the device."""
-        return device_batches(self.engine.epoch(plan, max_steps=max_steps), self._move, buffers=self.buffers)
+        maker = self._labels
+        labels_of = None if maker is None else (lambda b: maker._labels(b, plan.batch(b.step)))
+        return device_batches(self.engine.epoch(plan, max_steps=max_steps), self._move, buffers=self.buffers,
+                              labels_of=labels_of)
 
 
 def make_device_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]], *, split: str,
@@ -212,4 +251,6 @@ def make_device_loader(cfg: Any, storage: Any, files: Sequence[tuple[str, int]],
     """
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # world only sizes the default plan, which the runner's plans replace (they carry its rank and world).
-    return DeviceLoader(cfg, device=device, split=split, rank=rank, world=rank + 1, storage=storage, files=files)
+    # labels=False: the runner uses the figures, not the labels, so it pays no label lookups.
+    return DeviceLoader(cfg, device=device, split=split, rank=rank, world=rank + 1, storage=storage, files=files,
+                        labels=False)

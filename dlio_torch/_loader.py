@@ -37,22 +37,26 @@ __all__ = ["TorchBatch", "TorchLoader", "make_loader"]
 @dataclass(init=False)
 class TorchBatch(Batch):
     """One step as the runner sees it: :class:`dlio_core.engine.Batch` (``h2d_s`` set when a CUDA copy
-    happened, ``None`` otherwise) plus ``data``, the tensors handed to the model.
+    happened, ``None`` otherwise) plus ``data``, the tensors handed to the model, and ``labels`` (``None``
+    unless the loader reads them: :class:`~dlio_torch.DeviceLoader` over npz).
 
     Positional order kept from before it was a ``Batch``: ``(step, num_samples, bytes_read, sample_bytes,
     io_s, decode_s, h2d_s, data)``.
     """
 
     data: Any = field(default=None, repr=False)
+    labels: Any = field(default=None, repr=False)  # the samples' labels (int64, on data's device) when read
 
     def __init__(self, step: int, num_samples: int, bytes_read: int = 0, sample_bytes: int = 0,
-                 io_s: float = 0.0, decode_s: float = 0.0, h2d_s: float | None = None, data: Any = None) -> None:
+                 io_s: float = 0.0, decode_s: float = 0.0, h2d_s: float | None = None, data: Any = None,
+                 labels: Any = None) -> None:
         super().__init__(step, num_samples, bytes_read, sample_bytes, io_s, decode_s, h2d_s=h2d_s)
         self.data = data
+        self.labels = labels
 
     def release(self) -> None:
         """Drop the batch's tensors (shared memory goes back once the last reference is gone)."""
-        self.data = None
+        self.data = self.labels = None
         super().release()
 
 

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from dlio_torch import DeviceLoader, DlioIterableDataset, DlioMapDataset, instrument  # noqa: E402
 
 from ._torch_data import write_id_dataset  # noqa: E402
+from .test_torch_samples import labelled  # noqa: E402,F401 - a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +107,37 @@ def test_stall_still_tracks_a_slow_source(ids):
     for _ in timed:
         time.sleep(0.02)  # the step is slow: the data is ready each time
     assert slow_source > 50 > timed.report()["data_stall_percentage"]
+
+
+def _device_loader_over(root, **kwargs):
+    from dlio_core.storage import open_storage
+
+    from .test_torch_samples import FILES as NPZ_FILES, SPF as NPZ_SPF
+
+    st = open_storage(root)
+    files = sorted(st.list_files("", ".npz"))
+    overrides = ["++workload.dataset.format=npz", f"++workload.dataset.num_files_train={NPZ_FILES}",
+                 f"++workload.dataset.num_samples_per_file={NPZ_SPF}", "++workload.reader.batch_size=6",
+                 "++workload.reader.sample_shuffle=seed", "++workload.workflow.generate_data=False"]
+    return DeviceLoader("default", device="cpu", storage=st, files=files, overrides=overrides, **kwargs)
+
+
+def test_device_loader_yields_each_sample_with_its_own_label(labelled):
+    from .test_torch_samples import FILES as NPZ_FILES, SPF as NPZ_SPF
+
+    loader = _device_loader_over(labelled)
+    assert loader.labels
+    pairs = []
+    for b in loader:
+        assert b.labels.dtype == torch.int64 and tuple(b.labels.shape) == (b.num_samples,)
+        pairs += [(int(x.reshape(-1)[0]), int(y)) for x, y in zip(b.data, b.labels)]
+    assert sorted(i for i, _ in pairs) == list(range(NPZ_FILES * NPZ_SPF))  # shuffled, every sample once
+    assert pairs != sorted(pairs) and all(y == 1000 + i for i, y in pairs)  # each with its own label
+    assert all(b.labels is None for b in _device_loader_over(labelled, labels=False))
+
+
+def test_device_loader_refuses_labels_for_a_format_without_them(tmp_path):
+    with pytest.raises(ValueError, match="npy files carry no labels.*labels=False"):
+        DeviceLoader("default", device="cpu", labels=True,
+                     overrides=[f"++workload.dataset.data_folder={tmp_path}", "++workload.dataset.format=npy",
+                                "++workload.workflow.generate_data=True", "++workload.dataset.num_files_train=4"])
