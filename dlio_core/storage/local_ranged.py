@@ -32,9 +32,11 @@ _MAX_IO = 0x7FFFF000
 
 def byte_view(buffer: Any, p: str) -> memoryview:
     """A writable flat byte view of ``buffer``; a ``StorageError`` naming ``p`` when it cannot be one."""
-    if type(buffer) is memoryview and buffer.format == "B" and buffer.ndim == 1 and buffer.c_contiguous:
-        mv = buffer
-    else:
+    try:
+        mv = buffer if type(buffer) is memoryview else memoryview(buffer)
+    except TypeError:
+        mv = None
+    if mv is None or mv.format != "B" or mv.ndim != 1 or not mv.c_contiguous:  # the rest: as_byte_view's checks
         try:
             mv = as_byte_view(buffer)
         except (TypeError, ValueError, BufferError) as e:
