@@ -100,10 +100,11 @@ def test_server_paused_then_resumed_within_the_deadline_finishes(moto, run_cli, 
     assert json.loads((out / "summary.json").read_text())["epochs"] == 3
 
 
-def _restarted_mid_run(srv, run_cli, tmp_path, tries: dict, scheme: str = "s3") -> None:
+def _restarted_mid_run(srv, run_cli, tmp_path, tries: dict, scheme: str = "s3", *, graceful: bool = False) -> None:
     """Generate, start a 12-epoch run with enough tries inside its deadline to outlast an outage, kill the
-    server once epoch 2 starts, keep it down for longer than the rest of the run would take with it, then
-    start it again (same port, same data folder): the run waits through the outage and finishes."""
+    server once epoch 2 starts (``graceful``: stop it with SIGTERM), keep it down for longer than the rest of
+    the run would take with it, then start it again (same port, same data folder): the run waits through
+    the outage and finishes."""
     out = tmp_path / "out"
     folder = _generate(run_cli, tmp_path / "gen", srv.options, scheme=scheme)
     options = {**srv.options, **tries, "total_timeout_s": 60}
@@ -111,7 +112,7 @@ def _restarted_mid_run(srv, run_cli, tmp_path, tries: dict, scheme: str = "s3") 
                               folder=folder))
     try:
         assert wait_for(log_says(out, "Starting epoch 2")), "the run never reached epoch 2"
-        srv.kill()
+        srv.stop() if graceful else srv.kill()
         time.sleep(3)  # the 10 epochs of 0.2 s left would be done by now with a server
         assert proc.poll() is None, "the run ended while the server was down"
         restart(srv)
@@ -126,9 +127,12 @@ def test_server_restarted_mid_epoch_the_run_goes_on(seaweed, run_cli, tmp_path):
     _restarted_mid_run(seaweed, run_cli, tmp_path, {"s3_max_attempts": 100})  # connection refused meanwhile
 
 
-def test_azurite_killed_and_restarted_within_the_deadline_the_run_goes_on(azurite, run_cli, tmp_path):
-    # Azurite keeps its blobs on disk (--location): started again, it serves the same container.
-    _restarted_mid_run(azurite, run_cli, tmp_path, {"max_attempts": 100}, scheme="az")
+def test_azurite_stopped_and_restarted_within_the_deadline_the_run_goes_on(azurite, run_cli, tmp_path):
+    # Azurite keeps its blobs on disk (--location), but its metadata store saves every few seconds: killed
+    # with SIGKILL before a save it forgets the container (CI saw "not found" after the restart on a loaded
+    # machine), so this outage is a restart (SIGTERM: it saves, then exits); a SIGKILL is
+    # test_azurite_killed_or_paused_mid_epoch_exits_1[killed].
+    _restarted_mid_run(azurite, run_cli, tmp_path, {"max_attempts": 100}, scheme="az", graceful=True)
 
 
 @pytest.fixture
