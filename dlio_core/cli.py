@@ -98,6 +98,7 @@ def _cmd_generate(rest: Sequence[str], quiet: bool) -> int:
             print(f"warning: {w}", file=sys.stderr)
     manifest = generate_dataset(cfg, rank=dist.rank, world=dist.world, progress=not quiet)
     dist.barrier()
+    dist.release()
     if dist.is_root and not quiet:
         print(f"generated {cfg.dataset.num_files_train} train + {cfg.dataset.num_files_eval} valid "
               f"{cfg.dataset.format} files in {cfg.dataset.data_folder}")

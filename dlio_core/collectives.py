@@ -203,10 +203,12 @@ class _TorchPending:
 
 
 class TorchComm:
-    """The same interface over ``torch.distributed`` (gloo): object collectives and async tensor work."""
+    """The same interface over ``torch.distributed`` (gloo): object collectives and async tensor work.
+    ``owns_group``: this process group was created by dl-driver (not by a caller), so dl-driver leaves it."""
 
-    def __init__(self, tdist: Any, torch: Any) -> None:
+    def __init__(self, tdist: Any, torch: Any, *, owns_group: bool = False) -> None:
         self._d, self._torch = tdist, torch
+        self.owns_group = owns_group
 
     def Get_rank(self) -> int:  # noqa: N802
         return int(self._d.get_rank())

@@ -282,6 +282,14 @@ class Dist:
         if self.comm is not None and not self.lost:
             self.comm.close()
 
+    def release(self) -> None:
+        """Leave a torch process group that :func:`init` created, once the last collective is done: left
+        to the interpreter's shutdown, gloo's threads can abort the rank (SIGABRT, "terminate called
+        without an active exception", PyTorch #190489). MPI is finalised at exit by mpi4py; a group the
+        caller created stays theirs."""
+        if self.comm is not None and not self.lost and getattr(self.comm, "owns_group", False):
+            self.comm.close()
+
     def finish(self, code: int) -> NoReturn:
         """End the process with ``code`` once every rank is done (after a last bounded barrier).
 
@@ -353,14 +361,15 @@ def _init_torchrun(world: int, launch: Launch | None = None, timeout_s: float | 
     if not tdist.is_available():
         raise RuntimeError("launched by torchrun but this torch build has no torch.distributed")
     timeout_s = resolve_rank_timeout(timeout_s)
-    if not tdist.is_initialized():  # a caller (a user's script) may have initialised it already
+    created = not tdist.is_initialized()
+    if created:  # a caller (a user's script) may have initialised it already
         import datetime  # noqa: PLC0415
 
         # Blocking collectives (listing bcast, result gather) may wait on slow work, hence the long
         # group timeout; the per-step exchange has its own bound (rank_timeout_s).
         group_timeout = datetime.timedelta(seconds=max(1800.0, timeout_s))
         tdist.init_process_group("gloo", init_method="env://", timeout=group_timeout)
-    comm = TorchComm(tdist, torch)
+    comm = TorchComm(tdist, torch, owns_group=created)
     if comm.Get_size() != world:
         raise RuntimeError(f"torch.distributed has {comm.Get_size()} ranks but WORLD_SIZE is {world}")
     return _connect(comm, launch or Launch("torchrun", backend="torch"), timeout_s)

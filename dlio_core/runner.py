@@ -354,3 +354,6 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
             if owns_dist:
                 dist.abandon(1)
             raise
+        finally:
+            if owns_dist:
+                dist.release()  # every rank is past its last collective (or lost: then a no-op)
