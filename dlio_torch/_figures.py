@@ -23,8 +23,10 @@ import torch
 
 __all__ = ["EngineFigures", "engine_figures_of"]
 
-# Worker ids beyond this share rows (modulo); a DataLoader rarely has more than 255 workers.
-_ROWS = 256
+# Row 0 and 32 workers' rows: the dataset is pickled into every worker (and plain pickle copies a shared
+# tensor's bytes), so the table stays small; worker ids past 32 share rows (modulo), where two workers'
+# additions could race. A DataLoader per rank rarely has more than 32 workers.
+_ROWS = 33
 _IO, _DECODE, _BATCHES = range(3)
 
 
