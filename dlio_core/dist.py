@@ -14,12 +14,11 @@ then comes from that rank (a second collective, only when something went wrong).
 ranks are bounded (``DL_DRIVER_RANK_TIMEOUT_S``, default 300 s): a rank that died, hangs or was
 stopped makes the others raise :class:`RankLost` instead of spinning forever.
 
-After :class:`RankLost` no collective may run again (the lost one never completes) and the process
-must not wait in ``MPI_Finalize`` for the missing rank: write this rank's own files, then call
-:meth:`Dist.abandon`, which ends every rank under an MPI launcher (``MPI_Abort``) and exits at once
-under torchrun (whose agent then stops the others). A run that ends with all ranks alive, failed or
-not, exits normally after one last bounded barrier, so no rank exits (and makes mpirun kill the rest)
-before rank 0 has written the results.
+After :class:`RankLost` no collective may run again and no rank may wait in ``MPI_Finalize`` for the
+missing one: write this rank's files, then :meth:`Dist.abandon` (``MPI_Abort`` under MPI; an immediate
+exit under torchrun, whose agent stops the others). A run that ends with all ranks alive, failed or not,
+exchanges status once more when every rank has written its files, leaves the group
+(:meth:`Dist.release`) and exits normally.
 
 Example:
     >>> from dlio_core.dist import init, RankStatus
@@ -283,10 +282,8 @@ class Dist:
             self.comm.close()
 
     def release(self) -> None:
-        """Leave a torch process group that :func:`init` created, once the last collective is done: left
-        to the interpreter's shutdown, gloo's threads can abort the rank (SIGABRT, "terminate called
-        without an active exception", PyTorch #190489). MPI is finalised at exit by mpi4py; a group the
-        caller created stays theirs."""
+        """Leave a torch group :func:`init` created, after the last collective (at interpreter shutdown gloo's
+        threads can abort the rank: PyTorch #190489); MPI finalises at exit, a caller's group stays theirs."""
         if self.comm is not None and not self.lost and getattr(self.comm, "owns_group", False):
             self.comm.close()
 
