@@ -27,6 +27,9 @@ def test_worked_examples(workload, accelerators, by_memory, by_steps, files, rea
     assert size.total_disk_bytes == int(files * size.file_bytes)
     exact = max(5 * 64 * GIB / size.file_bytes, 500 * accelerators * cfg.reader.batch_size / size.samples_per_file)
     assert int(exact) == readme and files == -(-exact // 1)  # the README floors what v3 (and we) ceil
+    assert size.num_files_train_v2 == readme
+    v2_note = f"mlpstorage v2.0 rounds down to {readme:,}"
+    assert (v2_note in "\n".join(size.describe())) == (readme != files)
     # the rounded-up count meets both rules; the README's falls short of one when it differs
     assert files * size.file_bytes >= 5 * 64 * GIB
     assert files * size.samples_per_file >= 500 * accelerators * cfg.reader.batch_size
