@@ -30,7 +30,10 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-__all__ = ["WaitTimeout", "PeerLost", "LocalComm", "MpiComm", "TorchComm", "flush_and_exit"]
+__all__ = ["WaitTimeout", "PeerLost", "LocalComm", "MpiComm", "TorchComm", "flush_and_exit", "MESSAGE_BYTES",
+           "one_line", "encode_message", "decode_message"]
+
+MESSAGE_BYTES = 1024  # a failing rank's one-line message travels in a fixed buffer: no size exchange
 
 # MPI moves a non-blocking collective along only while its ranks call Test, so a rank that sleeps
 # stalls the others: poll, yielding the core (ranks may outnumber cores), for as long as a step's
@@ -253,3 +256,35 @@ class TorchComm:
     def abandon(self, code: int) -> NoReturn:
         """Exit now: destroying the group would wait for ranks that are gone; torchrun stops the others."""
         flush_and_exit(code)
+
+
+def one_line(message: str) -> str:
+    r"""``message`` with every run of whitespace (newlines too) made one space.
+
+    Example:
+        >>> one_line("short read\n  in f.npz")
+        'short read in f.npz'
+    """
+    return " ".join(str(message).split())
+
+
+def encode_message(text: str) -> np.ndarray:
+    r"""``text`` as one line in a zero-padded :data:`MESSAGE_BYTES` buffer, ready to broadcast.
+
+    A longer message keeps both ends: a wrapped error (a worker's traceback) ends with the cause.
+
+    Example:
+        >>> decode_message(encode_message("rank 1:\n short read"))
+        'rank 1: short read'
+    """
+    raw = one_line(text).encode("utf-8")
+    if len(raw) > MESSAGE_BYTES:
+        raw = raw[:256] + b" ... " + raw[len(raw) - (MESSAGE_BYTES - 261):]
+    buf = np.zeros(MESSAGE_BYTES, np.uint8)
+    buf[: len(raw)] = np.frombuffer(raw, np.uint8)
+    return buf
+
+
+def decode_message(buf: np.ndarray) -> str:
+    """The text :func:`encode_message` put in ``buf``; a cut inside a UTF-8 sequence loses that character only."""
+    return bytes(buf).rstrip(b"\0").decode("utf-8", errors="ignore")

@@ -41,7 +41,10 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
-from .collectives import LocalComm, MpiComm, PeerLost, TorchComm, WaitTimeout, flush_and_exit
+from .collectives import MESSAGE_BYTES, LocalComm, MpiComm, PeerLost, TorchComm, WaitTimeout, flush_and_exit
+from .collectives import decode_message as _decode
+from .collectives import encode_message as _encode
+from .collectives import one_line as _one_line
 from .launch import Launch, detect, launcher_world_size
 
 __all__ = ["Dist", "init", "launcher_world_size", "RankStatus", "StepOutcome", "RankLost",
@@ -49,7 +52,6 @@ __all__ = ["Dist", "init", "launcher_world_size", "RankStatus", "StepOutcome", "
 
 RANK_TIMEOUT_ENV = "DL_DRIVER_RANK_TIMEOUT_S"
 DEFAULT_RANK_TIMEOUT_S = 300.0
-_MESSAGE_BYTES = 1024  # the failing rank's one-line message travels in a fixed buffer: no size exchange
 _CODE_SLOTS = 256  # signal numbers and exit codes fit below this
 USE_RANK_TIMEOUT = -1.0  # step_status's default timeout: the Dist's rank_timeout_s
 
@@ -130,24 +132,6 @@ def resolve_rank_timeout(value: float | None = None) -> float:
     if not value > 0:
         raise ValueError(f"the rank timeout must be a positive number of seconds, not {value!r}")
     return float(value)
-
-
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
-
-
-def _encode(text: str) -> np.ndarray:
-    raw = _one_line(text).encode("utf-8")
-    if len(raw) > _MESSAGE_BYTES:  # keep both ends: a wrapped error (a worker's traceback) ends with the cause
-        raw = raw[:256] + b" ... " + raw[len(raw) - (_MESSAGE_BYTES - 261):]
-    buf = np.zeros(_MESSAGE_BYTES, np.uint8)
-    buf[: len(raw)] = np.frombuffer(raw, np.uint8)
-    return buf
-
-
-def _decode(buf: np.ndarray) -> str:
-    # A cut in the middle of a UTF-8 sequence loses that character only.
-    return bytes(buf).rstrip(b"\0").decode("utf-8", errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -271,7 +255,7 @@ class Dist:
         worst_status, worst_code = RankStatus(worst // _CODE_SLOTS), worst % _CODE_SLOTS
         if worst_status == RankStatus.OK:
             return _ALL_OK
-        buf = _encode(message) if rank == self.rank else np.zeros(_MESSAGE_BYTES, np.uint8)
+        buf = _encode(message) if rank == self.rank else np.zeros(MESSAGE_BYTES, np.uint8)
         self._wait(self.comm.start_bcast_bytes(buf, rank), timeout_s, where)
         return StepOutcome(worst_status, rank, _decode(buf), worst_code)
 
