@@ -22,6 +22,11 @@
  *       (yielding the CPU) before it sleeps, and so does wait() before it sleeps on a running batch:
  *       a sleeping thread costs a wake-up to restart.
  *
+ *   spans_match(bufs, spans) -> bool
+ *       Whether every buffer bufs[i] holds, for each pair of the tuple spans[i] = (offset, bytes,
+ *       offset, bytes, ...), those bytes at that offset: the header checks of a whole batch of cached
+ *       parses (see engine/buffers.py, _Scratch.parse_batch) in one call instead of one per file.
+ *
  * The buffers are any writable buffer objects (memoryview slices of a numpy array, bytearray);
  * a batch keeps its buffers (and so their memory) alive until it is collected or the pool closes.
  */
@@ -579,9 +584,50 @@ static PyTypeObject ReadPoolType = {
     .tp_getset = pool_getset,
 };
 
+/* spans_match(bufs, spans) -> bool: whether every buffer holds its expected bytes (see the module). */
+static PyObject *spans_match(PyObject *module, PyObject *args) {
+    PyObject *bufs, *spans;
+    if (!PyArg_ParseTuple(args, "O!O!:spans_match", &PyList_Type, &bufs, &PyList_Type, &spans))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(bufs);
+    if (PyList_GET_SIZE(spans) != n) {
+        PyErr_Format(PyExc_ValueError, "%zd buffers but %zd span tuples", n, PyList_GET_SIZE(spans));
+        return NULL;
+    }
+    int same = 1;
+    for (Py_ssize_t i = 0; i < n && same; i++) {
+        PyObject *want = PyList_GET_ITEM(spans, i);
+        if (!PyTuple_Check(want) || PyTuple_GET_SIZE(want) % 2) {
+            PyErr_SetString(PyExc_TypeError, "each span tuple must be (offset, bytes, offset, bytes, ...)");
+            return NULL;
+        }
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(bufs, i), &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        for (Py_ssize_t k = 0; k + 1 < PyTuple_GET_SIZE(want) && same; k += 2) {
+            Py_ssize_t off = PyLong_AsSsize_t(PyTuple_GET_ITEM(want, k));
+            PyObject *expect = PyTuple_GET_ITEM(want, k + 1);
+            if ((off == -1 && PyErr_Occurred()) || !PyBytes_Check(expect)) {
+                PyBuffer_Release(&view);
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "span bytes must be bytes");
+                return NULL;
+            }
+            Py_ssize_t len = PyBytes_GET_SIZE(expect);
+            same = off >= 0 && off <= view.len && len <= view.len - off
+                   && memcmp((const char *)view.buf + off, PyBytes_AS_STRING(expect), (size_t)len) == 0;
+        }
+        PyBuffer_Release(&view);
+    }
+    return PyBool_FromLong(same);
+}
+
 static PyMethodDef module_methods[] = {
     {"read_files", read_files, METH_VARARGS,
      "read_files(paths, bufs) -> (got, seconds): read each file whole into its buffer, GIL released."},
+    {"spans_match", spans_match, METH_VARARGS,
+     "spans_match(bufs, spans) -> bool: whether each buffer bufs[i] holds, for every (offset, bytes) "
+     "pair of the tuple spans[i], those bytes at that offset (one call for a batch's header checks)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .batch import Batch, ReadError
-from .buffers import _BufferPool, _Scratch
+from .buffers import _BufferPool, _Scratch, first_sample_bytes
 from .read_path import ReadInputs
 
 try:  # the optional C extension (setup.py): batch reads with the GIL released once
@@ -61,6 +61,7 @@ class Prepared(NamedTuple):
     bufs: list[memoryview] | None  # where each read lands (None: read one at a time, see ``read_large``)
     parse: Any  # the format's parse, or a scratch's caching parser
     owned: list[np.ndarray] | None  # pooled buffers the batch keeps (keep_samples), else None
+    parse_all: Any  # (bufs, paths) -> (arrays, bytes of sample 0 summed or None): see _Scratch.parse_batch
 
 
 
@@ -78,6 +79,19 @@ def _identity(n: int) -> list[int]:
 def _is_identity(which: list[int]) -> bool:
     n = len(which)
     return (which is _IDENTITY[n]) if n < len(_IDENTITY) else which == list(range(n))
+
+
+class _ParseEach:
+    """``parse_all`` of buffers that change every batch (kept samples): ``parse`` file by file."""
+
+    __slots__ = ("parse",)
+
+    def __init__(self, parse: Any) -> None:
+        self.parse = parse
+
+    def __call__(self, bufs: list[memoryview], paths: list[str]) -> tuple[list[np.ndarray], int | None]:
+        arrays = list(map(self.parse, bufs, paths))
+        return arrays, first_sample_bytes(arrays)
 
 
 def _check_in_order(prep: Prepared, got: list[int]) -> None:
@@ -139,6 +153,7 @@ class WholeFileBatches:
         # (checksums) read once per loader where the format offers that, not once per file.
         shared = getattr(inputs.fmt, "shared_parser", None)
         self.parse = shared() if shared is not None else inputs.fmt.parse
+        self.parse_each = _ParseEach(self.parse)
         self.preprocess_s = inputs.preprocess_s
         self.preprocess = inputs.preprocess
         self.pool = pool
@@ -185,9 +200,9 @@ class WholeFileBatches:
             get_buffer = self.pool.get
             owned = [get_buffer(n) for n in rsizes]
             bufs = [memoryview(b)[:n] for b, n in zip(owned, rsizes)]
-            return Prepared(which, rpaths, rsizes, bufs, self.parse, owned)
+            return Prepared(which, rpaths, rsizes, bufs, self.parse, owned, self.parse_each)
         bufs = scratch.batch_views(rsizes) if sum(rsizes) <= BURST_MAX_BYTES else None
-        return Prepared(which, rpaths, rsizes, bufs, scratch.parse, None)
+        return Prepared(which, rpaths, rsizes, bufs, scratch.parse, None, scratch.parse_batch)
 
     def finish(self, step: int, samples: np.ndarray | list[int], prep: Prepared, got: list[int], io_s: float,
                rng: np.random.Generator | None) -> Batch:
@@ -200,23 +215,15 @@ class WholeFileBatches:
         paths = prep.paths
         if got != prep.sizes:  # some read came back short: name the first bad file, in order
             _check_in_order(prep, got)
-        arrays = list(map(prep.parse, prep.bufs, paths))  # each file validated; errors name it
+        arrays, first = prep.parse_all(prep.bufs, paths)  # each file validated; errors name it
         t2 = perf()
         samples = samples if type(samples) is list else samples.tolist()
         which = prep.which
         keep = prep.owned is not None
-        if not keep and not any(samples) and _is_identity(which):
+        if not keep and first is not None and not any(samples) and _is_identity(which):
             # One read per sample, each the file's sample 0 (one sample per file): no per-sample views.
-            sample_bytes = 0
-            for x in arrays:
-                shape = x.shape
-                if not shape or not shape[-1]:  # holds no sample 0: the general loop names the file
-                    sample_bytes, views = _sample_figures(arrays, samples, which, paths, keep)
-                    break
-                sample_bytes += x.nbytes // shape[-1]
-            else:
-                views = None
-        else:
+            sample_bytes, views = first, None
+        else:  # (a file with no sample 0 is named by the general loop)
             sample_bytes, views = _sample_figures(arrays, samples, which, paths, keep)
         decode_s = t2 - t1
         if self.preprocess_s is not None:

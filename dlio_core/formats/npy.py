@@ -176,6 +176,14 @@ class BufferParsers:
             self._seen.clear()
         self._seen[id(buffer)] = entry
 
+    def header_spans(self, buffer: Any) -> tuple[tuple, np.ndarray] | None:
+        """``(spans, x)`` when ``buffer``'s last parse is remembered: ``spans`` the ``(offset, bytes,
+        ...)`` that decided it (while ``buffer`` holds exactly those bytes there, parsing it again gives
+        ``x``, the same view), for checking a batch of buffers in one call (the engine's
+        ``_Scratch.parse_batch``); None when not remembered or when each parse must run in full.
+        """
+        return None
+
 
 class Parser(BufferParsers):
     """``parse`` for a thread that reads file after file into the same buffers: same results and
@@ -202,6 +210,12 @@ class Parser(BufferParsers):
         if mv is buffer:
             self._remember(buffer, (buffer, hend, bytes(mv[:hend]), x))
         return x
+
+    def header_spans(self, buffer: Any) -> tuple[tuple, np.ndarray] | None:
+        seen = self._seen.get(id(buffer))
+        if seen is None or seen[0] is not buffer:
+            return None
+        return (0, seen[2]), seen[3]
 
 
 def file_size(shape: tuple[int, ...], dtype: Any, *, compression: str | None = "none") -> int:

@@ -54,6 +54,7 @@ _U32 = struct.Struct("<I")
 # Signature, flags and method of the first local header; _HEAD_OK is what the parser's cache accepts.
 _HEAD = struct.Struct("<I2xHH")
 _HEAD_OK = (_zip.LOCAL_SIG, 0, _zip.STORED)
+_LOCAL_SIG_BYTES, _EOCD_SIG_BYTES = _U32.pack(_zip.LOCAL_SIG), _U32.pack(_zip.EOCD_SIG)
 _ZIP64_SIZES = struct.Struct("<HHQQ")  # the zip64 extra field: id 1, length, uncompressed, compressed
 
 
@@ -219,6 +220,15 @@ class Parser(BufferParsers):
         if mv is buffer and _HEAD.unpack_from(mv, 0) == _HEAD_OK:
             self._remember(buffer, (buffer, end - 22, hend, bytes(mv[18:hend]), x))
         return x
+
+    def header_spans(self, buffer: Any) -> tuple[tuple, np.ndarray] | None:
+        # The same bytes the cached check above compares: the local header's signature, its flags and
+        # method (all clear: 4 zero bytes at 6), its bytes from 18 to the end of x's npy header, and the
+        # EOCD signature. None with checksums on: every file's CRCs must then be checked.
+        seen = self._seen.get(id(buffer))
+        if self._verify or seen is None or seen[0] is not buffer:
+            return None
+        return (0, _LOCAL_SIG_BYTES, 6, bytes(4), 18, seen[3], seen[1], _EOCD_SIG_BYTES), seen[4]
 
 
 def check_crcs(mv: memoryview, path: str | None) -> None:
