@@ -1,32 +1,39 @@
 """Checkpoint bandwidth of every mechanism against the device's own ceiling, in one run on local files.
 
 For each mechanism (``raw``, ``stream``, ``torch_save``, ``dcp``, ``tf_save``, ``orbax``, and ``stream`` with
-zstd) the checkpoint engine saves one checkpoint of ``--gib`` GiB (one file, DLIO's CNN layout, fsync on,
-incompressible content) and loads it back after evicting it from the page cache, each in a fresh process
-(clean memory figures; JAX and TensorFlow apart). Against it, in the same folder and right before, a plain
-sequential write of the same number of equally unique bytes (made before its clock starts, written in
-``--piece-mib`` writes, then ``fsync``)
-and a cold sequential read of that file (evicted with ``POSIX_FADV_DONTNEED``) set the ceiling. Printed per
-mechanism, each comparison on a line containing ``ratio``:
+zstd) the checkpoint engine saves checkpoints of ``--gib`` GiB (one file, DLIO's CNN layout, fsync on,
+incompressible content) and loads them back after evicting them from the page cache, in one fresh process per
+mechanism (clean memory figures; JAX and TensorFlow apart) that this script drives round by round. The ceiling,
+in the same folder: a plain sequential write of the same number of equally unique bytes (made before its clock
+starts, written in ``--piece-mib`` writes, then ``fsync``) and a cold sequential read of that file in reads of
+the same size (evicted with ``POSIX_FADV_DONTNEED`` after its ``fsync``, as the engine evicts a checkpoint, and
+checked with ``mincore``).
 
-- write GiB/s (checkpoint bytes over the engine's duration: barrier to commit marker durable) over the plain
-  fsync'd write;
-- read GiB/s over the cold plain read;
+The disk this was written for (a VM's virtio disk) gives a plain fsync'd write anywhere from 0.4 to 2 GiB/s from
+one minute to the next, so a ceiling measured once and a mechanism measured later compare two different disks.
+Each of ``--rounds`` rounds therefore measures the ceiling and the mechanism back to back, alternating which goes
+first (ABBA: ceiling, mechanism; then mechanism, ceiling; ...), and the figure is the ratio within each round:
+the headline is the median of those paired ratios, with their min and max. Both sides start alike: ``sync``
+before every timed write, a fresh file in the same folder, the same piece size, ``fsync`` at the end; every read
+begins with the file evicted and reports what the page cache still held. Printed per mechanism, each comparison
+on a line containing ``ratio``:
+
+- write: checkpoint bytes over the engine's duration (barrier to commit marker durable) against the plain
+  fsync'd write; for ``raw`` and ``stream`` also against a plain write that starts each piece's writeback as
+  soon as it is written (``sync_file_range``, what those two do with ``fsync``), for reference;
+- read: GiB/s over the cold plain read;
 - peak resident memory growth during the save (the kernel's ``VmHWM``) over the largest piece (``--piece-mib``),
   and the whole process's peak;
 - for framework mechanisms, their metadata overhead (stored bytes over tensor bytes) and, for asynchronous
   ones, the time the training loop was blocked against the time to durable.
 
-Each round measures the ceiling, the mechanism (after one untimed save and load of another checkpoint in the
-same process, unless ``--no-warmup``: steady state, as a run writes many), then the ceiling again; the best of ``--repeat`` rounds is
-reported on both sides (on a shared machine other work only ever slows a run down; memory and timing
-splits are medians). Aims (issue 16): ``raw``
-and ``stream`` write at >= 0.95 of the plain write and ``raw`` reads at >= 0.95 of the plain read.
+Each mechanism process makes one untimed save and load first (unless ``--no-warmup``: steady state, as a run
+writes many). Aims (issue 16): ``raw`` and ``stream`` write at >= 0.95 of the plain write and ``raw`` reads at
+>= 0.95 of the plain read.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/checkpoint_bw.py [--gib 1] [--repeat 3] [--dir /var/tmp]
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/checkpoint_bw.py [--gib 1] [--rounds 5] [--dir /var/tmp]
 [--only raw stream] [--direct]``; ``--direct`` adds ``raw``, ``stream`` and ``torch_save`` on ``direct://``
-against an ``O_DIRECT`` plain write and read. Each load also says how many of its bytes were still in the page
-cache when it began (0: a cold read).
+against an ``O_DIRECT`` plain write and read.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import numpy as np
 
 GIB = 1 << 30
 MECHANISMS = ["raw", "stream", "stream+zstd", "torch_save", "dcp", "tf_save", "orbax"]
+EARLY_WRITEBACK = ("raw", "stream")  # the mechanisms that start writeback per piece (dlio_core.checkpoint.writeback)
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -56,40 +64,63 @@ def _aligned(nbytes: int) -> np.ndarray:
     return raw[start:start + nbytes]
 
 
-def plain_write(path: str, nbytes: int, piece: int, direct: bool) -> float:
-    """Seconds to write ``nbytes`` sequentially in ``piece``-byte writes, then fsync.
-
-    The bytes are made before the clock starts (all of them, in memory) and are as unique as a checkpoint's
-    (one :class:`~dlio_core.checkpoint.ChunkSource` key per piece): repeating one buffer would let a storage
-    layer that deduplicates or compresses (a VM's host, a filer) write less than the checkpoint does.
-    """
+def make_bytes(data: np.ndarray, piece: int) -> None:
+    """Fill ``data`` with bytes as unique as a checkpoint's (one ChunkSource key per piece, a fresh nonce each
+    call): repeating one buffer would let a storage layer that deduplicates or compresses (a VM's host, a filer)
+    write less than the checkpoint does. The array is made once and refilled each round, so the ceiling's source
+    bytes sit in memory the process already owns, as the mechanism's reused pieces do."""
     from dlio_core.checkpoint import ChunkSource
 
-    data = _aligned(nbytes)
     src = ChunkSource(piece, nonce=int.from_bytes(os.urandom(8), "little") >> 1)
-    for i, off in enumerate(range(0, nbytes, piece)):
-        n = min(piece, nbytes - off)
+    for i, off in enumerate(range(0, data.nbytes, piece)):
+        n = min(piece, data.nbytes - off)
         src.chunk("plain.bin", i, n, out=data[off:off + n])
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (getattr(os, "O_DIRECT", 0) if direct else 0)
+
+
+def evict(path: str) -> int | None:
+    """Evict ``path`` from the page cache (its pages are clean: it was fsync'd); the bytes still cached after."""
+    from dlio_core.checkpoint.coldread import resident_file_bytes
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return resident_file_bytes(path)
+
+
+def plain_write(path: str, data: np.ndarray, piece: int, direct: bool, early: bool = False) -> float:
+    """Seconds to write ``data`` (made before the clock starts) to a new file in ``piece``-byte writes, then fsync;
+    the file is then evicted from the page cache, as the engine evicts a saved checkpoint. ``early``: start each
+    piece's writeback as soon as it is written (what ``raw`` and ``stream`` do), for reference."""
+    from dlio_core.checkpoint.writeback import Writeback
+
+    nbytes = data.nbytes
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | (getattr(os, "O_DIRECT", 0) if direct else 0)
     view = memoryview(data)
     os.sync()  # start from a clean slate: no one's dirty pages flushed on our clock
     t0 = time.perf_counter()
     fd = os.open(path, flags, 0o644)
     try:
+        wb = Writeback(fd) if early else None
         done = 0
         while done < nbytes:
-            done += os.write(fd, view[done:min(done + piece, nbytes)])
+            n = os.write(fd, view[done:min(done + piece, nbytes)])
+            done += n
+            if wb is not None:
+                wb.wrote(n)
         os.fsync(fd)
     finally:
         os.close(fd)
-    return time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    evict(path)
+    return seconds
 
 
-def plain_read(path: str, piece: int, direct: bool) -> float:
-    """Seconds to read ``path`` sequentially after evicting it from the page cache."""
-    fd = os.open(path, os.O_RDONLY)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    os.close(fd)
+def plain_read(path: str, piece: int, direct: bool) -> tuple[float, int | None]:
+    """Seconds to read ``path`` sequentially in ``piece``-byte reads after evicting it from the page cache, and the
+    bytes the cache still held when the read began (0: a cold read)."""
+    cached = evict(path)
     buf = _aligned(piece)
     t0 = time.perf_counter()
     fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECT", 0) if direct else 0))
@@ -98,7 +129,7 @@ def plain_read(path: str, piece: int, direct: bool) -> float:
             pass
     finally:
         os.close(fd)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cached
 
 
 def generation_gibps(piece: int, pieces: int = 128) -> float:
@@ -114,7 +145,8 @@ def generation_gibps(piece: int, pieces: int = 128) -> float:
 
 # ------------------------------------------------------------------------------------------- one mechanism
 def child(args: argparse.Namespace) -> None:
-    """Save and load one checkpoint with one mechanism (in this fresh process); print JSON."""
+    """Serve one mechanism in this fresh process: after the warm-up, ``save K`` / ``load K`` lines on stdin
+    each save or load checkpoint (1, K) and answer one JSON line; ``quit`` answers the process's peak memory."""
     from dlio_core.checkpoint import CheckpointEngine
     from dlio_core.checkpoint.memory import peak_bytes
     from dlio_core.config import load_config
@@ -131,25 +163,53 @@ def child(args: argparse.Namespace) -> None:
     if args.warmup:  # one-time costs (lazy framework set-up, first page-cache growth) are not the steady state
         first = eng.save(1, 0).peak_memory_bytes  # the first save allocates the buffers later saves reuse
         eng.load(1, 0)
-        shutil.rmtree(os.path.join(args.folder, "global_epoch1_step0"), ignore_errors=True)
-    os.sync()  # as before the plain write
-    save = eng.save(1, 1)
-    load = eng.load(1, 1)
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would report the parent's peak
-    peak = max(p for p in (first, save.peak_memory_bytes) if p is not None) if save.peak_memory_bytes is not None else None
-    print(json.dumps({"save": save.to_dict(), "load": load.to_dict(), "maxrss_bytes": peak_bytes(),
-                      "save_peak_bytes": peak}))
+        shutil.rmtree(os.path.join(args.folder, eng.folder(1, 0)), ignore_errors=True)
+    print(json.dumps({"ready": True, "warmup_peak_bytes": first}), flush=True)
+    for line in sys.stdin:
+        verb, _, arg = line.strip().partition(" ")
+        if verb == "save":
+            os.sync()  # as before the plain write
+            out = {"save": eng.save(1, int(arg)).to_dict()}
+        elif verb == "load":
+            out = {"load": eng.load(1, int(arg)).to_dict()}
+        else:
+            print(json.dumps({"maxrss_bytes": peak_bytes()}), flush=True)  # VmHWM: ru_maxrss survives exec
+            return
+        print(json.dumps(out), flush=True)
 
 
-def run_child(name: str, folder: str, nbytes: int, piece_mib: int, direct: bool, warmup: bool) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
-               TF_CPP_MIN_LOG_LEVEL="3")
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--folder", folder, "--bytes", str(nbytes),
-           "--piece-mib", str(piece_mib)] + (["--child-direct"] if direct else []) + ([] if warmup else ["--no-warmup"])
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
-    if out.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+class Child:
+    """One mechanism's process, driven a save or a load at a time (so the ceiling can run between them)."""
+
+    def __init__(self, name: str, folder: str, nbytes: int, piece_mib: int, direct: bool, warmup: bool) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+                   TF_CPP_MIN_LOG_LEVEL="3")
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--folder", folder, "--bytes", str(nbytes),
+               "--piece-mib", str(piece_mib)] + (["--child-direct"] if direct else []) + ([] if warmup else ["--no-warmup"])
+        self.name, self.folder = name, folder
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     text=True)
+        self.warmup_peak = self._answer()["warmup_peak_bytes"]
+
+    def ask(self, verb: str, step: int | None = None) -> dict:
+        self.proc.stdin.write(f"{verb} {'' if step is None else step}\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def _answer(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=60)
+            self.stderr.seek(0)
+            raise RuntimeError(f"{self.name} failed:\n{self.stderr.read().decode(errors='replace')[-3000:]}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.stderr.close()
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -157,48 +217,80 @@ def _mib(n: float | None) -> str:
     return "n/a" if n is None else f"{n / (1 << 20):.0f} MiB"
 
 
-def measure(name: str, base: str, nbytes: int, piece_mib: int, repeat: int, direct: bool, warmup: bool = True) -> None:
+def _spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.3f} (min {min(values):.3f}, max {max(values):.3f})"
+
+
+def measure(name: str, base: str, nbytes: int, piece_mib: int, rounds: int, direct: bool, warmup: bool = True) -> None:
+    """``rounds`` interleaved rounds of ceiling and mechanism (see the module doc); print the paired ratios."""
     piece = piece_mib << 20
-    rows = []
-    for _ in range(repeat):
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(base)
+    plain = os.path.join(base, "plain.bin")
+    early = name in EARLY_WRITEBACK and not direct
+    data = _aligned(nbytes)
+    proc = Child(name, os.path.join(base, "ck"), nbytes, piece_mib, direct, warmup)
+    w_ratio, w_early_ratio, r_ratio, w_mech, w_plain, r_mech, r_plain = [], [], [], [], [], [], []
+    saves, loads, ceiling_cached = [], [], []
+    try:
+        for k in range(1, rounds + 1):
+            make_bytes(data, piece)
+            mech_first = k % 2 == 0  # ABBA: the ceiling first in odd rounds, the mechanism first in even ones
+            order = ["mech", "plain"] if mech_first else ["plain", "mech"]
+            if early:  # the reference ceiling on the other side of the mechanism
+                order = ["early", *order] if mech_first else [*order, "early"]
+            seconds = {}
+            for what in order:
+                if what == "mech":
+                    saves.append(proc.ask("save", k)["save"])
+                elif what == "plain":
+                    seconds["plain"] = plain_write(plain, data, piece, direct)
+                else:
+                    seconds["early"] = plain_write(plain + ".early", data, piece, direct, early=True)
+                    os.unlink(plain + ".early")
+            for what in (["mech", "plain"] if mech_first else ["plain", "mech"]):
+                if what == "mech":
+                    loads.append(proc.ask("load", k)["load"])
+                else:
+                    r, cached = plain_read(plain, piece, direct)
+                    ceiling_cached.append(cached)
+            os.unlink(plain)
+            shutil.rmtree(os.path.join(base, "ck", f"global_epoch1_step{k}"), ignore_errors=True)
+            w, pw = saves[-1]["throughput_GiB_per_s"], nbytes / GIB / seconds["plain"]
+            rd, pr = loads[-1]["throughput_GiB_per_s"], nbytes / GIB / r
+            w_mech.append(w), w_plain.append(pw), r_mech.append(rd), r_plain.append(pr)
+            w_ratio.append(w / pw), r_ratio.append(rd / pr)
+            line = f"  round {k} ({'mechanism first' if mech_first else 'ceiling first'}): write {w:.3f} / {pw:.3f} GiB/s"
+            if early:
+                w_early_ratio.append(w / (nbytes / GIB / seconds["early"]))
+                line += f" (early-writeback plain {nbytes / GIB / seconds['early']:.3f})"
+            print(f"{line}; read {rd:.3f} / {pr:.3f} GiB/s", flush=True)
+        maxrss = proc.ask("quit")["maxrss_bytes"]
+    finally:
+        proc.close()
         shutil.rmtree(base, ignore_errors=True)
-        os.makedirs(base)
-        ceiling = os.path.join(base, "plain.bin")
-        times = []
-        for when in ("before", "after"):  # the ceiling on both sides of the mechanism: drift cancels out
-            if when == "after":
-                got = run_child(name, os.path.join(base, "ck"), nbytes, piece_mib, direct, warmup)
-                shutil.rmtree(os.path.join(base, "ck"), ignore_errors=True)
-            w = plain_write(ceiling, nbytes, piece, direct)
-            times.append((w, plain_read(ceiling, piece, direct)))
-            os.unlink(ceiling)
-        w, r = min(t[0] for t in times), min(t[1] for t in times)
-        rows.append((nbytes / GIB / w, nbytes / GIB / r, got))
-        shutil.rmtree(base, ignore_errors=True)
-    plain_w = max(r[0] for r in rows)
-    plain_r = max(r[1] for r in rows)
-    saves = [r[2]["save"] for r in rows]
-    loads = [r[2]["load"] for r in rows]
-    write = max(s["throughput_GiB_per_s"] for s in saves)
-    read = max(s["throughput_GiB_per_s"] for s in loads)
-    peak = statistics.median(r[2]["save_peak_bytes"] or 0 for r in rows)
-    rss = statistics.median(r[2]["maxrss_bytes"] for r in rows)
     tag = f"{name}{' (direct://)' if direct else ''}"
-    print(f"{tag:<24} write {write:6.3f} GiB/s; write ratio {write / plain_w:5.3f} vs plain fsync'd write "
-          f"({plain_w:.3f} GiB/s)")
-    print(f"{tag:<24} read  {read:6.3f} GiB/s; read ratio {read / plain_r:5.3f} vs cold plain read ({plain_r:.3f} GiB/s)")
+    print(f"{tag:<24} write ratio {_spread(w_ratio)} over {rounds} paired rounds vs plain fsync'd write; "
+          f"GiB/s {_spread(w_mech)}, plain {_spread(w_plain)}")
+    if early:
+        print(f"{tag:<24} write ratio vs a plain write with the same early writeback (reference) "
+              f"{_spread(w_early_ratio)}")
+    print(f"{tag:<24} read ratio {_spread(r_ratio)} over {rounds} paired rounds vs cold plain read; "
+          f"GiB/s {_spread(r_mech)}, plain {_spread(r_plain)}")
+    # the largest growth of any save: the first one (the warm-up's) allocates the pieces later saves reuse
+    peak = max([s["peak_memory_bytes"] or 0 for s in saves] + [proc.warmup_peak or 0])
     print(f"{tag:<24} memory: save peak +{_mib(peak)}, memory ratio {peak / piece:6.1f} x the largest piece "
-          f"({piece_mib} MiB); process peak {_mib(rss)}")
+          f"({piece_mib} MiB); process peak {_mib(maxrss)}")
     s = saves[len(saves) // 2]
     if s["stored_bytes"] != s["bytes"]:
         print(f"{tag:<24} stored/tensor bytes ratio {s['stored_bytes'] / s['bytes']:.6f} "
               f"(overhead {s['stored_bytes'] - s['bytes']:+d} bytes)")
-    blocked = statistics.median(x["blocked_s"] for x in saves)
-    durable = statistics.median(x["duration_s"] for x in saves)
     cached = [x.get("cached_bytes") for x in loads]
     print(f"{tag:<24} loads began with {', '.join('n/a' if c is None else _mib(c) for c in cached)} of the checkpoint "
-          "in the page cache")
+          f"in the page cache (plain reads: {', '.join('n/a' if c is None else _mib(c) for c in ceiling_cached)})")
     if name in ("dcp", "tf_save", "orbax"):
+        blocked = statistics.median(x["blocked_s"] for x in saves)
+        durable = statistics.median(x["duration_s"] for x in saves)
         print(f"{tag:<24} async: loop blocked {blocked:.3f} s of {durable:.3f} s to durable (blocked ratio "
               f"{blocked / durable:.3f})")
 
@@ -206,7 +298,8 @@ def measure(name: str, base: str, nbytes: int, piece_mib: int, repeat: int, dire
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gib", type=float, default=1.0, help="checkpoint size (GiB)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rounds", "--repeat", type=int, default=5,
+                    help="interleaved rounds of ceiling and mechanism (the median paired ratio is the figure)")
     ap.add_argument("--piece-mib", type=int, default=8, help="write/read piece (the engine's chunk)")
     ap.add_argument("--dir", default="/var/tmp", help="a folder on the storage to measure (not tmpfs)")
     ap.add_argument("--only", nargs="*", default=None, choices=MECHANISMS)
@@ -221,27 +314,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args)
         return 0
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     nbytes = int(args.gib * GIB)
     base = tempfile.mkdtemp(prefix="dl-driver-ckpt-bw-", dir=args.dir)
-    print(f"checkpoint of {nbytes / GIB:.2f} GiB, one file, fsync, in {args.dir}; best of {args.repeat} rounds; "
-          f"{args.piece_mib} MiB pieces")
+    print(f"checkpoint of {nbytes / GIB:.2f} GiB, one file, fsync, in {args.dir}; {args.rounds} interleaved rounds "
+          f"(ABBA) of plain write/read and mechanism; {args.piece_mib} MiB pieces")
     print(f"content generation {generation_gibps(args.piece_mib << 20):.2f} GiB/s on one thread (raw generates on "
           "the writing thread, stream on a producer thread)")
     failed = 0
     try:
-        for name in args.only or MECHANISMS:
+        runs = [(name, False) for name in (args.only or MECHANISMS)]
+        runs += [(name, True) for name in ("raw", "stream", "torch_save")] if args.direct else []
+        for name, direct in runs:
             try:
-                measure(name, os.path.join(base, "run"), nbytes, args.piece_mib, args.repeat, False, args.warmup)
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                print(f"{name}: {e}")
+                measure(name, os.path.join(base, "run"), nbytes, args.piece_mib, args.rounds, direct, args.warmup)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                print(f"{name}{' (direct://)' if direct else ''}: {e}")
                 failed += 1
-        if args.direct:
-            for name in ("raw", "stream", "torch_save"):
-                try:
-                    measure(name, os.path.join(base, "run"), nbytes, args.piece_mib, args.repeat, True, args.warmup)
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    print(f"{name} (direct://): {e}")
-                    failed += 1
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 1 if failed else 0

@@ -11,7 +11,9 @@ reused buffer. They differ in how pieces are produced:
 
 On ``direct://`` storage uncompressed pieces are written with ``O_DIRECT`` from page-aligned buffers (the last,
 partial block without it), so the page cache never holds the checkpoint -- the fork's ``direct_fs`` backend.
-Elsewhere they go through the storage's ``open_write`` (multipart uploads on object stores).
+Elsewhere they go through the storage's ``open_write`` (multipart uploads on object stores); on local files
+with ``fsync`` each piece's writeback starts as soon as it is written (:mod:`~dlio_core.checkpoint.writeback`),
+so the device works while the next piece is made instead of all at once in the closing ``fsync``.
 
 With a codec (``checkpoint.compression: zstd``) each piece is one zstd frame and an index ends the file (see
 :mod:`~dlio_core.checkpoint.codec`); loads decompress piece by piece and check every piece's size and CRC.
@@ -45,6 +47,7 @@ from .odirect import O_DIRECT as _O_DIRECT
 from .odirect import sink as _sink
 from .records import CheckpointError
 from .state import FileSpec
+from .writeback import writeback_for
 
 __all__ = ["RawMechanism", "StreamMechanism", "RING"]
 
@@ -78,12 +81,15 @@ def _write_loop(ctx: Context, path: str, spec: FileSpec, produce: Any) -> Moved:
     stored = 0
     pieces = produce(_piece_bytes(ctx, direct), direct)
     with _sink(ctx, path, direct) as f, _closing(pieces):
+        early = writeback_for(f, ctx.fsync)  # the device writes each piece while the next is made
         for n, data, crc_of in pieces:
             written = f.write(data)
             size = memoryview(data).nbytes
             if written is not None and written != size:  # raw writers may write short; ours loop
                 raise CheckpointError(f"short write to {path}: {written} of {size} bytes")
             stored += size
+            if early is not None:
+                early.wrote(size)
             if index is not None:
                 index.pieces.append((size, n, crc_of))
             if ctx.on_chunk is not None:
