@@ -32,7 +32,11 @@ from dlio_core.formats import _zip
 _LOCAL_Y = struct.Struct("<IBBHHHHIIIHH5s")  # a local header and a five-byte name, as npz's fast path reads it
 _ZIP64 = struct.Struct("<HHQQ")  # the zip64 extra field: id 1, length, uncompressed, compressed
 
-__all__ = ["formats_with_labels", "has_labels", "labels_of_file", "labels_of_step"]
+__all__ = ["LABEL_CACHE_SAMPLES", "StepLabels", "formats_with_labels", "has_labels", "labels_of_file", "labels_of_step"]
+
+# Labels are kept per process once read (8 bytes a sample) up to this many samples (32 MiB); larger
+# datasets look each file's labels up in its bytes every time it is read.
+LABEL_CACHE_SAMPLES = 1 << 22
 
 _LABELLED = ("npz",)
 
@@ -190,12 +194,55 @@ def labels_of_step(storage: Any, files: Sequence[tuple[str, int]], views: Sequen
         >>> labels_of_step(st, files, [np.zeros(1)] * 2, np.array([0, 0]), np.array([1, 0])).tolist()
         [9, 8]
     """
-    out = np.empty(len(views), np.int64)
-    per_file: dict[int, np.ndarray] = {}
-    for j, (f, k) in enumerate(zip(np.asarray(file_ids).tolist(), np.asarray(indices).tolist())):
-        y = per_file.get(f)
-        if y is None:
-            rel, size = files[f]
-            y = per_file[f] = labels_of_file(views[j], storage.read, storage.join(rel), int(size))
-        out[j] = y[k]
-    return out
+    return StepLabels.of_files(storage, files, samples_per_file=0)(views, file_ids, indices)  # 0: nothing kept
+
+
+class StepLabels:
+    """int64 labels of steps' samples, each file's ``y`` looked up once and then kept by this object (this
+    process: 8 bytes a sample, up to ``LABEL_CACHE_SAMPLES`` samples; larger datasets look each file up
+    once per step). ``read(path)``, ``path_of(f)`` and ``size_of(f)`` name and read file ``f``.
+
+    A step whose files were all seen costs one gather, not a lookup per file: later epochs (and the
+    steps of a multi-sample file after its first) read no label bytes.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from dlio_core.storage import open_storage
+        >>> st = open_storage(tempfile.mkdtemp())
+        >>> np.savez(st.path("a.npz"), x=np.zeros((2, 2, 2), np.uint8), y=np.array([8, 9]))
+        >>> step = StepLabels.of_files(st, [("a.npz", st.size("a.npz"))], samples_per_file=2)
+        >>> step([np.zeros(1)] * 2, np.array([0, 0]), np.array([1, 0])).tolist()
+        [9, 8]
+    """
+
+    def __init__(self, read: Callable[[str], bytes], path_of: Callable[[int], str], size_of: Callable[[int], int],
+                 num_files: int, samples_per_file: int) -> None:
+        self.read, self.path_of, self.size_of = read, path_of, size_of
+        self.samples_per_file = int(samples_per_file)
+        cached = 0 < num_files * self.samples_per_file <= LABEL_CACHE_SAMPLES  # samples_per_file=0: keep none
+        self._seen = np.zeros(num_files, bool) if cached else None
+        self._labels = np.zeros(num_files * self.samples_per_file, np.int64) if cached else None
+
+    @classmethod
+    def of_files(cls, storage: Any, files: Sequence[tuple[str, int]], samples_per_file: int) -> "StepLabels":
+        """Over ``files``, ``(relpath, size)`` pairs (as listing gives them) in ``storage``."""
+        return cls(storage.read, lambda f: storage.join(files[f][0]), lambda f: int(files[f][1]), len(files),
+                   samples_per_file)
+
+    def __call__(self, views: Sequence[np.ndarray], file_ids: Any, indices: Any) -> np.ndarray:
+        """The labels of sample ``indices[j]`` of file ``file_ids[j]``, ``views[j]`` being that sample."""
+        files, indices = np.asarray(file_ids, np.int64), np.asarray(indices, np.int64)
+        seen, known, spf = self._seen, self._labels, self.samples_per_file
+        if seen is not None and seen[files].all():  # every file's labels read in an earlier step
+            return known[files * spf + indices]  # type: ignore[index]
+        out = np.empty(len(views), np.int64)
+        per_file: dict[int, np.ndarray] = {}  # each file's y looked up once per step
+        for j, (f, k) in enumerate(zip(files.tolist(), indices.tolist())):
+            y = per_file.get(f)
+            if y is None:
+                y = per_file[f] = labels_of_file(views[j], self.read, self.path_of(f), self.size_of(f))
+                if seen is not None and y.size == spf:
+                    known[f * spf:(f + 1) * spf] = y  # type: ignore[index]
+                    seen[f] = True
+            out[j] = y[k]
+        return out

@@ -28,11 +28,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["SampleMaker", "torch_dtype", "LABEL_CACHE_SAMPLES"]
+from dlio_core.labels import LABEL_CACHE_SAMPLES, StepLabels
 
-# Labels are kept per process once read (8 bytes a sample) up to this many samples (32 MiB); larger
-# datasets look each file's labels up in its bytes every time it is read.
-LABEL_CACHE_SAMPLES = 1 << 22
+__all__ = ["SampleMaker", "torch_dtype", "LABEL_CACHE_SAMPLES"]
 
 
 def torch_dtype(dtype: np.dtype) -> torch.dtype:
@@ -49,7 +47,7 @@ class SampleMaker:
         self.transform = transform
         self.collate_fn = collate_fn
         self.samples_per_file = int(samples_per_file)
-        self._known: tuple[np.ndarray, np.ndarray] | None = None  # (file seen, labels): this process's cache
+        self._known: StepLabels | None = None  # this process's labels, each file's read once
         self._ring: Any = None  # a DataLoader worker's shared-memory batch buffers (_batch_ring)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -68,33 +66,15 @@ class SampleMaker:
             self._ring = BatchRing(RING_SLOTS, nbytes)
         return self._ring.put(views, None if ys is None else ys.copy())
 
-    def _cache(self) -> tuple[np.ndarray, np.ndarray] | None:
-        files = len(self.labels)
-        if self._known is None and files * self.samples_per_file <= LABEL_CACHE_SAMPLES:
-            self._known = (np.zeros(files, bool), np.zeros(files * self.samples_per_file, np.int64))
-        return self._known
-
     def _labels(self, batch: Any, ids: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray | None:
         if self.labels is None:
             return None
-        from dlio_core.labels import labels_of_file
-
-        src, views = self.labels, batch.samples
+        if self._known is None:
+            src = self.labels
+            self._known = StepLabels(src.storage.read, lambda f: str(src.paths[f]), lambda f: int(src.sizes[f]),
+                                     len(src), self.samples_per_file)
         files, indices = ids  # type: ignore[misc]
-        known = self._cache()
-        if known is not None and known[0][files].all():  # every file's labels read in an earlier step
-            return known[1][files * self.samples_per_file + indices]
-        out = np.empty(len(views), dtype=np.int64)
-        per_file: dict[int, np.ndarray] = {}  # each file's y looked up once per step
-        for j, (f, k) in enumerate(zip(files.tolist(), indices.tolist())):
-            y = per_file.get(f)
-            if y is None:
-                y = per_file[f] = labels_of_file(views[j], src.storage.read, str(src.paths[f]), int(src.sizes[f]))
-                if known is not None and y.size == self.samples_per_file:
-                    known[1][f * y.size:(f + 1) * y.size] = y
-                    known[0][f] = True
-            out[j] = y[k]
-        return out
+        return self._known(batch.samples, files, indices)
 
     def items(self, batch: Any, ids: tuple[np.ndarray, np.ndarray] | None) -> list[Any]:
         """One item per sample: ``x`` (transformed) or ``(x, y)``; tensors own their memory."""

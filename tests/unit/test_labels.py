@@ -49,3 +49,35 @@ def test_compressed_and_odd_dtypes_and_missing_y(tmp_path):
 def test_which_formats_carry_labels():
     assert formats_with_labels() == ("npz",)
     assert has_labels(get_format("npz")) and has_labels("npz") and not has_labels(get_format("npy"))
+
+
+def test_step_labels_read_each_file_once_then_gather_from_what_they_kept(tmp_path):
+    from dlio_core.labels import StepLabels
+
+    st = open_storage(str(tmp_path))
+    np.savez(st.path("a.npz"), x=np.zeros((2, 2, 2), np.uint8), y=np.array([8, 9]))
+    np.savez(st.path("b.npz"), x=np.zeros((2, 2, 2), np.uint8), y=np.array([3, 4]))
+    files = [("a.npz", st.size("a.npz")), ("b.npz", st.size("b.npz"))]
+    reads: list[str] = []
+    step = StepLabels(lambda p: reads.append(p) or st.read(p), lambda f: st.join(files[f][0]),
+                      lambda f: files[f][1], len(files), samples_per_file=2)
+    views = [np.zeros(1)] * 3
+    assert step(views, np.array([1, 0, 1]), np.array([0, 1, 1])).tolist() == [3, 9, 4]
+    assert len(reads) == 2  # each file once in the step, though b has two samples in it
+    assert step(views, np.array([0, 1, 0]), np.array([0, 1, 1])).tolist() == [8, 4, 9]
+    assert len(reads) == 2  # kept: the second step read no label bytes
+    uncached = StepLabels.of_files(st, files, samples_per_file=0)
+    uncached.read = lambda p: reads.append(p) or st.read(p)
+    uncached(views[:1], np.array([0]), np.array([1]))
+    uncached(views[:1], np.array([0]), np.array([1]))
+    assert len(reads) == 4  # samples_per_file=0 keeps nothing
+
+
+def test_step_labels_name_the_file_without_labels(tmp_path):
+    from dlio_core.labels import StepLabels
+
+    st = open_storage(str(tmp_path))
+    np.savez(st.path("n.npz"), x=np.zeros((2, 2, 2), np.uint8))
+    step = StepLabels.of_files(st, [("n.npz", st.size("n.npz"))], samples_per_file=2)
+    with pytest.raises(ValueError, match="n.npz.*no y member"):
+        step([np.zeros(1)], np.array([0]), np.array([0]))
