@@ -2,7 +2,7 @@
 
 ``sample_array`` makes the array one file holds (DLIO's samples-last layout, or sample-major bytes
 for formats that write sample after sample); ``thread_buffer`` gives each writer thread one reused
-buffer to make it in.
+buffer to make it in; ``content_crc32`` gives the CRC-32 of those bytes without a pass over them.
 
 Example:
     >>> sample_array((2, 2, 3), "uint8", (10, 0, 0)).shape
@@ -20,21 +20,27 @@ import numpy as np
 
 __all__ = ["sample_array", "thread_buffer", "content_crc32"]
 
-_BLOCK_WORDS = 2048  # 16 KiB: one random block per file, each 16 KiB of the file stamped apart
-_ROW_BLOCKS = 4
+_ROW_WORDS = 8192    # 64 KiB: each row of a file is the base row XOR a 64-bit stamp of its own
+_PIECE_WORDS = 512   # 4 KiB: the CRC of a partial last row is carried piece by piece
+_MASK = (1 << 64) - 1
+_PCG_INC = 0xDA3E39CB94B95BDB  # the stamps' PCG64 stream (odd); a file's key sets its 128-bit state
+_BASE_KEY = [0x646C, 0x62617365]  # the base row's seed (fixed: the base is the same in every process)
+_base: np.ndarray | None = None
+_local = threading.local()  # one PCG64 per thread, its state set per file (a pure function of the key)
 
 
 def sample_array(shape: tuple[int, ...], dtype: Any, key: tuple[int, ...], *, samples_first: bool = False,
                  out: np.ndarray | None = None) -> np.ndarray:
     """Incompressible content for one file, a pure function of ``key`` (and ``samples_first``).
 
-    Integer types: a file of up to 16 KiB is raw PCG64 output; in a larger one each 16 KiB is one
-    random 16 KiB block of the file XOR a random 64-bit stamp of its own (the stamp of a 64 KiB row
-    XOR one of four block stamps): one streaming pass (10-30 GB/s here, where PCG64 makes about
-    1 GB/s), still incompressible (zlib, bz2 and lzma gain nothing: no two 16 KiB pieces agree in
-    any 8-byte word) and dedup-safe (no two 4 KiB blocks alike, in a file or across files).
-    Floats are uniform in [0, 1) as DLIO's ``gen_random_tensor`` makes them (no NaNs); bools are
-    random bits.
+    Integer types: the file's bytes are 64 KiB rows, each the one random 64 KiB base row (made once
+    per process from a fixed seed) XOR a random 64-bit stamp of its own; the stamps come from PCG64
+    at a state hashed from ``key``. One streaming pass (tens of GB/s), with a few microseconds of
+    set-up per file (PCG64 seeded through ``SeedSequence`` cost 10 us, a 16 KiB block of it 17 more).
+    No two 4 KiB blocks agree, in a file or across files (each 8-byte word differs by the XOR of two
+    stamps), so the content is dedup-safe; zlib, bz2 and lzma gain nothing on a file. Floats are
+    uniform in [0, 1) as DLIO's ``gen_random_tensor`` makes them (no NaNs, raw PCG64 seeded from
+    ``key``); bools are random bits.
 
     ``samples_first`` fills the bytes in sample-major order (sample ``i`` contiguous) and returns the
     samples-last view of them, for formats that write sample after sample (no transposing copy).
@@ -52,10 +58,9 @@ def sample_array(shape: tuple[int, ...], dtype: Any, key: tuple[int, ...], *, sa
     dt = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
     stored = (shape[-1], *shape[:-1]) if samples_first and shape else shape
-    bitgen = np.random.PCG64(np.random.SeedSequence(list(key)))
     count = math.prod(stored)
     if dt.kind == "f":
-        g = np.random.Generator(bitgen)
+        g = np.random.Generator(np.random.PCG64(np.random.SeedSequence(list(key))))
         src = np.float32 if dt.itemsize <= 4 else np.float64
         arr = g.random(size=count, dtype=src).astype(dt, copy=False).reshape(stored)
     else:
@@ -64,38 +69,56 @@ def sample_array(shape: tuple[int, ...], dtype: Any, key: tuple[int, ...], *, sa
             raw = out.reshape(-1)[:nbytes]
         else:
             raw = np.empty(nbytes, np.uint8)
-        _fill_random(raw, bitgen)
+        _fill(raw, key)
         arr = (raw & 1).view(np.bool_) if dt.kind == "b" else raw.view(dt)
         arr = arr.reshape(stored)
     return np.moveaxis(arr, 0, -1) if stored is not shape else arr
 
 
-def _draws(bitgen: np.random.PCG64, nbytes: int) -> tuple[np.ndarray, np.ndarray, bytes] | None:
-    """The random parts of an ``nbytes`` file past one block: its 64 KiB row (four stamped copies
-    of the block), the row stamps (one more than whole rows, for the partial row) and the tail
-    bytes after the last whole word; None for a file of one block or less."""
-    words, tail = divmod(nbytes, 8)
-    if words <= _BLOCK_WORDS:
-        return None
-    # 64 KiB rows: numpy XORs rows that wide at tens of GB/s, 16 KiB ones at a fifth of that.
-    row = np.bitwise_xor(bitgen.random_raw(_BLOCK_WORDS), bitgen.random_raw(_ROW_BLOCKS)[:, None]).reshape(-1)
-    stamps = bitgen.random_raw(words // row.size + 1)
-    return row, stamps, bitgen.random_raw(1).tobytes()[:tail] if tail else b""
+def _base_row() -> np.ndarray:
+    """The 64 KiB random row every file is made from (read-only; identical in every process)."""
+    global _base
+    if _base is None:
+        base = np.random.PCG64(np.random.SeedSequence(_BASE_KEY)).random_raw(_ROW_WORDS)
+        base.flags.writeable = False
+        _base = base
+    return _base
 
 
-def _fill_random(raw: np.ndarray, bitgen: np.random.PCG64) -> None:
+def _mix64(z: int) -> int:
+    """SplitMix64's finaliser: a bijection of 64-bit integers that scatters every input bit."""
+    z = (z + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def _stamps(key: tuple[int, ...], count: int) -> np.ndarray:
+    """``count`` 64-bit stamps of the file ``key``: PCG64 output from a 128-bit state hashed from the
+    key (setting the state of this thread's generator costs about 2 us; seeding one costs 10)."""
+    h = 0x243F6A8885A308D3
+    for k in key:
+        h = _mix64(h ^ (int(k) & _MASK))
+    bitgen = getattr(_local, "bitgen", None)
+    if bitgen is None:
+        bitgen = _local.bitgen = np.random.PCG64(0)
+    bitgen.state = {"bit_generator": "PCG64", "state": {"state": (h << 64) | _mix64(h ^ _MASK), "inc": _PCG_INC},
+                    "has_uint32": 0, "uinteger": 0}
+    return bitgen.random_raw(count)
+
+
+def _fill(raw: np.ndarray, key: tuple[int, ...]) -> None:
     """Fill the uint8 array ``raw`` as ``sample_array`` describes (the bytes of 64-bit words)."""
-    drawn = _draws(bitgen, raw.nbytes)
-    if drawn is None:
-        raw[:] = bitgen.random_raw(raw.nbytes // 8 + 1).view(np.uint8)[:raw.nbytes]
-        return
-    row, stamps, tail = drawn
-    words = raw.nbytes // 8
-    rows, rest = divmod(words, row.size)
+    base = _base_row()
+    words, tail = divmod(raw.nbytes, 8)
+    rows, rest = divmod(words, _ROW_WORDS)
+    stamps = _stamps(key, rows + (1 if rest or tail else 0))
     body = raw[:words * 8].view(np.uint64)
-    np.bitwise_xor(row, stamps[:rows, None], out=body[:rows * row.size].reshape(rows, row.size))
-    np.bitwise_xor(row[:rest], stamps[rows], out=body[rows * row.size:])
-    raw[words * 8:] = np.frombuffer(tail, np.uint8)
+    np.bitwise_xor(base, stamps[:rows, None], out=body[:rows * _ROW_WORDS].reshape(rows, _ROW_WORDS))
+    if rest:
+        np.bitwise_xor(base[:rest], stamps[rows], out=body[rows * _ROW_WORDS:])
+    if tail:
+        raw[words * 8:] = np.bitwise_xor(base[rest:rest + 1], stamps[rows]).view(np.uint8)[:tail]
 
 
 def thread_buffer(buffers: threading.local, nbytes: int) -> np.ndarray:
@@ -113,38 +136,56 @@ def thread_buffer(buffers: threading.local, nbytes: int) -> np.ndarray:
     return buf
 
 
-_ROW_BYTES = _BLOCK_WORDS * _ROW_BLOCKS * 8
-_crc_tables: tuple[list[list[int]], list[int]] | None = None
+class _CrcSpan:
+    """zlib's CRC-32 carried over one span (a 64 KiB row or a 4 KiB piece) of the base XOR a stamp.
 
-
-def _crc_basis() -> tuple[list[list[int]], list[int]]:
-    """What ``content_crc32`` needs, made once (about 6 MiB of CRC-32): byte tables for carrying a
-    CRC over 64 KiB of zeros, and the CRC part each stamp bit adds to a row.
-
-    zlib's CRC-32 is affine in (data, start) together, so the CRC of ``row ^ stamp`` continued from
-    ``c`` is ``crc(row, 0) ^ M(c) ^ sum(bits of stamp)``: ``M`` carries ``c`` over the row's length.
+    zlib's CRC-32 is affine in (data, start) together, so the CRC of ``base_span ^ stamp`` continued
+    from ``c`` is ``crc(base_span, 0) ^ M(c) ^ L(stamp)``: ``M`` carries ``c`` over the span's length
+    (four byte tables), ``L`` is the CRC part the stamp's bits add (eight byte tables, one per stamp byte).
     """
-    global _crc_tables
-    if _crc_tables is None:
-        zeros = bytes(_ROW_BYTES)
+
+    def __init__(self, words: int) -> None:
+        zeros = bytes(8 * words)
         k = zlib.crc32(zeros)
         columns = [zlib.crc32(zeros, 1 << i) ^ k for i in range(32)]
-        tables = []
-        for t in range(4):
-            table = [0] * 256
-            for v in range(1, 256):
-                low = v & -v
-                table[v] = table[v ^ low] ^ columns[8 * t + low.bit_length() - 1]
-            tables.append(table)
-        bits = [zlib.crc32(np.full(_ROW_BYTES // 8, 1 << b, np.uint64)) ^ k for b in range(64)]
-        _crc_tables = (tables, bits)
-    return _crc_tables
+        self.carry = [_byte_tables(columns[8 * t:8 * t + 8]) for t in range(4)]
+        bits = [zlib.crc32(np.full(words, 1 << b, np.uint64)) ^ k for b in range(64)]
+        self.stamp = np.array([_byte_tables(bits[8 * t:8 * t + 8]) for t in range(8)], np.uint32)
+
+    def stamp_parts(self, stamps: np.ndarray) -> list[int]:
+        """``L(stamp)`` for each stamp."""
+        octets = stamps.astype("<u8").view(np.uint8).reshape(-1, 8)
+        return np.bitwise_xor.reduce(self.stamp[np.arange(8), octets], axis=1).tolist()
+
+
+def _byte_tables(columns: list[int]) -> list[int]:
+    """The 256 XOR-combinations of 8 linear images (index bit ``b`` selects ``columns[b]``)."""
+    table = [0] * 256
+    for v in range(1, 256):
+        low = v & -v
+        table[v] = table[v ^ low] ^ columns[low.bit_length() - 1]
+    return table
+
+
+_crc_lock = threading.Lock()
+_crc_spans: tuple[_CrcSpan, _CrcSpan, int, list[int]] | None = None
+
+
+def _crc_basis() -> tuple[_CrcSpan, _CrcSpan, int, list[int]]:
+    """Made once (about 7 MiB of CRC-32): the row and piece carriers, the base row's CRC and its pieces'."""
+    global _crc_spans
+    with _crc_lock:
+        if _crc_spans is None:
+            base = _base_row()
+            pieces = [zlib.crc32(base[i:i + _PIECE_WORDS]) for i in range(0, _ROW_WORDS, _PIECE_WORDS)]
+            _crc_spans = (_CrcSpan(_ROW_WORDS), _CrcSpan(_PIECE_WORDS), zlib.crc32(base), pieces)
+    return _crc_spans
 
 
 def content_crc32(nbytes: int, key: tuple[int, ...], start: int = 0) -> int:
     """``zlib.crc32`` of the ``nbytes`` bytes ``sample_array`` makes for ``key`` (an integer dtype, as
     they lie in its buffer), continued from ``start``, without making them: a few Python steps per
-    64 KiB row instead of a pass over every byte (zip's CRC-32 ran at 1.6 GB/s here, slower than
+    64 KiB row instead of a pass over every byte (zip's CRC-32 runs at 1.6 GB/s here, slower than
     the write itself).
 
     Example:
@@ -152,19 +193,22 @@ def content_crc32(nbytes: int, key: tuple[int, ...], start: int = 0) -> int:
         >>> content_crc32(a.nbytes, (10, 0, 7), 5) == zlib.crc32(a.tobytes(), 5)
         True
     """
-    bitgen = np.random.PCG64(np.random.SeedSequence(list(key)))
-    drawn = _draws(bitgen, nbytes)
-    if drawn is None:
-        return zlib.crc32(bitgen.random_raw(nbytes // 8 + 1).view(np.uint8)[:nbytes], start)
-    row, stamps, tail = drawn
-    (t0, t1, t2, t3), bits = _crc_basis()
-    rows, rest = divmod(nbytes // 8, row.size)
-    shifts = np.arange(64, dtype=np.uint64)
-    set_bits = ((stamps[:rows, None] >> shifts) & np.uint64(1)).astype(bool)
-    stamp_parts = np.bitwise_xor.reduce(np.where(set_bits, np.asarray(bits, np.uint64), np.uint64(0)), axis=1)
-    base = zlib.crc32(row)
+    row, piece, row_crc, piece_crcs = _crc_basis()
+    words, tail = divmod(nbytes, 8)
+    rows, rest = divmod(words, _ROW_WORDS)
+    stamps = _stamps(key, rows + (1 if rest or tail else 0))
+    t0, t1, t2, t3 = row.carry
     c = start
-    for part in stamp_parts.tolist():
-        c = t0[c & 255] ^ t1[(c >> 8) & 255] ^ t2[(c >> 16) & 255] ^ t3[c >> 24] ^ base ^ part
-    c = zlib.crc32(np.bitwise_xor(row[:rest], stamps[rows]), c)
-    return zlib.crc32(tail, c)
+    for part in row.stamp_parts(stamps[:rows]):
+        c = t0[c & 255] ^ t1[(c >> 8) & 255] ^ t2[(c >> 16) & 255] ^ t3[c >> 24] ^ row_crc ^ part
+    if not (rest or tail):
+        return c
+    pieces, left = divmod(rest, _PIECE_WORDS)
+    if pieces:
+        (part,) = piece.stamp_parts(stamps[rows:])
+        t0, t1, t2, t3 = piece.carry
+        for crc in piece_crcs[:pieces]:
+            c = t0[c & 255] ^ t1[(c >> 8) & 255] ^ t2[(c >> 16) & 255] ^ t3[c >> 24] ^ crc ^ part
+    start_word = pieces * _PIECE_WORDS
+    last = np.bitwise_xor(_base_row()[start_word:start_word + left + (1 if tail else 0)], stamps[rows])
+    return zlib.crc32(last.view(np.uint8)[:left * 8 + tail], c)

@@ -13,9 +13,9 @@ What matches DLIO (``data_generator/data_generator.py`` and the npz/npy generato
   for the same config, on any number of ranks;
 * rank ``r`` of ``world`` writes global files ``r, r + world, ...``.
 
-What differs, on purpose: content is seeded per file (``PCG64(SeedSequence([10, split, index]))``,
-incompressible, see ``sample_array``) instead of DLIO's unseeded generator, so a rerun is byte-identical whatever
-the rank and thread counts; files appear atomically; ``compression: zip`` really deflates npz members
+What differs, on purpose: content is a pure function of the file's key ``(10, split, index)``
+(incompressible and dedup-safe, see ``dlio_core.content.sample_array``) instead of DLIO's unseeded
+generator, so a rerun is byte-identical whatever the rank and thread counts; files appear atomically; ``compression: zip`` really deflates npz members
 (DLIO means to, never does); a manifest of names and sizes is written for runs to use instead of
 listing.
 
@@ -59,7 +59,7 @@ from dlio_core import preflight
 __all__ = ["generate_dataset", "DatasetPlan", "DatasetError", "sample_array", "file_name", "dlio_dims"]
 
 DIMS_SEED = 10      # DLIO: np.random.seed(10) right before get_dimension()
-CONTENT_SEED = 10   # ours: file contents come from SeedSequence([CONTENT_SEED, split_id, index])
+CONTENT_SEED = 10   # ours: file contents are a function of the key (CONTENT_SEED, split_id, index)
 SPLITS = ("train", "valid")
 
 
