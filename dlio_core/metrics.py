@@ -85,6 +85,14 @@ class PhaseRecord:
     def add_step(self, *, start: float, wait: float, compute: float, barrier: float, end: float,
                  samples: int, bytes_read: int, io_s: float | None, decode_s: float | None,
                  sample_bytes: int = 0, checkpoint_s: float = 0.0, h2d_s: float | None = None) -> None:
+        self.add_row(start, wait, compute, barrier, end, samples, bytes_read, io_s, decode_s, sample_bytes,
+                     checkpoint_s, h2d_s)
+
+    def add_row(self, start: float, wait: float, compute: float, barrier: float, end: float, samples: int,
+                bytes_read: int, io_s: float | None, decode_s: float | None, sample_bytes: int,
+                checkpoint_s: float, h2d_s: float | None) -> None:
+        """``add_step`` with every field given by position, in that order: the runner's call every step
+        (keywords cost more than the appends)."""
         self.start.append(start)
         self.end.append(end)
         self.wait.append(wait)

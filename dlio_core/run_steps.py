@@ -36,9 +36,18 @@ __all__ = ["train_epoch", "eval_epoch"]
 
 def _add_step(rec: PhaseRecord, batch: Any, t0: float, t1: float, compute_s: float, t2: float, t3: float,
               checkpoint_s: float = 0.0) -> None:
-    rec.add_step(start=t0, wait=t1 - t0, compute=compute_s, barrier=t3 - t2, end=t3, samples=batch.num_samples,
-                 bytes_read=batch.bytes_read, io_s=batch.io_s, decode_s=batch.decode_s,
-                 sample_bytes=batch.sample_bytes, checkpoint_s=checkpoint_s, h2d_s=getattr(batch, "h2d_s", None))
+    rec.add_row(t0, t1 - t0, compute_s, t3 - t2, t3, batch.num_samples, batch.bytes_read, batch.io_s,
+                batch.decode_s, batch.sample_bytes, checkpoint_s, getattr(batch, "h2d_s", None))
+
+
+def _solo_ok(sync: RunSync) -> StepOutcome | None:
+    """What every exchange of a one-process run returns while the rank is clear (no other rank to hear
+    from: ``Dist.step_status`` then hands back one shared "all ok" outcome); None when other ranks
+    take part. The step loop then skips the call and the step's name it would format, every step."""
+    dist = getattr(sync, "dist", None)
+    if dist is None or getattr(dist, "comm", True) is not None or getattr(dist, "rank", -1) != 0:
+        return None
+    return dist.step_status()
 
 
 def train_epoch(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: Any, sync: RunSync, at: Progress,
@@ -52,6 +61,7 @@ def train_epoch(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: A
     perf = time.perf_counter
     batches = None
     outcome, after_save = StepOutcome(), False
+    solo_ok = _solo_ok(sync)
     with sync.guard():
         batches = loader.epoch(plan, max_steps=steps)
     try:
@@ -69,7 +79,11 @@ def train_epoch(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: A
                     sync.note(exc)
                     batch = None
             t2 = perf()
-            outcome = sync.exchange(f"epoch {at.epoch} step {step}", timeout_s=None if after_save else USE_RANK_TIMEOUT)
+            if solo_ok is not None and sync.clear:
+                outcome = solo_ok
+            else:
+                outcome = sync.exchange(f"epoch {at.epoch} step {step}",
+                                        timeout_s=None if after_save else USE_RANK_TIMEOUT)
             t3 = perf()
             after_save = False
             if outcome.ok and checkpoint is not None:

@@ -148,6 +148,10 @@ class WholeFileBatches:
         # Many files: the paths are made per batch (paths.LazyPaths.take); else one list lookup a file.
         self.take_paths = None if type(inputs.paths) is list else inputs.paths.take
         self.sizes = inputs.size_list
+        # Every file of one size (the usual dataset): a batch's sizes are one shared list per length.
+        known = inputs.sizes
+        self.one_size = int(known[0]) if known is not None and known.size and known.min() == known.max() else None
+        self.size_lists: dict[int, list[int]] = {}
         self.plain_local_files = inputs.plain_local_files
         # Kept samples' buffers change every batch: one parse the reader threads share, its settings
         # (checksums) read once per loader where the format offers that, not once per file.
@@ -184,17 +188,27 @@ class WholeFileBatches:
         batch is to be read one large file at a time instead (see ``read``)."""
         fl = files if type(files) is list else files.tolist()
         paths, sizes = self.paths, self.sizes
-        reads: list[int] = []  # file of each read: a run of samples in one file is one read
-        which: list[int] = []
-        last = -1
-        for f in fl:
-            if f != last:
-                reads.append(f)
-                last = f
-            which.append(len(reads) - 1)
-        if len(reads) == len(which):  # a read per sample: the shared list that ``finish`` recognises
-            which = _identity(len(which))
-        rsizes = [sizes[f] for f in reads] if sizes is not None else [self.storage.size(paths[f]) for f in reads]
+        if len(set(fl)) == len(fl):  # no file twice, so none twice in a row: a read per sample
+            reads, which = fl, _identity(len(fl))  # (the shared list that ``finish`` recognises)
+        else:
+            reads = []  # file of each read: a run of samples in one file is one read
+            which = []
+            last = -1
+            for f in fl:
+                if f != last:
+                    reads.append(f)
+                    last = f
+                which.append(len(reads) - 1)
+            if len(reads) == len(which):
+                which = _identity(len(which))
+        if self.one_size is not None:
+            rsizes = self.size_lists.get(len(reads))  # shared, never mutated
+            if rsizes is None:
+                rsizes = self.size_lists[len(reads)] = [self.one_size] * len(reads)
+        elif sizes is not None:
+            rsizes = [sizes[f] for f in reads]
+        else:
+            rsizes = [self.storage.size(paths[f]) for f in reads]
         rpaths = [paths[f] for f in reads] if self.take_paths is None else self.take_paths(reads)
         if scratch is None:
             get_buffer = self.pool.get
