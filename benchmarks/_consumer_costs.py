@@ -8,7 +8,8 @@ away), the least of ``--rounds`` rounds of one 1,024-step epoch, per batch:
 - ``prepare`` and ``finish`` of ``WholeFileBatches`` (plan a batch's reads; check and parse them);
 - the runner's step (``run_steps.train_epoch``) over a loader that hands out one ready-made batch;
 - the pooled path's whole epoch with one native reader (most reads then run on the consumer's thread);
-- the floor: the C extension reading the batch's 4 files (open + read + close each) in one call.
+- the floor: the C extension reading the batch's 4 files (open + read + close each) in one call, and
+  the same reads run by a ``ReadPool`` without threads (its files opened relative to their directory).
 
 With ``--before DIR`` (a ``dlio_core`` folder of another commit, e.g. from ``git archive``) the same
 pieces of that tree's ``engine/whole_file.py``, ``engine/pooled.py`` and ``dist.py`` run beside this
@@ -112,7 +113,13 @@ def c_reads(loader, plan) -> callable:
         for batch_paths in paths:
             whole_file._cread.read_files(batch_paths, views[:len(batch_paths)])
 
-    return read
+    def read_in_pool():  # the same reads through a ReadPool without threads: opened by directory (openat)
+        with whole_file._cread.ReadPool(0) as pool:
+            submit, wait = pool.submit, pool.wait
+            for batch_paths in paths:
+                wait(submit(batch_paths, views[:len(batch_paths)]))
+
+    return read, read_in_pool
 
 
 def main(argv=None) -> int:
@@ -133,7 +140,8 @@ def main(argv=None) -> int:
                                                              f"{b}/engine/whole_file.py"),
                                   _module("dlio_core.engine._pooled_before", f"{b}/engine/pooled.py"),
                                   _module("dlio_core._dist_before", f"{b}/dist.py")), **trees}
-    trees["floor"] = {"C read of the batch's files": c_reads(loader, plan)}
+    by_path, by_directory = c_reads(loader, plan)
+    trees["floor"] = {"C read of the batch's files": by_path, "the same in a ReadPool (openat)": by_directory}
     least: dict[tuple[str, str], float] = {}
     for rnd in range(args.rounds):  # interleaved, alternating the order
         for tree in (list(trees) if rnd % 2 else list(trees)[::-1]):
