@@ -40,6 +40,7 @@ class DevicePut:
 
     def __init__(self, sharding: Any = None) -> None:
         self.sharding = sharding
+        self._on_host: bool | None = None
 
     def __call__(self, host: Any) -> Any:
         """Put ``host`` (an array, or a tuple of them: one call for a batch and its labels)."""
@@ -51,21 +52,25 @@ class DevicePut:
 
     def on_host(self) -> bool:
         """Whether every destination device is the host CPU (then nothing crosses to a device)."""
-        import jax
+        if self._on_host is None:  # asked once: jax.devices() costs more than a small batch's put
+            import jax
 
-        devices = self.sharding.device_set if self.sharding is not None else {jax.devices()[0]}
-        return all(d.platform == "cpu" for d in devices)
+            devices = self.sharding.device_set if self.sharding is not None else {jax.devices()[0]}
+            self._on_host = all(d.platform == "cpu" for d in devices)
+        return self._on_host
 
     def timed(self, host: Any) -> tuple[Any, float | None]:
         """``(device_array, h2d_s)``: the put, timed to ``block_until_ready()``; ``h2d_s`` is None when the
         destination is the host CPU (no device copy happens)."""
         import jax
 
+        if self.on_host():  # nothing to time: no block_until_ready (an aligned batch is not even copied)
+            return self(host), None
         t0 = time.perf_counter()
         array = self(host)
         jax.block_until_ready(array)
         seconds = time.perf_counter() - t0
-        return array, (None if self.on_host() else seconds)
+        return array, seconds
 
 
 @dataclass
@@ -90,9 +95,13 @@ class DeviceBatch(Batch):
 
 def device_batches(batches: Iterator[Any], put: DevicePut, *, buffers: int = 2,
                    labeller: Callable[[Any], np.ndarray] | None = None,
-                   transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[DeviceBatch]:
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                   inline_on_host: bool = False) -> Iterator[DeviceBatch]:
     """Yield ``batches`` (engine batches with ``samples``) as :class:`DeviceBatch` objects, in order, put on
     the device on a background thread (:func:`dlio_core.prefetch.background_map`), at most ``buffers`` at once.
+    ``inline_on_host``: where the destination is the host CPU, stack and put on the caller's thread instead
+    (no copy crosses to a device, so there is nothing to overlap but the stacking, and a thread hand-off a
+    batch costs more than that on a small machine).
 
     ``labeller(batch)`` gives a batch's labels (read before its buffers go back); ``transform`` maps the
     stacked host batch (a numpy array) on that thread before the copy."""
@@ -112,4 +121,17 @@ def device_batches(batches: Iterator[Any], put: DevicePut, *, buffers: int = 2,
                            sample_bytes=b.sample_bytes, io_s=b.io_s, decode_s=b.decode_s, h2d_s=h2d_s, array=array,
                            labels=on_device)
 
+    if inline_on_host and put.on_host():
+        return _mapped(batches, copy)
     return background_map(batches, copy, depth=buffers, name="dl-driver-device-put", on_drop=lambda b: b.release())
+
+
+def _mapped(batches: Iterator[Any], copy: Callable[[Any], DeviceBatch]) -> Iterator[DeviceBatch]:
+    """``copy`` of each batch on the caller's thread; closing it closes ``batches`` (the engine's threads)."""
+    try:
+        for b in batches:
+            yield copy(b)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()

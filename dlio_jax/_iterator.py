@@ -1,8 +1,10 @@
 """``make_iterator``: one epoch of a DLIO workload as ``jax.Array`` batches, resumable.
 
-Reading is dl-driver's engine (threads, bounded read-ahead, pooled buffers); a copier thread stacks
-each batch and puts it on the device while the caller's step runs (double-buffered), timing each copy
-to ``block_until_ready``. ``reader.batch_size`` is per process. Processes are DLIO's ranks: process
+Reading is dl-driver's engine (threads, bounded read-ahead, pooled buffers); for an accelerator a
+copier thread stacks each batch and puts it on the device while the caller's step runs
+(double-buffered), timing each copy to ``block_until_ready``. When JAX's device is the host CPU there
+is no copy to overlap: ``next()`` stacks and puts the batch itself (a thread hand-off a batch cost more
+than the stacking on a small machine), and ``h2d_s`` is None. ``reader.batch_size`` is per process. Processes are DLIO's ranks: process
 ``jax.process_index()`` of ``jax.process_count()`` reads its contiguous block of the epoch's order,
 and every process gets the same number of steps.
 
@@ -23,7 +25,7 @@ with ``seed_change_epoch``), as a torch ``DataLoader`` does; ``set_epoch(e)`` pi
 
 Labels: where the files carry them (npz ``y``) each item is ``(images, labels)`` (int64), as the torch
 plugin yields; ``labels=False`` gives the images alone. ``transform`` maps each stacked host batch
-(numpy) on the copier thread, before the device copy.
+(numpy) before the device copy (on the copier thread, when there is one).
 
 Resume: ``state_dict()`` / ``load_state_dict(state)`` (:class:`dlio_core.state.Stateful`, as torch's and
 dlio_tf's iterators); ``get_state()`` / ``set_state(state)`` are the same under Grain's names, with the
@@ -140,6 +142,7 @@ class JaxIterator:
         self.step = 0
         self.last: DeviceBatch | None = None
         self._it: Iterator[DeviceBatch] | None = None
+        self._labels_kept: Any = None
         self.plan = epoch_plan(cfg, split=split, epoch=self.epoch, world=self.count, rank=self.index,
                                random_seed=self.random_seed)
         _LIVE.add(self)
@@ -188,7 +191,7 @@ class JaxIterator:
             tail = Resumed(self.plan, self.step)
             self._it = device_batches(engine.epoch(tail), self._put, buffers=self._buffers,
                                       labeller=self._labeller(tail) if self.labels else None,
-                                      transform=self.transform)
+                                      transform=self.transform, inline_on_host=True)
         try:
             self.last = next(self._it)
         except StopIteration:
@@ -199,10 +202,12 @@ class JaxIterator:
         return self.last.item
 
     def _labeller(self, plan: Any) -> Callable[[Any], Any]:
-        from dlio_core.labels import labels_of_step
+        from dlio_core.labels import StepLabels
 
-        storage, files = self.storage, self.files
-        return lambda batch: labels_of_step(storage, files, batch.samples, *plan.batch(batch.step))
+        if self._labels_kept is None:  # kept across epochs: each file's labels are read once
+            self._labels_kept = StepLabels.of_files(self.storage, self.files, self.cfg.dataset.num_samples_per_file)
+        step_labels = self._labels_kept
+        return lambda batch: step_labels(batch.samples, *plan.batch(batch.step))
 
     def state_dict(self) -> dict[str, Any]:
         """Where this iterator is: the :class:`~dlio_core.state.IterationState` fields (``epoch``,
