@@ -56,8 +56,21 @@ def npy_header(shape: tuple[int, ...], dtype: Any) -> bytes:
         >>> len(npy_header((64, 64, 1), np.uint8))
         128
     """
-    d = {"descr": npformat.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
-         "shape": tuple(int(s) for s in shape)}
+    key = (tuple(int(s) for s in shape), np.dtype(dtype))
+    header = _HEADERS.get(key)
+    if header is None:  # datasets repeat a few shapes: numpy's header writer costs 25 us a file
+        header = _build_header(*key)
+        if len(_HEADERS) >= _CACHE_MAX:
+            _HEADERS.clear()
+        _HEADERS[key] = header
+    return header
+
+
+_HEADERS: dict[tuple[tuple[int, ...], np.dtype], bytes] = {}
+
+
+def _build_header(shape: tuple[int, ...], dtype: np.dtype) -> bytes:
+    d = {"descr": npformat.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     bio = io.BytesIO()
     try:
         npformat.write_array_header_1_0(bio, d)

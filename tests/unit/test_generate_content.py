@@ -88,3 +88,25 @@ def zlib_crc(a, start):
     import zlib
 
     return zlib.crc32(a.tobytes(), start)
+
+
+@pytest.mark.parametrize("workload", ["default", "dlrm_parquet_h100", "retinanet_a100", "unet3d_h100"])
+def test_manifest_records_the_dataset_section_as_to_dict_has_it(tmp_path, workload):
+    """The manifest's ``dataset`` is built from the dataset section alone (``to_dict`` walks every
+    section); it must be exactly ``to_dict()["dataset"]``, nested keys included."""
+    from dlio_core.config import load_config
+    from dlio_core.generate import _dataset_section
+
+    cfg = load_config(workload, [f"++workload.dataset.data_folder={tmp_path}"])
+    assert _dataset_section(cfg) == cfg.to_dict()["dataset"]
+    from types import SimpleNamespace as NS  # a stand-in config keeps its own to_dict
+    assert _dataset_section(NS(dataset=NS(a=1), to_dict=lambda: {"dataset": {"a": 2}})) == {"a": 2}
+
+
+def test_concatenated_files_do_not_compress_either():
+    """Every file is rows of one shared base row XOR per-row stamps: a compressor over several files
+    (a tarball, a deduplicating store's stream) must gain nothing from that shared base."""
+    import lzma
+
+    files = b"".join(sample_array((256 << 10, 1), "uint8", (CONTENT_SEED, 0, i)).tobytes() for i in range(3))
+    assert len(lzma.compress(files)) > 0.99 * len(files)
