@@ -89,6 +89,18 @@ def evict(path: str) -> int | None:
     return resident_file_bytes(path)
 
 
+def evict_tree(folder: str) -> None:
+    """Evict every file under ``folder`` (a checkpoint just loaded), as :func:`plain_read` leaves its file.
+
+    Both sides of a round must leave the page cache as they found it: on this VM a read that has to take pages
+    the guest has not used before is 2-3x slower than one that reuses pages just freed (the host backs guest
+    memory on first touch), so the second of two reads in a round was the slow one whichever it was, unless the
+    first one's pages were given back."""
+    for d, _, files in os.walk(folder):
+        for f in files:
+            evict(os.path.join(d, f))
+
+
 def plain_write(path: str, data: np.ndarray, piece: int, direct: bool, early: bool = False) -> float:
     """Seconds to write ``data`` (made before the clock starts) to a new file in ``piece``-byte writes, then fsync;
     the file is then evicted from the page cache, as the engine evicts a saved checkpoint. ``early``: start each
@@ -119,7 +131,8 @@ def plain_write(path: str, data: np.ndarray, piece: int, direct: bool, early: bo
 
 def plain_read(path: str, piece: int, direct: bool) -> tuple[float, int | None]:
     """Seconds to read ``path`` sequentially in ``piece``-byte reads after evicting it from the page cache, and the
-    bytes the cache still held when the read began (0: a cold read)."""
+    bytes the cache still held when the read began (0: a cold read). The caller evicts it again after (see
+    :func:`evict_tree`)."""
     cached = evict(path)
     buf = _aligned(piece)
     t0 = time.perf_counter()
@@ -221,49 +234,61 @@ def _spread(values: list[float]) -> str:
     return f"median {statistics.median(values):.3f} (min {min(values):.3f}, max {max(values):.3f})"
 
 
+def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool, early: bool, step: int,
+              mech_first: bool) -> dict:
+    """Writes, then reads, of the ceiling and the mechanism (checkpoint step ``step``) in the order asked; every
+    file is evicted after it is written and after it is read, and deleted at the end (see :func:`evict_tree`)."""
+    plain, folder = os.path.join(base, "plain.bin"), os.path.join(base, "ck", f"global_epoch1_step{step}")
+    order = ["mech", "plain"] if mech_first else ["plain", "mech"]
+    got: dict = {}
+    for what in (["early", *order] if mech_first else [*order, "early"]) if early else order:
+        if what == "mech":
+            got["save"] = proc.ask("save", step)["save"]
+        elif what == "plain":
+            got["plain_write_s"] = plain_write(plain, data, piece, direct)
+        else:  # the reference ceiling on the other side of the mechanism
+            got["early_write_s"] = plain_write(plain + ".early", data, piece, direct, early=True)
+            os.unlink(plain + ".early")
+    for what in order:
+        if what == "mech":
+            got["load"] = proc.ask("load", step)["load"]
+            evict_tree(folder)
+        else:
+            got["plain_read_s"], got["plain_cached"] = plain_read(plain, piece, direct)
+            evict(plain)
+    os.unlink(plain)
+    shutil.rmtree(folder, ignore_errors=True)
+    return got
+
+
 def measure(name: str, base: str, nbytes: int, piece_mib: int, rounds: int, direct: bool, warmup: bool = True) -> None:
     """``rounds`` interleaved rounds of ceiling and mechanism (see the module doc); print the paired ratios."""
     piece = piece_mib << 20
     shutil.rmtree(base, ignore_errors=True)
     os.makedirs(base)
-    plain = os.path.join(base, "plain.bin")
     early = name in EARLY_WRITEBACK and not direct
     data = _aligned(nbytes)
     proc = Child(name, os.path.join(base, "ck"), nbytes, piece_mib, direct, warmup)
     w_ratio, w_early_ratio, r_ratio, w_mech, w_plain, r_mech, r_plain = [], [], [], [], [], [], []
     saves, loads, ceiling_cached = [], [], []
+    gib = nbytes / GIB
     try:
+        if warmup:  # the ceiling's warm-up, as the mechanism had its own: on this VM the first time the page
+            make_bytes(data, piece)  # cache grows into memory the guest has not used yet costs 10x (measured)
+            one_round(proc, base, data, piece, direct, early, rounds + 1, False)
         for k in range(1, rounds + 1):
             make_bytes(data, piece)
             mech_first = k % 2 == 0  # ABBA: the ceiling first in odd rounds, the mechanism first in even ones
-            order = ["mech", "plain"] if mech_first else ["plain", "mech"]
-            if early:  # the reference ceiling on the other side of the mechanism
-                order = ["early", *order] if mech_first else [*order, "early"]
-            seconds = {}
-            for what in order:
-                if what == "mech":
-                    saves.append(proc.ask("save", k)["save"])
-                elif what == "plain":
-                    seconds["plain"] = plain_write(plain, data, piece, direct)
-                else:
-                    seconds["early"] = plain_write(plain + ".early", data, piece, direct, early=True)
-                    os.unlink(plain + ".early")
-            for what in (["mech", "plain"] if mech_first else ["plain", "mech"]):
-                if what == "mech":
-                    loads.append(proc.ask("load", k)["load"])
-                else:
-                    r, cached = plain_read(plain, piece, direct)
-                    ceiling_cached.append(cached)
-            os.unlink(plain)
-            shutil.rmtree(os.path.join(base, "ck", f"global_epoch1_step{k}"), ignore_errors=True)
-            w, pw = saves[-1]["throughput_GiB_per_s"], nbytes / GIB / seconds["plain"]
-            rd, pr = loads[-1]["throughput_GiB_per_s"], nbytes / GIB / r
+            got = one_round(proc, base, data, piece, direct, early, k, mech_first)
+            saves.append(got["save"]), loads.append(got["load"]), ceiling_cached.append(got["plain_cached"])
+            w, pw = got["save"]["throughput_GiB_per_s"], gib / got["plain_write_s"]
+            rd, pr = got["load"]["throughput_GiB_per_s"], gib / got["plain_read_s"]
             w_mech.append(w), w_plain.append(pw), r_mech.append(rd), r_plain.append(pr)
             w_ratio.append(w / pw), r_ratio.append(rd / pr)
             line = f"  round {k} ({'mechanism first' if mech_first else 'ceiling first'}): write {w:.3f} / {pw:.3f} GiB/s"
             if early:
-                w_early_ratio.append(w / (nbytes / GIB / seconds["early"]))
-                line += f" (early-writeback plain {nbytes / GIB / seconds['early']:.3f})"
+                w_early_ratio.append(w / (gib / got["early_write_s"]))
+                line += f" (early-writeback plain {gib / got['early_write_s']:.3f})"
             print(f"{line}; read {rd:.3f} / {pr:.3f} GiB/s", flush=True)
         maxrss = proc.ask("quit")["maxrss_bytes"]
     finally:

@@ -136,12 +136,27 @@ def ctx_for(root: str, chunk: int = 1 << 16, **kw) -> Context:
     return Context(open_storage(root), ChunkSource(chunk, nonce=5), CheckpointPlan(ModelShape()), **kw)
 
 
-@pytest.mark.parametrize("nbytes", [1, 4095, 65536, 300_001])
-def test_raw_and_stream_write_the_same_bytes(tmp_path, nbytes):
+@pytest.mark.parametrize("nbytes, chunk", [(1, 1 << 16), (4095, 1 << 16), (65536, 1 << 16), (300_001, 1 << 16),
+                                           # pieces raw makes in several slices, the last one short
+                                           (2 * (5 << 20) + 12345, 5 << 20)])
+def test_raw_and_stream_write_the_same_bytes(tmp_path, nbytes, chunk):
     spec = FileSpec("m.pt", nbytes, "model", "fp16")
     for m in (streams.RawMechanism(), streams.StreamMechanism()):  # same path in two roots: same content
-        assert m.save(ctx_for(str(tmp_path / m.name)), "c/m.pt", spec).wait().stored_bytes == nbytes
-    assert (tmp_path / "raw/c/m.pt").read_bytes() == (tmp_path / "stream/c/m.pt").read_bytes()
+        assert m.save(ctx_for(str(tmp_path / m.name), chunk), "c/m.pt", spec).wait().stored_bytes == nbytes
+    raw = (tmp_path / "raw/c/m.pt").read_bytes()
+    assert raw == (tmp_path / "stream/c/m.pt").read_bytes()
+    src = ChunkSource(chunk, nonce=5)  # and each piece is the chunk the content source makes whole
+    assert all(raw[off:off + chunk] == bytes(src.chunk("c/m.pt", i, min(chunk, nbytes - off)))
+               for i, off in enumerate(range(0, nbytes, chunk)))
+
+
+def test_chunk_slices_must_start_on_a_word_and_fit():
+    src = ChunkSource(64, nonce=1)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        src.chunk("a", 0, 8, start=4)
+    with pytest.raises(ValueError, match="1..16 bytes"):
+        src.chunk("a", 0, 17, start=48)
+    assert bytes(ChunkSource(64, randomize=False).chunk("a", 0, 4, dtype="fp16", start=8)).hex() == "003c003c"
 
 
 def test_stream_producer_failure_leaves_nothing(tmp_path, monkeypatch):
