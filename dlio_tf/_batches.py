@@ -1,9 +1,12 @@
 """The core path of :mod:`dlio_tf._pipeline`: dl-driver's engine reads, ``tf.data`` receives whole batches.
 
 Every format and storage backend dlio_core reads goes through here. The engine's reader threads do
-the I/O and parsing (GIL released in the reads), in the plan's order, with bounded read-ahead; one
-``from_generator`` call per batch hands TensorFlow one stacked array, so Python runs once per batch,
-never per sample or per record (``from_generator`` has no parallel calls: tensorflow #13101).
+the I/O and parsing (GIL released in the reads), in the plan's order, with bounded read-ahead; each
+``from_generator`` call hands TensorFlow a group of up to ``GROUP_BATCHES`` batches, each stacked straight
+into its row of the group's arrays, which ``unbatch`` splits into batches in C++: Python runs once per
+batch (a stacking copy, a label gather), never per sample or per record, and ``from_generator``'s own
+cost (about a millisecond a call; it has no parallel calls: tensorflow #13101) once per group. Ragged
+batches (samples that vary in size) are handed one per call.
 
 A batch element holds ``image`` (``[batch, *sample_shape]``, the shape and dtype of the format's own
 samples, as the torch plugin yields them; a ``tf.RaggedTensor`` ``[batch, None]`` of flattened
@@ -36,69 +39,139 @@ __all__ = ["STAT_KEYS", "engine_batches"]
 STAT_KEYS = ("dl_bytes", "dl_io_s", "dl_decode_s")
 
 
-def _spec(src: Any, labels: bool, stats: bool) -> dict[str, Any]:
+# Batches handed to tf.data per Python call when samples have one shape: ``from_generator`` costs about a
+# millisecond a call on a small machine, more than reading a batch; ``unbatch`` splits each group in C++.
+GROUP_BATCHES = 16
+GROUP_MAX_BYTES = 8 << 20  # fewer batches a group when they are large (memory held per group)
+
+
+def _spec(src: Any, labels: bool, stats: bool, group: bool = False) -> dict[str, Any]:
+    """The element spec of one batch; with ``group``, of a group of batches (one more leading axis)."""
     shape, dtype = src.record_shape, src.dtype
+    lead = (None, None) if group else (None,)
     image = (tf.RaggedTensorSpec((None, None), dtype, ragged_rank=1) if shape is None
-             else tf.TensorSpec((None, *shape), dtype))
-    spec: dict[str, Any] = {"image": image, "size": tf.TensorSpec((None,), tf.int64)}
+             else tf.TensorSpec((*lead, *shape), dtype))
+    spec: dict[str, Any] = {"image": image, "size": tf.TensorSpec(lead, tf.int64)}
     if labels:
-        spec["label"] = tf.TensorSpec((None,), tf.int64)
+        spec["label"] = tf.TensorSpec(lead, tf.int64)
     if stats:
-        spec.update(dl_bytes=tf.TensorSpec((), tf.int64), dl_io_s=tf.TensorSpec((), tf.float64),
-                    dl_decode_s=tf.TensorSpec((), tf.float64))
+        each = lead[:-1]
+        spec.update(dl_bytes=tf.TensorSpec(each, tf.int64), dl_io_s=tf.TensorSpec(each, tf.float64),
+                    dl_decode_s=tf.TensorSpec(each, tf.float64))
     return spec
+
+
+def group_batches(src: Any) -> int:
+    """Batches per ``from_generator`` call: ``GROUP_BATCHES`` of fixed-shape samples (fewer when large), 1
+    when sizes vary (ragged batches are handed one at a time)."""
+    shape = src.record_shape
+    if shape is None:
+        return 1
+    batch_bytes = max(1, src.batch_size * int(np.prod(shape)) * src.dtype.size)
+    return max(1, min(GROUP_BATCHES, GROUP_MAX_BYTES // batch_bytes))
 
 
 class _Batches:
     """The generator body: this pipeline's plans, read one after the other by a fresh engine per iteration
-    (so the dataset can be iterated again: each ``iter()`` is a new epoch pass)."""
+    (so the dataset can be iterated again: each ``iter()`` is a new epoch pass). With ``group`` > 1 it
+    yields groups of up to ``group`` batches, each stacked straight into its row of the group's arrays."""
 
-    def __init__(self, src: Any, plans: Sequence[Any], steps: Sequence[int], labels: bool, stats: bool) -> None:
+    def __init__(self, src: Any, plans: Sequence[Any], steps: Sequence[int], labels: bool, stats: bool,
+                 group: int = 1) -> None:
         self.src, self.plans, self.steps, self.labels, self.stats = src, list(plans), list(steps), labels, stats
+        self.group = int(group)
+        self._step_labels: Any = None  # each file's labels read once, kept across passes
 
     def __call__(self) -> Iterator[dict[str, Any]]:
-        from dlio_core.labels import labels_of_step
         from dlio_core.reader import native_reader
 
         src = self.src
-        shape = src.record_shape
+        if self.labels and self._step_labels is None:
+            from dlio_core.labels import StepLabels
+
+            self._step_labels = StepLabels.of_files(src.storage, src.files, src.cfg.dataset.num_samples_per_file)
         for plan, steps in zip(self.plans, self.steps):
             engine = native_reader(src.cfg, src.storage, src.files, rank=plan.rank, keep_samples=True)
             batches = engine.epoch(plan, max_steps=steps)
             try:
+                if self.group > 1:
+                    yield from self._groups(batches, plan, steps)
+                    continue
                 for batch in batches:
                     try:
-                        yield self._element(batch, plan, shape, labels_of_step)
+                        yield self._element(batch, plan, src.record_shape)
                     finally:
                         batch.release()
             finally:
                 batches.close()
                 engine.close()
 
-    def _element(self, batch: Any, plan: Any, shape: tuple[int, ...] | None, labels_of_step: Any) -> dict[str, Any]:
+    def _groups(self, batches: Iterator[Any], plan: Any, steps: int) -> Iterator[dict[str, Any]]:
+        """Groups of ``self.group`` batches (the last may be shorter), fresh arrays each (tf.data may keep
+        a reference to a numpy array's memory instead of copying it)."""
+        shape, dtype = self.src.record_shape, self.src.sample.dtype
+        size = int(plan.batch_size)
+        left = steps
+        while left > 0:
+            n = min(self.group, left)
+            out = {"image": np.empty((n, size, *shape), dtype), "size": np.empty((n, size), np.int64)}
+            if self.labels:
+                out["label"] = np.empty((n, size), np.int64)
+            if self.stats:
+                out.update(dl_bytes=np.empty(n, np.int64), dl_io_s=np.empty(n), dl_decode_s=np.empty(n))
+            for i in range(n):
+                batch = next(batches)
+                try:
+                    self._fill(out, i, batch, plan, shape)
+                finally:
+                    batch.release()
+            left -= n
+            yield out
+
+    def _fill(self, out: dict[str, Any], i: int, batch: Any, plan: Any, shape: tuple[int, ...]) -> None:
+        samples = _checked(batch.samples, shape)
+        if len(samples) != out["image"].shape[1]:
+            raise ValueError(f"step {batch.step} has {len(samples)} samples, not the batch size "
+                             f"{out['image'].shape[1]}")
+        np.stack(samples, out=out["image"][i])  # a copy: the engine's buffers go back to its pool at once
+        out["size"][i] = samples[0].nbytes
+        if self.labels:
+            out["label"][i] = self._step_labels(samples, *plan.batch(batch.step))
+        if self.stats:
+            out["dl_bytes"][i], out["dl_io_s"][i] = batch.bytes_read, batch.io_s or 0.0
+            out["dl_decode_s"][i] = batch.decode_s or 0.0
+
+    def _element(self, batch: Any, plan: Any, shape: tuple[int, ...] | None) -> dict[str, Any]:
         samples = batch.samples
         if shape is None:
             flat = [np.ravel(s) for s in samples]
             image: Any = tf.RaggedTensor.from_row_lengths(np.concatenate(flat), [f.size for f in flat])
         else:
-            if any(s.shape != shape for s in samples):
-                bad = next(s.shape for s in samples if s.shape != shape)
-                raise ValueError(f"a sample of shape {bad} in a dataset of {shape} samples; samples vary in size: "
-                                 "set dataset.record_length_bytes_stdev > 0 (or from_uri(variable_size=True))")
-            image = np.stack(samples)  # a copy: the engine's buffers go back to its pool at once
+            image = np.stack(_checked(samples, shape))  # a copy: the engine's buffers go back to its pool at once
         out: dict[str, Any] = {"image": image, "size": np.array([s.nbytes for s in samples], np.int64)}
         if self.labels:
-            files, indices = plan.batch(batch.step)
-            out["label"] = labels_of_step(self.src.storage, self.src.files, samples, files, indices)
+            out["label"] = self._step_labels(samples, *plan.batch(batch.step))
         if self.stats:
             out.update(dl_bytes=np.int64(batch.bytes_read), dl_io_s=np.float64(batch.io_s or 0.0),
                        dl_decode_s=np.float64(batch.decode_s or 0.0))
         return out
 
 
+def _checked(samples: Sequence[np.ndarray], shape: tuple[int, ...]) -> Sequence[np.ndarray]:
+    """``samples``, when every one has ``shape`` (else the error saying how to read samples that vary)."""
+    if any(s.shape != shape for s in samples):
+        bad = next(s.shape for s in samples if s.shape != shape)
+        raise ValueError(f"a sample of shape {bad} in a dataset of {shape} samples; samples vary in size: "
+                         "set dataset.record_length_bytes_stdev > 0 (or from_uri(variable_size=True))")
+    return samples
+
+
 def engine_batches(src: Any, plans: Sequence[Any], *, steps: Sequence[int] | None = None, labels: bool = False,
                    stats: bool = False) -> tf.data.Dataset:
     """The batches of ``plans`` (one after the other; ``steps[i]`` of plan ``i``, default all) as a dataset."""
     counts = [p.steps for p in plans] if steps is None else [min(int(s), p.steps) for s, p in zip(steps, plans)]
-    gen = _Batches(src, plans, counts, labels, stats)
-    return tf.data.Dataset.from_generator(gen, output_signature=_spec(src, labels, stats))
+    group = group_batches(src)
+    gen = _Batches(src, plans, counts, labels, stats, group=group)
+    if group == 1:
+        return tf.data.Dataset.from_generator(gen, output_signature=_spec(src, labels, stats))
+    return tf.data.Dataset.from_generator(gen, output_signature=_spec(src, labels, stats, group=True)).unbatch()
