@@ -15,8 +15,10 @@ Each of ``--rounds`` rounds therefore measures the ceiling and the mechanism bac
 first (ABBA: ceiling, mechanism; then mechanism, ceiling; ...), and the figure is the ratio within each round:
 the headline is the median of those paired ratios, with their min and max. Both sides start alike: ``sync``
 before every timed write, a fresh file in the same folder, the same piece size, ``fsync`` at the end; every read
-begins with the file evicted and reports what the page cache still held. Printed per mechanism, each comparison
-on a line containing ``ratio``:
+begins with the file evicted and reports what the page cache still held; every file is evicted again after its
+read; and right before each timed operation the same amount of memory is touched and freed (see
+:func:`warm_memory`: this VM returns idle memory to its host). Printed per mechanism, each comparison on a line
+containing ``ratio``:
 
 - write: checkpoint bytes over the engine's duration (barrier to commit marker durable) against the plain
   fsync'd write; for ``raw`` and ``stream`` also against a plain write that starts each piece's writeback as
@@ -89,6 +91,18 @@ def evict(path: str) -> int | None:
     return resident_file_bytes(path)
 
 
+def warm_memory(nbytes: int) -> None:
+    """Touch ``nbytes`` of memory and free it, right before a timed write or read (the ceiling's and the
+    mechanism's alike), so the page cache that operation fills takes pages the host backs already.
+
+    This VM hands memory it has not used for a while back to its host (free page reporting, and DAMON paging
+    out cold pages), and the first touch of such a page costs a host fault: an fsync'd 0.5 GiB write whose
+    page cache had to grow into such memory took 1.8 s instead of 0.12 s to copy, and whichever of two reads came
+    second in a round ran 2-3x slower. Which operation met that cost depended on what ran just before, not on
+    the operation."""
+    np.ones(nbytes, dtype=np.uint8)  # allocated, touched and freed at once (a large array is its own mapping)
+
+
 def evict_tree(folder: str) -> None:
     """Evict every file under ``folder`` (a checkpoint just loaded), as :func:`plain_read` leaves its file.
 
@@ -117,6 +131,11 @@ def plain_write(path: str, data: np.ndarray, piece: int, direct: bool, early: bo
         wb = Writeback(fd) if early else None
         done = 0
         while done < nbytes:
+            if direct and nbytes - done < piece and (nbytes - done) % 4096:
+                # the last, partial block: O_DIRECT needs whole blocks (the mechanisms do the same)
+                import fcntl
+
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
             n = os.write(fd, view[done:min(done + piece, nbytes)])
             done += n
             if wb is not None:
@@ -242,6 +261,7 @@ def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool
     order = ["mech", "plain"] if mech_first else ["plain", "mech"]
     got: dict = {}
     for what in (["early", *order] if mech_first else [*order, "early"]) if early else order:
+        warm_memory(data.nbytes)
         if what == "mech":
             got["save"] = proc.ask("save", step)["save"]
         elif what == "plain":
@@ -250,6 +270,7 @@ def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool
             got["early_write_s"] = plain_write(plain + ".early", data, piece, direct, early=True)
             os.unlink(plain + ".early")
     for what in order:
+        warm_memory(data.nbytes)
         if what == "mech":
             got["load"] = proc.ask("load", step)["load"]
             evict_tree(folder)
