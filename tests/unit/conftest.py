@@ -30,17 +30,22 @@ def dataset(tmp_path):
     return make
 
 
-@pytest.fixture(params=["pooled", "burst", "one-by-one", "python-reads"])
+@pytest.fixture(params=["pooled", "burst", "chunks", "one-by-one", "python-reads"])
 def mode(request, monkeypatch):
     """Every read path of the engine for plain local files: native reader threads (pooled.py); Python
-    reader threads reading a batch back to back (with the C extension), or one large file at a time;
-    and Python threads without the C extension (os.open/os.preadv/os.close)."""
+    reader threads reading a batch back to back (with the C extension), a large batch a chunk of files
+    at a time, or one large file at a time; and Python threads without the C extension
+    (os.open/os.preadv/os.close)."""
     if request.param == "pooled" and whole_file._cread is None:
         pytest.skip("the C extension dlio_core.engine._cread is not built")
     if request.param != "pooled":
         monkeypatch.setattr(pooled, "can_pool", lambda inputs, batch_size: False)
-    if request.param == "one-by-one":
+    if request.param in ("chunks", "one-by-one"):
         monkeypatch.setattr(whole_file, "BURST_MAX_BYTES", 0)
+    if request.param == "chunks":  # a few files a chunk, so that batches have several chunks
+        monkeypatch.setattr(whole_file, "CHUNK_MAX_BYTES", 1000)
+    if request.param == "one-by-one":
+        monkeypatch.setattr(whole_file, "CHUNK_MAX_BYTES", 0)
     if request.param == "python-reads":
         monkeypatch.setattr(whole_file, "_cread", None)
     return request.param
