@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import weakref
+from collections import abc
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dlio_core.reader import epoch_plan, native_reader
@@ -129,7 +130,9 @@ class JaxIterator:
         self.index, self.count = resolve_process(process_index, process_count)
         self.random_seed = shared_random_seed(cfg, random_seed)
         self.storage = storage if storage is not None else dataset_storage(cfg)
-        self.files = list(files) if files is not None else dataset_files(cfg, self.storage, split)
+        # A Sequence (a list, the run's FileTable) is used as it is: no list of names made from a table.
+        self.files = (files if isinstance(files, abc.Sequence) else list(files)) if files is not None else \
+            dataset_files(cfg, self.storage, split)
         carries = has_labels(cfg.dataset.format)
         if labels and not carries:
             raise ValueError(f"labels=True: {cfg.dataset.format} files carry no labels (formats with labels: "

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import abc
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -185,7 +186,9 @@ class DeviceLoader:
                 group.barrier()  # the other ranks list the data once rank 0 has written it
         self.split = split
         self.storage = storage if storage is not None else dataset_storage(cfg)
-        self.files = list(files) if files is not None else dataset_files(cfg, self.storage, split)
+        # A Sequence (a list, the run's FileTable) is used as it is: no list of names made from a table.
+        self.files = (files if isinstance(files, abc.Sequence) else list(files)) if files is not None else \
+            dataset_files(cfg, self.storage, split)
         self.plan = epoch_plan(cfg, split=split, epoch=epoch, world=world, rank=rank, random_seed=random_seed)
         self.buffers = buffers
         self.notes: list[str] = []

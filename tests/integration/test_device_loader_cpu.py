@@ -111,3 +111,17 @@ def test_cuda_without_a_device_names_the_cpu_path(tmp_path):
     with pytest.raises(RuntimeError) as exc:
         DeviceLoader("default", overrides=[f"++workload.dataset.data_folder={tmp_path}"])
     assert 'device="cpu"' in str(exc.value) and str(exc.value) == CUDA_ERROR
+
+
+def test_a_file_table_is_read_as_it_is_not_copied_to_a_list(tmp_path):
+    from dlio_core.file_table import FileTable
+
+    root = str(tmp_path)
+    write_id_dataset(root, 6, 1)
+    st = open_storage(root)
+    cfg = load_config("default", [f"++workload.dataset.data_folder={root}", "++workload.dataset.format=npy",
+                                  "++workload.dataset.num_files_train=6", "++workload.reader.batch_size=2"])
+    table = FileTable.from_pairs([(f"f{i:03d}.npy", st.size(f"f{i:03d}.npy")) for i in range(6)])
+    loader = DeviceLoader(cfg, device="cpu", storage=st, files=table, threads=2)
+    assert loader.files is table
+    assert sorted(i for b in loader for i in ids_of(b.data)) == list(range(6))

@@ -127,3 +127,17 @@ def _repo() -> str:
     from pathlib import Path
 
     return str(Path(__file__).resolve().parents[2])
+
+
+def test_a_file_table_is_read_as_it_is_not_copied_to_a_list(tmp_path):
+    from dlio_core.config import load_config
+    from dlio_core.file_table import FileTable
+    from dlio_core.listing import dataset_files, dataset_storage
+    from dlio_jax import JaxIterator
+
+    write_labelled_npy(tmp_path, 6, 2)
+    cfg = load_config("default", overrides(tmp_path, 6, 2, 4))
+    table = FileTable.from_pairs(dataset_files(cfg, dataset_storage(cfg), "train"))
+    it = JaxIterator(cfg, files=table)
+    assert it.files is table
+    assert sorted(i for b in it for i in ids(b)) == [(f, s) for f in range(6) for s in range(2)]
