@@ -95,7 +95,11 @@ def _mix64(z: int) -> int:
 
 def _stamps(key: tuple[int, ...], count: int) -> np.ndarray:
     """``count`` 64-bit stamps of the file ``key``: PCG64 output from a 128-bit state hashed from the
-    key (setting the state of this thread's generator costs about 2 us; seeding one costs 10)."""
+    key (setting the state of this thread's generator costs about 2 us; seeding one costs 10). The
+    thread's last stamps are kept: ``content_crc32`` asks for those the fill just used."""
+    last = getattr(_local, "last", None)
+    if last is not None and last[0] == key and last[1] == count:
+        return last[2]
     h = 0x243F6A8885A308D3
     for k in key:
         h = _mix64(h ^ (int(k) & _MASK))
@@ -104,7 +108,10 @@ def _stamps(key: tuple[int, ...], count: int) -> np.ndarray:
         bitgen = _local.bitgen = np.random.PCG64(0)
     bitgen.state = {"bit_generator": "PCG64", "state": {"state": (h << 64) | _mix64(h ^ _MASK), "inc": _PCG_INC},
                     "has_uint32": 0, "uinteger": 0}
-    return bitgen.random_raw(count)
+    stamps = bitgen.random_raw(count)
+    stamps.flags.writeable = False
+    _local.last = (tuple(key), count, stamps)
+    return stamps
 
 
 def _fill(raw: np.ndarray, key: tuple[int, ...]) -> None:
@@ -154,8 +161,12 @@ class _CrcSpan:
 
     def stamp_parts(self, stamps: np.ndarray) -> list[int]:
         """``L(stamp)`` for each stamp."""
-        octets = stamps.astype("<u8").view(np.uint8).reshape(-1, 8)
-        return np.bitwise_xor.reduce(self.stamp[np.arange(8), octets], axis=1).tolist()
+        octets = (stamps if _LITTLE else stamps.astype("<u8")).view(np.uint8).reshape(-1, 8)
+        return np.bitwise_xor.reduce(self.stamp[_EIGHT, octets], axis=1).tolist()
+
+
+_LITTLE = np.dtype(np.uint64).byteorder == "<" or (np.dtype(np.uint64).byteorder == "=" and np.little_endian)
+_EIGHT = np.arange(8)
 
 
 def _byte_tables(columns: list[int]) -> list[int]:

@@ -70,10 +70,23 @@ def _method(compression: str | None) -> int:
 def members(x: np.ndarray) -> list[tuple[bytes, list[Any]]]:
     """The ``(name, parts)`` of DLIO's archive for ``x``: ``x.npy`` then ``y.npy`` (zeros)."""
     x = np.ascontiguousarray(x)
-    n = x.shape[-1] if x.ndim else 1
-    y = np.zeros(n, _LABEL_DTYPE)
-    return [(_X, [npy_header(x.shape, x.dtype), raw_bytes(x)]),
-            (_Y, [npy_header(y.shape, y.dtype), raw_bytes(y)])]
+    return [(_X, [npy_header(x.shape, x.dtype), raw_bytes(x)]), (_Y, _labels(x.shape[-1] if x.ndim else 1)[0])]
+
+
+_LABELS: dict[int, tuple[list[Any], int]] = {}
+
+
+def _labels(n: int) -> tuple[list[Any], int]:
+    """``y.npy``'s parts (``n`` int64 zeros) and their CRC-32, made once per ``n`` (a dataset has a few)."""
+    got = _LABELS.get(n)
+    if got is None:
+        y = np.zeros(n, _LABEL_DTYPE)
+        y.flags.writeable = False
+        parts = [npy_header(y.shape, y.dtype), raw_bytes(y)]
+        if len(_LABELS) >= 64:
+            _LABELS.clear()
+        got = _LABELS[n] = (parts, zlib.crc32(parts[1], zlib.crc32(parts[0])))
+    return got
 
 
 def file_size(shape: tuple[int, ...], dtype: Any, *, compression: str | None = "none") -> int | None:
@@ -103,9 +116,11 @@ def write_file(storage: Storage, path: str, x: np.ndarray, *, compression: str |
     continued from ``start`` (the generator knows it without reading them: see
     ``dlio_core.content.content_crc32``)."""
     method = _method(compression)
-    parts = members(x)
-    crcs = [None if data_crc32 is None else data_crc32(zlib.crc32(parts[0][1][0])), None]
-    return storage.write_atomic(path, _zip.build([(name, p, method) for name, p in parts], crcs=crcs))
+    x = np.ascontiguousarray(x)
+    x_parts = [npy_header(x.shape, x.dtype), raw_bytes(x)]
+    y_parts, y_crc = _labels(x.shape[-1] if x.ndim else 1)  # y's CRC made once with its bytes
+    crcs = [None if data_crc32 is None else data_crc32(zlib.crc32(x_parts[0])), y_crc]
+    return storage.write_atomic(path, _zip.build([(_X, x_parts, method), (_Y, y_parts, method)], crcs=crcs))
 
 
 def _fast_offset(mv: memoryview, end: int) -> tuple[int, int] | None:
