@@ -82,8 +82,9 @@ class IndexedBinaryFormat:
         n, sample = rows.shape
         written = storage.write_atomic(path, rows.reshape(-1))
         off_path, sz_path = index_paths(path)
-        storage.write_atomic(off_path, (np.arange(n, dtype=_U64) * sample).view(np.uint8))
-        storage.write_atomic(sz_path, np.full(n, sample, _U64).view(np.uint8))
+        offsets, sizes = _index_bytes(n, sample)
+        storage.write_atomic(off_path, offsets)
+        storage.write_atomic(sz_path, sizes)
         return written
 
     def parse(self, buffer: Any, path: str | None = None, *, offsets: Any = None, sizes: Any = None) -> np.ndarray:
@@ -117,6 +118,22 @@ class IndexedBinaryFormat:
     def open_reader(self, storage: Storage, path: str, size: int) -> IndexedBinaryReader:
         """A reader of some samples of one data file (the engine's ranged-format hook)."""
         return IndexedBinaryReader(storage, path, int(size), mmap=self.mmap)
+
+
+_INDEX: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+
+
+def _index_bytes(n: int, sample: int) -> tuple[bytes, bytes]:
+    """The ``.off.idx`` and ``.sz.idx`` bytes of ``n`` samples of ``sample`` bytes, made once per pair
+    (every file of a dataset without a size spread has the same two)."""
+    got = _INDEX.get((n, sample))
+    if got is None:
+        got = ((np.arange(n, dtype=_U64) * sample).tobytes(), np.full(n, sample, _U64).tobytes())
+        if n <= 65536:  # few pairs per dataset; huge indexes are not kept
+            if len(_INDEX) >= 64:
+                _INDEX.clear()
+            _INDEX[(n, sample)] = got
+    return got
 
 
 FORMAT = IndexedBinaryFormat()
