@@ -54,6 +54,7 @@ import numpy as np
 
 GIB = 1 << 30
 MECHANISMS = ["raw", "stream", "stream+zstd", "torch_save", "dcp", "tf_save", "orbax"]
+SETTLE_S = 1.0  # idle time after a round's deletions, before the next round's first timed write
 EARLY_WRITEBACK = ("raw", "stream")  # the mechanisms that start writeback per piece (dlio_core.checkpoint.writeback)
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -256,7 +257,8 @@ def _spread(values: list[float]) -> str:
 def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool, early: bool, step: int,
               mech_first: bool) -> dict:
     """Writes, then reads, of the ceiling and the mechanism (checkpoint step ``step``) in the order asked; every
-    file is evicted after it is written and after it is read, and deleted at the end (see :func:`evict_tree`)."""
+    file is evicted after it is written and after it is read (see :func:`evict_tree`), and all are deleted at
+    the end, outside every timed operation."""
     plain, folder = os.path.join(base, "plain.bin"), os.path.join(base, "ck", f"global_epoch1_step{step}")
     order = ["mech", "plain"] if mech_first else ["plain", "mech"]
     got: dict = {}
@@ -268,7 +270,6 @@ def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool
             got["plain_write_s"] = plain_write(plain, data, piece, direct)
         else:  # the reference ceiling on the other side of the mechanism
             got["early_write_s"] = plain_write(plain + ".early", data, piece, direct, early=True)
-            os.unlink(plain + ".early")
     for what in order:
         warm_memory(data.nbytes)
         if what == "mech":
@@ -277,8 +278,15 @@ def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool
         else:
             got["plain_read_s"], got["plain_cached"] = plain_read(plain, piece, direct)
             evict(plain)
-    os.unlink(plain)
+    # Deleted only now, then settled: this disk discards freed blocks (ext4 -o discard), and a timed write
+    # that followed a deletion was 2-3x slower (the mechanism's, in the rounds where it came right after the
+    # reference write's file was deleted)
+    for f in (plain, plain + ".early"):
+        if os.path.exists(f):
+            os.unlink(f)
     shutil.rmtree(folder, ignore_errors=True)
+    os.sync()
+    time.sleep(SETTLE_S)
     return got
 
 
