@@ -15,11 +15,11 @@ It is only a hint: where ``sync_file_range`` does not exist (not Linux) or the d
 Example:
     >>> import os, tempfile
     >>> fd = os.open(os.path.join(tempfile.mkdtemp(), "f"), os.O_WRONLY | os.O_CREAT)
-    >>> wb = Writeback(fd)
+    >>> wb = Writeback(fd, min_bytes=8192)
     >>> os.write(fd, b"x" * 8192)
     8192
-    >>> wb.wrote(8192); wb.offset, wb.active or wb.reason != ""
-    (8192, True)
+    >>> wb.wrote(8192); wb.offset, wb.queued, wb.active or wb.reason != ""
+    (8192, 8192, True)
     >>> os.close(fd)
 """
 
@@ -30,7 +30,7 @@ import ctypes.util
 import os
 from typing import Any
 
-__all__ = ["Writeback", "writeback_for", "SYNC_FILE_RANGE_WRITE"]
+__all__ = ["Writeback", "writeback_for", "SYNC_FILE_RANGE_WRITE", "MIN_RANGE_BYTES"]
 
 SYNC_FILE_RANGE_WRITE = 2  # <fcntl.h>: start writeback of dirty pages in the range, do not wait
 
@@ -48,25 +48,34 @@ def _sync_file_range() -> Any:
 _SYNC_FILE_RANGE = _sync_file_range()
 
 
+MIN_RANGE_BYTES = 8 << 20  # writeback asked for in ranges of at least this much
+
+
 class Writeback:
     """Starts the device writing each range of ``fd`` as the writer finishes it (see the module doc).
 
-    ``wrote(n)`` after writing ``n`` bytes sequentially; ``offset`` is where the next piece starts. ``active`` is
-    False once the kernel refused (``reason`` says why); later calls then do nothing.
+    ``wrote(n)`` after writing ``n`` bytes sequentially; ``offset`` is where the next piece starts. Ranges shorter
+    than ``min_bytes`` wait for the next ones (``queued`` is where the next request starts): ext4 allocates a
+    delayed-allocation file's blocks when writeback starts, and 2 MiB requests left a 0.5 GiB file in 11 extents
+    where 8 MiB ones left 5. ``active`` is False once the kernel refused (``reason`` says why); later calls then
+    do nothing.
     """
 
-    def __init__(self, fd: int, offset: int = 0) -> None:
-        self.fd, self.offset = fd, offset
+    def __init__(self, fd: int, offset: int = 0, min_bytes: int = MIN_RANGE_BYTES) -> None:
+        self.fd, self.offset, self.queued, self.min_bytes = fd, offset, offset, min_bytes
         self.active = _SYNC_FILE_RANGE is not None
         self.reason = "" if self.active else "sync_file_range is not available on this platform"
 
     def wrote(self, nbytes: int) -> None:
-        """The ``nbytes`` after ``offset`` are written: queue them to the device (the call does not wait)."""
-        start, self.offset = self.offset, self.offset + nbytes
-        if not self.active or nbytes <= 0:
+        """The ``nbytes`` after ``offset`` are written: queue them to the device once ``min_bytes`` are waiting
+        (the call does not wait for the device)."""
+        self.offset += nbytes
+        start, length = self.queued, self.offset - self.queued
+        if not self.active or length < self.min_bytes:
             return
+        self.queued = self.offset
         # ctypes releases the GIL for the call: a producer thread keeps generating meanwhile
-        if _SYNC_FILE_RANGE(self.fd, start, nbytes, SYNC_FILE_RANGE_WRITE) != 0:
+        if _SYNC_FILE_RANGE(self.fd, start, length, SYNC_FILE_RANGE_WRITE) != 0:
             err = ctypes.get_errno()
             self.active, self.reason = False, f"sync_file_range: {os.strerror(err)}"
 

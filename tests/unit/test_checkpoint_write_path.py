@@ -20,15 +20,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_writeback_is_accepted_on_a_real_file_and_tracks_the_offset(tmp_path):
     fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
     try:
-        wb = Writeback(fd)
+        wb = Writeback(fd, min_bytes=100_000)
+        queued = []
         for _ in range(3):
             os.write(fd, b"x" * 65536)
             wb.wrote(65536)
+            queued.append(wb.queued)
         os.fsync(fd)
     finally:
         os.close(fd)
     # a wrong binding (argument types, the flag) makes the kernel refuse, which turns the hint off
     assert (wb.active, wb.reason, wb.offset) == (True, "", 3 * 65536)
+    assert queued == [0, 2 * 65536, 2 * 65536]  # short ranges wait until min_bytes are written
     assert (tmp_path / "f").stat().st_size == 3 * 65536
 
 
@@ -36,7 +39,7 @@ def test_writeback_is_accepted_on_a_real_file_and_tracks_the_offset(tmp_path):
 def test_writeback_turns_itself_off_where_refused():
     r, w = os.pipe()
     try:
-        wb = Writeback(w)
+        wb = Writeback(w, min_bytes=1)
         os.write(w, b"abc")
         wb.wrote(3)
         assert not wb.active and "sync_file_range" in wb.reason  # a pipe has no pages to write back
