@@ -164,6 +164,8 @@ class WholeFileBatches:
         shared = getattr(inputs.fmt, "shared_parser", None)
         self.parse = shared() if shared is not None else inputs.fmt.parse
         self.parse_each = _ParseEach(self.parse)
+        # The format's parse looks at the length only (raw image bytes): large batches land in one buffer.
+        self.length_only = bool(getattr(inputs.fmt, "parse_reads_length_only", False))
         self.preprocess_s = inputs.preprocess_s
         self.preprocess = inputs.preprocess
         self.pool = pool
@@ -172,12 +174,13 @@ class WholeFileBatches:
     def scratch_bytes(self, batch_size: int) -> tuple[int, int]:
         """``(batch, single)`` bytes a scratch set needs for ``batch_size``-file batches of files up to
         the largest: the side-by-side array when such a batch is read in one burst (see ``prepare``),
-        else the array of a chunk (see ``read_large``; 0 when no two files fit one) and the one-file
-        array. ``(0, 0)`` when the sizes are not known."""
+        else the array of a chunk (see ``read_large``; 0 when no two files fit one, or the format's
+        parse looks at lengths only) and the one-file array. ``(0, 0)`` when the sizes are not known."""
         if self.largest * batch_size <= BURST_MAX_BYTES:
             return batch_size * ((self.largest + 63) & ~63), 0
         aligned = (self.largest + 63) & ~63
-        return (CHUNK_MAX_BYTES // aligned * aligned if 2 * aligned <= CHUNK_MAX_BYTES else 0), self.largest
+        chunks = not self.length_only and 2 * aligned <= CHUNK_MAX_BYTES
+        return (CHUNK_MAX_BYTES // aligned * aligned if chunks else 0), self.largest
 
     def reserve(self, scratch: _Scratch | None, batch_size: int) -> None:
         """Size ``scratch`` for an epoch of ``batch_size``-file batches and fault its pages in, on the
@@ -311,7 +314,9 @@ class WholeFileBatches:
         """Large files without kept samples, through reused scratch memory that stays in the CPU cache:
         files of up to ``CHUNK_MAX_BYTES`` together are read a few at a time, side by side (one read
         call, one GIL release, for each such chunk), larger ones one at a time into one buffer; each
-        chunk is checked and parsed before the next overwrites it."""
+        chunk is checked and parsed before the next overwrites it. When the format's parse looks at the
+        length only (``parse_reads_length_only``: raw image bytes), the whole batch is one read call, each
+        file into the same buffer (as the raw-read ceiling reads), and each read parsed after it."""
         perf = time.perf_counter
         io_s = decode_s = 0.0
         nbytes = sample_bytes = 0
@@ -319,12 +324,15 @@ class WholeFileBatches:
         paths, sizes, parse = prep.paths, prep.sizes, scratch.parse
         i, count = 0, len(paths)
         while i < count:
-            j, total = i + 1, (sizes[i] + 63) & ~63
-            while j < count and total + sizes[j] <= CHUNK_MAX_BYTES:
-                total += (sizes[j] + 63) & ~63
-                j += 1
+            if self.length_only:  # nothing of a file is looked at but its length: one buffer for all
+                j, bufs = count, [scratch.single_view(size) for size in sizes]
+            else:
+                j, total = i + 1, (sizes[i] + 63) & ~63
+                while j < count and total + sizes[j] <= CHUNK_MAX_BYTES:
+                    total += (sizes[j] + 63) & ~63
+                    j += 1
+                bufs = scratch.batch_views(sizes[i:j]) if j - i > 1 else [scratch.single_view(sizes[i])]
             chunk_paths, chunk_sizes = paths[i:j], sizes[i:j]
-            bufs = scratch.batch_views(chunk_sizes) if j - i > 1 else [scratch.single_view(sizes[i])]
             t0 = perf()
             got = self.read_files(chunk_paths, bufs, chunk_sizes)
             t1 = perf()

@@ -137,6 +137,18 @@ class ImageFormat:
             return storage.write_atomic(path, np.ascontiguousarray(sample).reshape(-1).view(np.uint8))
         return storage.write_atomic(path, self.encode(sample))
 
+    @property
+    def parse_reads_length_only(self) -> bool:
+        """Whether ``parse`` looks at nothing but the buffer's length (the fork's raw bytes: no signature,
+        no end marker to check), so a reader may read file after file into one reused buffer and parse
+        each read as it lands (the engine's ``read_large``).
+
+        Example:
+            >>> JPEG.parse_reads_length_only, replace(JPEG, encoding="raw").parse_reads_length_only
+            (False, True)
+        """
+        return self.encoding == "raw"
+
     def parse(self, buffer: Any, path: str | None = None) -> np.ndarray:
         """The one sample of a whole file: its bytes ``(n, 1)`` uint8, or (``decode`` on an encoded file)
         its pixels ``(h, w[, c], 1)``. ``FormatError`` naming ``path`` on a wrong signature or a
