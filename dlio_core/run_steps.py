@@ -80,20 +80,21 @@ def train_epoch(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: A
                     batch = None
             t2 = perf()
             if solo_ok is not None and sync.clear:
-                outcome = solo_ok
+                outcome, ok = solo_ok, True
             else:
                 outcome = sync.exchange(f"epoch {at.epoch} step {step}",
                                         timeout_s=None if after_save else USE_RANK_TIMEOUT)
+                ok = outcome.ok
             t3 = perf()
             after_save = False
-            if outcome.ok and checkpoint is not None:
+            if ok and checkpoint is not None:
                 phase, at.phase = at.phase, "checkpoint"
                 with sync.guard():
                     after_save = checkpoint(step)
                 at.phase = phase
             if batch is not None:
                 _add_step(rec, batch, t0, t1, compute_s, t2, t3, (perf() - t3) if after_save else 0.0)
-            if not outcome.ok:
+            if not ok:
                 break
     finally:
         if batches is not None:
