@@ -55,7 +55,9 @@ def test_groups_yield_the_batches_one_call_each_yields(tmp_path, monkeypatch):
 def test_large_batches_and_ragged_ones_are_handed_one_a_call(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path)
     assert batches_module.group_batches(Source.from_config(cfg)) == batches_module.GROUP_BATCHES
-    monkeypatch.setattr(batches_module, "GROUP_MAX_BYTES", 2 * 256)  # two batches' bytes
+    monkeypatch.setattr(batches_module, "GROUP_MAX_BYTES", 3 * 512)  # three batches' bytes
+    assert batches_module.group_batches(Source.from_config(cfg)) == 3
+    monkeypatch.setattr(batches_module, "GROUP_MAX_BATCH_BYTES", 511)  # a batch is 512 bytes
     assert batches_module.group_batches(Source.from_config(cfg)) == 1
     varied = _cfg(tmp_path / "v", "++workload.dataset.record_length_bytes_stdev=64")
     assert batches_module.group_batches(Source.from_config(varied)) == 1
