@@ -28,7 +28,7 @@ WRITER = textwrap.dedent("""
     from dlio_core.checkpoint import CheckpointEngine, ChunkSource
     from dlio_core.config import load_config
 
-    folder, mechanism = sys.argv[1], sys.argv[2]
+    folder, mechanism, fsync = sys.argv[1], sys.argv[2], sys.argv[3] == "fsync"
     real = ChunkSource.chunk
     def slow(self, *a, **k):
         time.sleep(0.025)
@@ -41,7 +41,8 @@ WRITER = textwrap.dedent("""
         ChunkSource.chunk = real
     cfg = load_config("unet3d_h100", [f"++workload.checkpoint.checkpoint_folder={folder}",
                                       f"++workload.checkpoint.checkpoint_mechanism={mechanism}",
-                                      "++workload.model.model_size_bytes=67108864"])
+                                      "++workload.model.model_size_bytes=67108864",
+                                      f"++workload.checkpoint.fsync={fsync}"])  # fsync: early writeback too
     CheckpointEngine(cfg, progress=False, chunk_bytes=1 << 20).save(1, 1)
     print("finished", flush=True)
 """)
@@ -57,10 +58,10 @@ def temporaries(folder: str) -> list[str]:
     return sorted(n for n in os.listdir(folder) if is_temporary(n)) if os.path.isdir(folder) else []
 
 
-def kill_mid_write(folder: str, mechanism: str) -> list[str]:
+def kill_mid_write(folder: str, mechanism: str, fsync: bool = False) -> list[str]:
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, folder, mechanism], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, folder, mechanism, "fsync" if fsync else "-"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ck = os.path.join(folder, "global_epoch1_step1")
     deadline = time.monotonic() + 120
     try:
@@ -83,12 +84,13 @@ def kill_mid_write(folder: str, mechanism: str) -> list[str]:
     return temporaries(ck)
 
 
-@pytest.mark.parametrize("mechanism", ["stream", "raw", "torch_save"])
-def test_kill_9_mid_write_then_the_next_run_cleans_up(tmp_path, mechanism):
+@pytest.mark.parametrize("mechanism, fsync", [("stream", False), ("raw", False), ("torch_save", False),
+                                              ("stream", True), ("raw", True)])
+def test_kill_9_mid_write_then_the_next_run_cleans_up(tmp_path, mechanism, fsync):
     if mechanism == "torch_save":
         pytest.importorskip("torch")
     folder = str(tmp_path / "ck")
-    left = kill_mid_write(folder, mechanism)
+    left = kill_mid_write(folder, mechanism, fsync)
     ck = os.path.join(folder, "global_epoch1_step1")
     assert left, "the killed writer should have left its temporary behind"
     assert not os.path.exists(os.path.join(ck, MARKER))  # nothing complete-looking
