@@ -17,12 +17,11 @@ Example:
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from dlio_core.storage.backend import Data, ReadIntoRanged, StorageError, split_scheme
 from dlio_core.storage.local_ranged import O_RDONLY, LocalRangedFile, byte_view, pread_full
@@ -32,16 +31,15 @@ from dlio_core.storage.osio import unlink_quietly as _unlink_quietly
 from dlio_core.storage.osio import write_all as _write_all
 
 
-@contextmanager
-def _removed_on_error(tmp: str, path: str) -> Iterator[None]:
-    """On any error inside the block the temporary file goes; an OS error becomes a StorageError naming ``path``."""
-    try:
-        yield
-    except BaseException as e:
-        _unlink_quietly(tmp)
-        if isinstance(e, OSError) and not isinstance(e, StorageError):
-            raise _error("write", path, e) from e
-        raise
+def _discard(tmp: str, path: str, error: BaseException) -> NoReturn:
+    """After ``error`` while writing ``tmp``: the temporary file goes, and ``error`` is raised again (an
+    OS error as a StorageError naming ``path``). A plain function, not a context manager: it runs in an
+    ``except`` of the write path, which costs nothing until something fails (generation writes a file
+    per call)."""
+    _unlink_quietly(tmp)
+    if isinstance(error, OSError) and not isinstance(error, StorageError):
+        raise _error("write", path, error) from error
+    raise error
 
 __all__ = ["LocalStorage"]
 
@@ -266,8 +264,8 @@ class LocalStorage:
             raise _error("read", p, e) from e
 
     def _temp_name(self, p: str) -> str:
-        d, name = os.path.split(p)
-        return os.path.join(d, f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+        d, slash, name = p.rpartition("/")  # p is absolute (self.path)
+        return f"{d}{slash}.{name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
 
     def _open_temp(self, p: str) -> tuple[int, str]:
         """Create the hidden temporary file next to ``p``, making parent directories on demand."""
@@ -284,14 +282,13 @@ class LocalStorage:
         except OSError as e:
             raise _error("create", p, e) from e
 
-    def _commit(self, tmp: str, p: str, fsync: bool) -> None:
-        os.replace(tmp, p)
-        if fsync:  # make the rename itself durable
-            dfd = os.open(os.path.dirname(p) or ".", os.O_RDONLY | _O_CLOEXEC)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+    def _sync_dir(self, p: str) -> None:
+        """Make the rename onto ``p`` durable (fsync its directory)."""
+        dfd = os.open(os.path.dirname(p) or ".", os.O_RDONLY | _O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
     def write_atomic(self, path: str, data: Data, *, fsync: bool = False) -> int:
         """Write a buffer, or a sequence of buffers (one ``writev``), to a temporary name, then
@@ -303,14 +300,18 @@ class LocalStorage:
         else:
             parts = [_as_byte_view(data)]
         fd, tmp = self._open_temp(p)
-        with _removed_on_error(tmp, p):
+        try:
             try:
                 n = _write_all(fd, parts)
                 if fsync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
-            self._commit(tmp, p, fsync)
+            os.replace(tmp, p)
+            if fsync:
+                self._sync_dir(p)
+        except BaseException as e:
+            _discard(tmp, p, e)
         return n
 
     @contextmanager
@@ -331,13 +332,17 @@ class LocalStorage:
             os.close(fd)
             _unlink_quietly(tmp)
             raise
-        with _removed_on_error(tmp, p):
+        try:
             with f:
                 yield f
                 f.flush()
                 if fsync:
                     os.fsync(f.fileno())
-            self._commit(tmp, p, fsync)
+            os.replace(tmp, p)
+            if fsync:
+                self._sync_dir(p)
+        except BaseException as e:
+            _discard(tmp, p, e)
 
     def makedirs(self, path: str) -> None:
         """Create a directory and its parents (existing ones are fine)."""
