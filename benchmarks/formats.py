@@ -1,10 +1,11 @@
 """Formats (issue 14): generation, reads, dispatch and memory, each against a ceiling measured in the same run.
 
-    python benchmarks/formats.py [--quick] [--only gen,jpeg,parquet,dispatch,memory] [--threads N]
+    python benchmarks/formats.py [--quick] [--only gen,jpeg,parquet,dispatch,memory] [--threads N] [--gen-files N]
 
 * ``gen``: generation GB/s of npy, npz, indexed_binary and raw-bytes jpeg/png (``generate_dataset``, one
-  writer thread) against a raw write of the same file sizes (``os.write`` of bytes made beforehand, one
-  thread), and against making the same amount of random bytes (PCG64, as ours) and writing them; parquet
+  writer thread, 32 files each) against a raw write of the same files, count and sizes (``os.write`` of
+  bytes made beforehand, one thread, no fsync; indexed_binary's index files included), the same with a
+  rename into place per file (as ours), and PCG64 random bytes made per file and written; parquet
   (the fork's dlrm_b200 schema) beside ``pyarrow.parquet.write_table`` of a table made beforehand.
 * ``jpeg``: retinanet-shaped files, one sample per file, read by the engine in ``bytes`` mode (the fork's
   raw 322,624 B files) and ``decode`` mode (real JPEGs of 568x568 noise), each against the raw-read
@@ -82,50 +83,68 @@ def _engine_epoch(cfg, *, threads: int, fmt=None) -> tuple[float, int, int]:
 
 
 # --------------------------------------------------------------------------- generation
-def _raw_write(folder: Path, sizes: list[int], make_random: bool) -> float:
-    """Seconds to write files of ``sizes`` with one ``os.write`` each (bytes made beforehand, or made
-    per file by PCG64 like ours when ``make_random``)."""
+def _raw_write(folder: Path, sizes: list[int], make_random: bool = False, rename: bool = False) -> float:
+    """Seconds to write files of ``sizes`` with one ``os.write`` each, one thread, no fsync: bytes made
+    beforehand, or made per file by PCG64 for every byte when ``make_random`` (how ours made them before
+    session 5); ``rename`` writes each to a temporary name first and renames it into place, as ours does."""
     folder.mkdir(parents=True, exist_ok=True)
     made = np.random.default_rng(1).integers(0, 255, max(sizes), dtype=np.uint8)
     bitgen = np.random.PCG64(7)
     t0 = time.perf_counter()
     for i, size in enumerate(sizes):
         data = bitgen.random_raw((size + 7) // 8).view(np.uint8)[:size] if make_random else made[:size]
-        fd = os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        name = str(folder / f"f{i}")
+        fd = os.open(name + ".tmp" if rename else name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
+        if rename:
+            os.replace(name + ".tmp", name)
     return time.perf_counter() - t0
 
 
-def bench_generation(tmp: Path, quick: bool) -> None:
-    files, spf, length = (16, 4, 64 << 10) if quick else (32, 8, 128 << 10)
+def _written(folder: Path) -> list[int]:
+    """Sizes of every file generation left under ``folder`` but its manifest (a data file and, for
+    indexed_binary, its two index files): what the ceilings write too."""
+    from dlio_core.manifest import MANIFEST_NAME
+
+    return [p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST_NAME]
+
+
+def bench_generation(tmp: Path, quick: bool, files: int | None = None) -> None:
+    """Generation against plain writes of the same files (count and sizes), one thread each, no fsync."""
+    files = files or (16 if quick else 32)
+    spf, length = (4, 64 << 10) if quick else (8, 128 << 10)
     cases = [("npy", ()), ("npz", ()), ("indexed_binary", ()),
              ("jpeg", ("++workload.dataset.image_encoding=raw",)), ("png", ("++workload.dataset.image_encoding=raw",))]
-    print(f"generation, one writer thread ({files} files; images one {322_624:,} B sample per file; best of 3, "
-          f"interleaved)")
+    print(f"generation, one writer thread ({files} files of {spf} x {length // 1024} KiB samples; images one "
+          f"{322_624:,} B sample per file; best of 3, interleaved). Ceilings write the same files (indexed_binary: "
+          f"with its two index files; not the manifest) from bytes made beforehand; ours also renames each file "
+          f"into place (the 'with rename' ceiling does too)")
     for fmt, extra in cases:
         one = fmt in ("jpeg", "png")
         cfg = _cfg("default", tmp / fmt, f"++workload.dataset.format={fmt}",
                    f"++workload.dataset.num_files_train={files}",
                    f"++workload.dataset.num_samples_per_file={1 if one else spf}",
                    f"++workload.dataset.record_length_bytes={322_957 if one else length}", *extra)
-        best = [float("inf")] * 3
+        best = [float("inf")] * 4
         for _ in range(3):
             seconds, manifest = _generate(cfg)
-            sizes = [s for _, s in manifest]
+            data_bytes = sum(s for _, s in manifest)
+            sizes = _written(tmp / fmt)
             shutil.rmtree(tmp / fmt)
-            raw = _raw_write(tmp / "raw", sizes, make_random=False)
-            shutil.rmtree(tmp / "raw")
-            rand = _raw_write(tmp / "raw", sizes, make_random=True)
-            shutil.rmtree(tmp / "raw")
-            best = [min(b, t) for b, t in zip(best, (seconds, raw, rand))]
-        ours, raw, rand = (sum(sizes) / t / GB for t in best)
-        print(f"  {fmt:<15} {ours:6.2f} GB/s  raw write {raw:6.2f} GB/s  ratio {ours / raw:4.2f}   "
-              f"(random+write {rand:5.2f} GB/s, ratio {ours / rand:4.2f})")
+            times = [seconds]
+            for kind in ({}, {"rename": True}, {"make_random": True}):
+                times.append(_raw_write(tmp / "raw", sizes, **kind))
+                shutil.rmtree(tmp / "raw")
+            best = [min(b, t) for b, t in zip(best, times)]
+        ours, raw, renamed, rand = (data_bytes / t / GB for t in best)
+        print(f"  {fmt:<15} {ours:6.2f} GB/s  raw write {raw:6.2f} GB/s  ratio {ours / raw:4.2f}   (with rename "
+              f"{renamed:5.2f} GB/s, ratio {ours / renamed:4.2f}; PCG64 random+write {rand:5.2f} GB/s, ratio "
+              f"{ours / rand:4.2f}; {len(sizes)} files)")
     _parquet_generation(tmp, quick)
 
 
@@ -339,6 +358,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (seconds, for CI and smoke runs)")
     ap.add_argument("--only", default="gen,jpeg,parquet,dispatch,memory", help="comma-separated parts")
     ap.add_argument("--threads", type=int, default=2, help="read (and jpeg/parquet generation) threads")
+    ap.add_argument("--gen-files", type=int, default=None, help="files per format in 'gen' (default 32; --quick 16)")
     args = ap.parse_args()
     import warnings
 
@@ -347,7 +367,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dl-driver-formats-") as d:
         tmp = Path(d)
         if "gen" in parts:
-            bench_generation(tmp, args.quick)
+            bench_generation(tmp, args.quick, args.gen_files)
         if "jpeg" in parts:
             bench_jpeg(tmp, args.quick, args.threads)
         if "parquet" in parts:
