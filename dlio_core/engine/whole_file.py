@@ -157,7 +157,7 @@ class WholeFileBatches:
         # Every file of one size (the usual dataset): a batch's sizes are one shared list per length.
         known = inputs.sizes
         self.one_size = int(known[0]) if known is not None and known.size and known.min() == known.max() else None
-        self.size_lists: dict[int, list[int]] = {}
+        self.size_lists: dict[int, tuple[list[int], bool]] = {}
         self.plain_local_files = inputs.plain_local_files
         # Kept samples' buffers change every batch: one parse the reader threads share, its settings
         # (checksums) read once per loader where the format offers that, not once per file.
@@ -213,20 +213,21 @@ class WholeFileBatches:
             if len(reads) == len(which):
                 which = _identity(len(which))
         if self.one_size is not None:
-            rsizes = self.size_lists.get(len(reads))  # shared, never mutated
-            if rsizes is None:
-                rsizes = self.size_lists[len(reads)] = [self.one_size] * len(reads)
-        elif sizes is not None:
-            rsizes = [sizes[f] for f in reads]
+            known = self.size_lists.get(len(reads))  # (sizes, whether one burst holds them): shared
+            if known is None:
+                n = len(reads)
+                known = self.size_lists[n] = ([self.one_size] * n, n * self.one_size <= BURST_MAX_BYTES)
+            rsizes, burst = known
         else:
-            rsizes = [self.storage.size(paths[f]) for f in reads]
+            rsizes = [sizes[f] for f in reads] if sizes is not None else [self.storage.size(paths[f]) for f in reads]
+            burst = sum(rsizes) <= BURST_MAX_BYTES
         rpaths = [paths[f] for f in reads] if self.take_paths is None else self.take_paths(reads)
         if scratch is None:
             get_buffer = self.pool.get
             owned = [get_buffer(n) for n in rsizes]
             bufs = [memoryview(b)[:n] for b, n in zip(owned, rsizes)]
             return Prepared(which, rpaths, rsizes, bufs, self.parse, owned, self.parse_each)
-        bufs = scratch.batch_views(rsizes) if sum(rsizes) <= BURST_MAX_BYTES else None
+        bufs = scratch.batch_views(rsizes) if burst else None
         return Prepared(which, rpaths, rsizes, bufs, scratch.parse, None, scratch.parse_batch)
 
     def finish(self, step: int, samples: np.ndarray | list[int], prep: Prepared, got: list[int], io_s: float,
@@ -245,7 +246,9 @@ class WholeFileBatches:
         samples = samples if type(samples) is list else samples.tolist()
         which = prep.which
         keep = prep.owned is not None
-        if not keep and first is not None and not any(samples) and _is_identity(which):
+        n = len(which)
+        if not keep and first is not None and not any(samples) and (
+                which is _IDENTITY[n] if n < len(_IDENTITY) else _is_identity(which)):
             # One read per sample, each the file's sample 0 (one sample per file): no per-sample views.
             sample_bytes, views = first, None
         else:  # (a file with no sample 0 is named by the general loop)
@@ -253,7 +256,7 @@ class WholeFileBatches:
         decode_s = t2 - t1
         if self.preprocess_s is not None:
             decode_s += self.preprocess(len(which), rng)
-        batch = Batch(step, len(which), sum(got), sample_bytes, io_s, decode_s, views)
+        batch = Batch(step, n, sum(got), sample_bytes, io_s, decode_s, views)
         if keep:
             owned, put = prep.owned, self.pool.put
             batch._release = lambda: put(owned)
