@@ -233,11 +233,17 @@ class StepLabels:
         """The labels of sample ``indices[j]`` of file ``file_ids[j]``, ``views[j]`` being that sample."""
         files, indices = np.asarray(file_ids, np.int64), np.asarray(indices, np.int64)
         seen, known, spf = self._seen, self._labels, self.samples_per_file
-        if seen is not None and seen[files].all():  # every file's labels read in an earlier step
-            return known[files * spf + indices]  # type: ignore[index]
         out = np.empty(len(views), np.int64)
+        todo: Sequence[int] = range(len(views))
+        if seen is not None:  # the files seen before give theirs from what is kept; only the others are read
+            hit = seen[files]
+            if hit.all():  # every file's labels read in an earlier step: one gather
+                return known[files * spf + indices]  # type: ignore[index]
+            out[hit] = known[files[hit] * spf + indices[hit]]  # type: ignore[index]
+            todo = np.flatnonzero(~hit).tolist()
         per_file: dict[int, np.ndarray] = {}  # each file's y looked up once per step
-        for j, (f, k) in enumerate(zip(files.tolist(), indices.tolist())):
+        for j in todo:
+            f, k = int(files[j]), int(indices[j])
             y = per_file.get(f)
             if y is None:
                 y = per_file[f] = labels_of_file(views[j], self.read, self.path_of(f), self.size_of(f))

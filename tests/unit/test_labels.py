@@ -66,11 +66,17 @@ def test_step_labels_read_each_file_once_then_gather_from_what_they_kept(tmp_pat
     assert len(reads) == 2  # each file once in the step, though b has two samples in it
     assert step(views, np.array([0, 1, 0]), np.array([0, 1, 1])).tolist() == [8, 4, 9]
     assert len(reads) == 2  # kept: the second step read no label bytes
+    np.savez(st.path("c.npz"), x=np.zeros((2, 2, 2), np.uint8), y=np.array([6, 7]))
+    files.append(("c.npz", st.size("c.npz")))
+    step = StepLabels(step.read, step.path_of, step.size_of, 3, samples_per_file=2)
+    step._seen[:2], step._labels[:4] = True, [8, 9, 3, 4]  # a and b seen in earlier steps
+    assert step(views, np.array([2, 0, 1]), np.array([1, 0, 1])).tolist() == [7, 8, 4]
+    assert reads[2:] == [st.join("c.npz")]  # a step with one new file reads that file only
     uncached = StepLabels.of_files(st, files, samples_per_file=0)
     uncached.read = lambda p: reads.append(p) or st.read(p)
     uncached(views[:1], np.array([0]), np.array([1]))
     uncached(views[:1], np.array([0]), np.array([1]))
-    assert len(reads) == 4  # samples_per_file=0 keeps nothing
+    assert len(reads) == 5  # samples_per_file=0 keeps nothing: two more reads
 
 
 def test_step_labels_name_the_file_without_labels(tmp_path):
