@@ -15,7 +15,9 @@
  *       ``threads`` native threads (no Python, never the GIL) that run submitted batches:
  *       submit(paths, bufs) -> ticket      queue a batch (buffers are held until it is collected)
  *       wait(ticket) -> (got, seconds)     that batch's result; a batch no thread has started yet
- *                                          is run by the caller itself, at once (it would only wait)
+ *                                          is run by the caller itself, at once (it would only wait);
+ *                                          while a thread reads it, the caller reads later batches
+ *                                          no thread has started (in order), then waits
  *       close()                            stop and join the threads; batches never collected are
  *                                          dropped (a running one is finished first)
  *       Batches start in submission order. An idle thread spins up to ``spin_us`` microseconds
@@ -138,6 +140,7 @@ typedef struct Job {
     Py_ssize_t *got;
     int state;         /* PENDING / RUNNING / DONE: read and written with atomics */
     int claimed;       /* a wait() is collecting it */
+    int helper;        /* a wait() for another batch is running it (see pool_wait): kept by close() */
     int err;           /* errno of the first failure, 0 if none */
     Py_ssize_t failed; /* index of the file that failed */
     double seconds;
@@ -300,7 +303,7 @@ typedef struct {
     int sleepers, waiters;
     int waking;            /* sleepers signalled and not yet up: not to be signalled again */
     int spinning;          /* threads spinning for a batch (atomics): they need no wake-up */
-    long long n_batches, n_by_caller, n_waited, n_slept, n_wakeups;  /* counters, under mu (stats()) */
+    long long n_batches, n_by_caller, n_ahead, n_waited, n_slept, n_wakeups;  /* counters, under mu (stats()) */
     long long next_ticket;
     pthread_t *threads;
     int nthreads;
@@ -392,7 +395,7 @@ static void pool_stop(ReadPool *p) { /* with the GIL; joins the threads without 
     while (j != NULL) {
         Job *next = j->next;
         j->next = NULL;
-        if (j->claimed) {
+        if (j->claimed || j->helper) {
             if (last != NULL)
                 last->next = j;
             else
@@ -558,6 +561,30 @@ static PyObject *pool_wait(ReadPool *p, PyObject *args) {
         pthread_mutex_lock(&p->mu);
         __atomic_store_n(&j->state, DONE, __ATOMIC_RELEASE);
     } else {
+        /* A thread is reading it: rather than spin or sleep (taking a CPU from the readers), read a
+           later batch no thread has started yet, while there is one; its wait() then finds it done. */
+        Job *k;
+        while (j->state != DONE && (k = first_pending(p)) != NULL) {
+            p->n_ahead++;
+            k->helper = 1;
+            __atomic_store_n(&k->state, RUNNING, __ATOMIC_RELAXED);
+            __atomic_store_n(&p->pending, p->pending - 1, __ATOMIC_RELEASE);
+            pthread_mutex_unlock(&p->mu);
+            Py_BEGIN_ALLOW_THREADS
+            run_job(k);
+            Py_END_ALLOW_THREADS
+            pthread_mutex_lock(&p->mu);
+            __atomic_store_n(&k->state, DONE, __ATOMIC_RELEASE);
+            k->helper = 0;
+            if (p->closed && !k->claimed) {  /* closed meanwhile (another thread): nobody collects it */
+                unlink_job(p, k);
+                pthread_mutex_unlock(&p->mu);
+                free_job(k);  /* releases buffers: not under the lock */
+                pthread_mutex_lock(&p->mu);
+            } else if (p->waiters) {
+                pthread_cond_broadcast(&p->done);
+            }
+        }
         pthread_mutex_unlock(&p->mu);
         int done = __atomic_load_n(&j->state, __ATOMIC_ACQUIRE) == DONE;
         if (!done) {
@@ -606,10 +633,11 @@ static PyObject *pool_stats(ReadPool *p, PyObject *Py_UNUSED(ignored)) {
     if (!p->ready)
         return PyDict_New();
     pthread_mutex_lock(&p->mu);
-    long long b = p->n_batches, c = p->n_by_caller, w = p->n_waited, s = p->n_slept, k = p->n_wakeups;
+    long long b = p->n_batches, c = p->n_by_caller, a = p->n_ahead, w = p->n_waited, s = p->n_slept,
+              k = p->n_wakeups;
     pthread_mutex_unlock(&p->mu);
-    return Py_BuildValue("{sLsLsLsLsL}", "batches", b, "run_by_caller", c, "waited_for_a_thread", w,
-                         "thread_sleeps", s, "wakeups", k);
+    return Py_BuildValue("{sLsLsLsLsLsL}", "batches", b, "run_by_caller", c, "run_ahead_by_caller", a,
+                         "waited_for_a_thread", w, "thread_sleeps", s, "wakeups", k);
 }
 
 static PyObject *pool_close(ReadPool *p, PyObject *Py_UNUSED(ignored)) {
@@ -642,6 +670,7 @@ static PyMethodDef pool_methods[] = {
     {"close", (PyCFunction)pool_close, METH_NOARGS, "Stop and join the threads; drop batches never collected."},
     {"stats", (PyCFunction)pool_stats, METH_NOARGS,
      "Counters since the pool was made: batches submitted, run_by_caller (wait() ran it), "
+     "run_ahead_by_caller (a wait() for a running batch ran a later one meanwhile), "
      "waited_for_a_thread (wait() found it running), thread_sleeps, wakeups (sleeping threads woken)."},
     {"__enter__", (PyCFunction)pool_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)pool_exit, METH_VARARGS, NULL},

@@ -11,8 +11,9 @@ consumer (the training loop's thread) does the Python part of each batch itself:
 1. it plans steps up to ``in_flight`` ahead (``plan.batch``) and submits each step's file reads to
    the pool, into that step's buffers;
 2. for the step it needs, it collects the reads (``wait``): done already, or run by the consumer
-   itself at once if no thread has started them (it would only wait), or waited for (spinning
-   briefly, then sleeping) if a thread is reading them;
+   itself at once if no thread has started them (it would only wait), or, if a thread is reading
+   them, meanwhile the later steps' reads no thread has started (on 2 vCPUs a spinning consumer
+   takes a CPU from the readers), then waited for (spinning briefly, then sleeping);
 3. it parses and checks the files (``finish``, as the threaded path does) and yields the Batch.
 
 Both the pool's idle threads and a consumer waiting on a running step spin for ``POOL_SPIN_US``

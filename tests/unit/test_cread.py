@@ -129,8 +129,8 @@ def test_pool_without_threads_runs_batches_in_the_caller(files):
     ticket = pool.submit([paths[5]], bufs)
     assert bytes(bufs[0]) == bytes(len(contents[5]))  # nothing read until collected
     assert pool.wait(ticket)[0] == [len(contents[5])] and bytes(bufs[0]) == contents[5]
-    assert pool.stats() == {"batches": 1, "run_by_caller": 1, "waited_for_a_thread": 0, "thread_sleeps": 0,
-                            "wakeups": 0}
+    assert pool.stats() == {"batches": 1, "run_by_caller": 1, "run_ahead_by_caller": 0, "waited_for_a_thread": 0,
+                            "thread_sleeps": 0, "wakeups": 0}
     pool.close()
 
 

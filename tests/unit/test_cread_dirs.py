@@ -1,6 +1,7 @@
 """The ``ReadPool``'s open directories (``_cread.c``, ``DirCache``): files opened relative to their
 directory read what opening them by path reads, in any number of directories; errors still name the
-full path; the directories' descriptors live as long as the pool and no longer."""
+full path; the directories' descriptors live as long as the pool and no longer. And a ``wait()`` on a
+batch a thread is reading reads the later batches no thread has started meanwhile."""
 
 from __future__ import annotations
 
@@ -71,3 +72,30 @@ def test_directory_descriptors_close_with_the_pool(tmp_path):
     del pool
     gc.collect()
     assert _open_fds() == before
+
+
+def test_a_wait_on_a_running_batch_reads_later_ones_meanwhile(tmp_path):
+    # The pool's one thread blocks opening a FIFO (batch 0); waiting for batch 0, the caller reads the
+    # batches no thread has started (1 and 2: a later missing file's error kept for its own wait), then
+    # waits for batch 0; each result is collected once, by its own ticket.
+    from .test_cread import _open_writer_later, _thread_waits_on_fifo
+
+    fifo, ok = str(tmp_path / "fifo"), tmp_path / "ok.bin"
+    os.mkfifo(fifo)
+    ok.write_bytes(b"fine")
+    with cread.ReadPool(1, spin_us=10) as pool:
+        first = pool.submit([fifo], [memoryview(bytearray(4))])
+        assert _thread_waits_on_fifo()
+        later = pool.submit([str(ok)], [memoryview(bytearray(4))])
+        missing = pool.submit([str(tmp_path / "gone.bin")], [memoryview(bytearray(4))])
+        writer = _open_writer_later(fifo, 0.3)
+        with pytest.raises(OSError):  # the FIFO's own error (ESPIPE), after its writer came
+            pool.wait(first)
+        writer.join()
+        assert pool.stats()["run_ahead_by_caller"] == 2 and pool.stats()["run_by_caller"] == 0
+        assert pool.wait(later)[0] == [4]
+        with pytest.raises(OSError) as e:
+            pool.wait(missing)
+        assert e.value.errno == errno.ENOENT and e.value.filename == str(tmp_path / "gone.bin")
+        with pytest.raises(KeyError):  # collected already
+            pool.wait(later)
