@@ -534,6 +534,18 @@ static void unlink_job(ReadPool *p, Job *j) { /* under mu */
     }
 }
 
+/* Run a pending batch on the calling thread (with the GIL, under mu; returns under mu, the batch done). */
+static void run_here(ReadPool *p, Job *j) {
+    __atomic_store_n(&j->state, RUNNING, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->pending, p->pending - 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&p->mu);
+    Py_BEGIN_ALLOW_THREADS
+    run_job(j);
+    Py_END_ALLOW_THREADS
+    pthread_mutex_lock(&p->mu);
+    __atomic_store_n(&j->state, DONE, __ATOMIC_RELEASE);
+}
+
 static PyObject *pool_wait(ReadPool *p, PyObject *args) {
     long long ticket;
     if (!PyArg_ParseTuple(args, "L:wait", &ticket))
@@ -552,14 +564,7 @@ static PyObject *pool_wait(ReadPool *p, PyObject *args) {
     j->claimed = 1;
     if (j->state == PENDING) {  /* no thread has started it: run it here rather than wait */
         p->n_by_caller++;
-        __atomic_store_n(&j->state, RUNNING, __ATOMIC_RELAXED);
-        __atomic_store_n(&p->pending, p->pending - 1, __ATOMIC_RELEASE);
-        pthread_mutex_unlock(&p->mu);
-        Py_BEGIN_ALLOW_THREADS
-        run_job(j);
-        Py_END_ALLOW_THREADS
-        pthread_mutex_lock(&p->mu);
-        __atomic_store_n(&j->state, DONE, __ATOMIC_RELEASE);
+        run_here(p, j);
     } else {
         /* A thread is reading it: rather than spin or sleep (taking a CPU from the readers), read a
            later batch no thread has started yet, while there is one; its wait() then finds it done. */
@@ -567,14 +572,7 @@ static PyObject *pool_wait(ReadPool *p, PyObject *args) {
         while (j->state != DONE && (k = first_pending(p)) != NULL) {
             p->n_ahead++;
             k->helper = 1;
-            __atomic_store_n(&k->state, RUNNING, __ATOMIC_RELAXED);
-            __atomic_store_n(&p->pending, p->pending - 1, __ATOMIC_RELEASE);
-            pthread_mutex_unlock(&p->mu);
-            Py_BEGIN_ALLOW_THREADS
-            run_job(k);
-            Py_END_ALLOW_THREADS
-            pthread_mutex_lock(&p->mu);
-            __atomic_store_n(&k->state, DONE, __ATOMIC_RELEASE);
+            run_here(p, k);
             k->helper = 0;
             if (p->closed && !k->claimed) {  /* closed meanwhile (another thread): nobody collects it */
                 unlink_job(p, k);
