@@ -47,7 +47,8 @@ POOL_SPIN_US = 50
 def can_pool(inputs: ReadInputs, batch_size: int) -> bool:
     """Whether an epoch of ``batch_size``-sample steps over ``inputs`` takes the pooled path (see the
     module): plain local files of a whole-file format, sizes known, no ``preprocess_time``, the C
-    extension built, and the batch small enough for scratch sets (or samples kept in pooled buffers).
+    extension built, and the batch small enough for scratch sets (or samples kept in pooled buffers, or
+    a format whose parse reads lengths only: each step's files then share one buffer).
 
     Example:
         >>> from dlio_core.formats import get_format
@@ -62,8 +63,9 @@ def can_pool(inputs: ReadInputs, batch_size: int) -> bool:
     if not inputs.whole_file or sizes is None or not sizes.size:
         return False
     largest = int(sizes.max())
-    return largest <= whole_file._LOCAL_READ_MAX_BYTES and (inputs.keep_samples
-                                                            or largest * batch_size <= whole_file.BURST_MAX_BYTES)
+    return largest <= whole_file._LOCAL_READ_MAX_BYTES and (
+        inputs.keep_samples or largest * batch_size <= whole_file.BURST_MAX_BYTES
+        or bool(getattr(inputs.fmt, "parse_reads_length_only", False)))  # then one buffer a step
 
 
 class PooledPath:

@@ -196,7 +196,9 @@ class WholeFileBatches:
 
     def prepare(self, files: np.ndarray | list[int], scratch: _Scratch | None) -> Prepared:
         """Plan a batch's whole-file reads and give each a buffer; no buffers (``bufs`` None) when the
-        batch is to be read one large file at a time instead (see ``read``)."""
+        batch is to be read a chunk of large files at a time instead (see ``read_large``). A format whose
+        parse looks at lengths only (``parse_reads_length_only``: raw image bytes) gets, for a batch too
+        big for one burst, the same reused buffer for every file, as the raw-read ceiling reads."""
         fl = files if type(files) is list else files.tolist()
         paths, sizes = self.paths, self.sizes
         if len(set(fl)) == len(fl):  # no file twice, so none twice in a row: a read per sample
@@ -227,7 +229,12 @@ class WholeFileBatches:
             owned = [get_buffer(n) for n in rsizes]
             bufs = [memoryview(b)[:n] for b, n in zip(owned, rsizes)]
             return Prepared(which, rpaths, rsizes, bufs, self.parse, owned, self.parse_each)
-        bufs = scratch.batch_views(rsizes) if burst else None
+        if burst:
+            bufs = scratch.batch_views(rsizes)
+        elif self.length_only:  # nothing of a file is looked at but its length: one buffer for all
+            bufs = [scratch.single_view(n) for n in rsizes]
+        else:
+            bufs = None
         return Prepared(which, rpaths, rsizes, bufs, scratch.parse, None, scratch.parse_batch)
 
     def finish(self, step: int, samples: np.ndarray | list[int], prep: Prepared, got: list[int], io_s: float,
@@ -317,9 +324,8 @@ class WholeFileBatches:
         """Large files without kept samples, through reused scratch memory that stays in the CPU cache:
         files of up to ``CHUNK_MAX_BYTES`` together are read a few at a time, side by side (one read
         call, one GIL release, for each such chunk), larger ones one at a time into one buffer; each
-        chunk is checked and parsed before the next overwrites it. When the format's parse looks at the
-        length only (``parse_reads_length_only``: raw image bytes), the whole batch is one read call, each
-        file into the same buffer (as the raw-read ceiling reads), and each read parsed after it."""
+        chunk is checked and parsed before the next overwrites it. (Formats whose parse looks at the
+        length only never come here: ``prepare`` gives their batches one buffer for every file.)"""
         perf = time.perf_counter
         io_s = decode_s = 0.0
         nbytes = sample_bytes = 0
@@ -327,14 +333,11 @@ class WholeFileBatches:
         paths, sizes, parse = prep.paths, prep.sizes, scratch.parse
         i, count = 0, len(paths)
         while i < count:
-            if self.length_only:  # nothing of a file is looked at but its length: one buffer for all
-                j, bufs = count, [scratch.single_view(size) for size in sizes]
-            else:
-                j, total = i + 1, (sizes[i] + 63) & ~63
-                while j < count and total + sizes[j] <= CHUNK_MAX_BYTES:
-                    total += (sizes[j] + 63) & ~63
-                    j += 1
-                bufs = scratch.batch_views(sizes[i:j]) if j - i > 1 else [scratch.single_view(sizes[i])]
+            j, total = i + 1, (sizes[i] + 63) & ~63
+            while j < count and total + sizes[j] <= CHUNK_MAX_BYTES:
+                total += (sizes[j] + 63) & ~63
+                j += 1
+            bufs = scratch.batch_views(sizes[i:j]) if j - i > 1 else [scratch.single_view(sizes[i])]
             chunk_paths, chunk_sizes = paths[i:j], sizes[i:j]
             t0 = perf()
             got = self.read_files(chunk_paths, bufs, chunk_sizes)

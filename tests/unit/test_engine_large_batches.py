@@ -1,6 +1,7 @@
-"""Batches too big for one burst (``whole_file.read_large``): chunks of files read side by side, and the
-raw image bytes whose parse looks at lengths only (``parse_reads_length_only``) read in one call into
-one buffer; figures as file-by-file reads give them, errors naming the first bad file in order."""
+"""Batches too big for one burst: chunks of files read side by side (``whole_file.read_large``), and raw
+image bytes, whose parse looks at lengths only (``parse_reads_length_only``), read a batch at a time into
+one reused buffer (pooled or threaded path); figures as file-by-file reads give them, errors naming the
+first bad file in order."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from dlio_core.engine import NativeLoader, ReadError, whole_file
+from dlio_core.engine import NativeLoader, ReadError, pooled, whole_file
 from dlio_core.formats import get_format
 from dlio_core.storage import open_storage
 
@@ -45,15 +46,31 @@ def large(monkeypatch):
     return calls
 
 
-def test_raw_image_bytes_are_one_read_call_a_batch_with_every_file_counted(tmp_path, large):
+@pytest.mark.parametrize("path", ["pooled", "threaded"])
+def test_raw_image_bytes_land_in_one_buffer_a_batch_with_every_file_counted(tmp_path, monkeypatch, large, path):
     st, fmt, paths, sizes = _raw_images(tmp_path, 12)
     assert fmt.parse_reads_length_only and not get_format("jpeg").parse_reads_length_only
+    if path == "threaded":
+        monkeypatch.setattr(pooled, "can_pool", lambda inputs, batch_size: False)
+    elif whole_file._cread is None:
+        pytest.skip("the C extension _cread is not built")
+    planned = []
+    real = whole_file.WholeFileBatches.prepare
+
+    def spy(self, files, scratch):
+        prep = real(self, files, scratch)
+        planned.append({np.frombuffer(b, np.uint8).ctypes.data for b in prep.bufs})
+        return prep
+
+    monkeypatch.setattr(whole_file.WholeFileBatches, "prepare", spy)
     loader = NativeLoader(st, fmt, paths, sizes=sizes, read_threads=2)
+    assert loader.read_path(6).name == path
     batches = _drain(loader, _plan(12, 1, 6))
     assert [b.num_samples for b in batches] == [6, 6]
     assert sum(b.bytes_read for b in batches) == sum(sizes) == sum(b.sample_bytes for b in batches)
-    assert [c[0] for c in large] == [6, 6]  # one call a batch...
-    assert all(c[1] == 1 for c in large)    # ...every file into the same memory
+    assert [len(p) for p in planned] == [1, 1]  # every file of a batch into the same memory
+    if path == "threaded":
+        assert [c[0] for c in large] == [6, 6]  # one read call a batch
 
 
 @pytest.mark.parametrize("damage", ["truncated", "missing"])
