@@ -29,6 +29,7 @@ def test_a_file_larger_than_memory_is_refused_before_writing(tmp_path):
 
 def test_writer_threads_shrink_to_what_memory_holds(tmp_path, monkeypatch):
     monkeypatch.setattr(preflight, "available_memory_bytes", lambda: 3 * preflight.WRITE_COPIES * 4600)
+    monkeypatch.setattr(preflight, "MEMORY_CHECK_FLOOR", 0)  # 4.6 KB files: checked only with no floor
     seen = []
     import dlio_core.generate as gen
 
@@ -36,6 +37,15 @@ def test_writer_threads_shrink_to_what_memory_holds(tmp_path, monkeypatch):
     monkeypatch.setattr(gen, "_run", lambda fn, items, n: (seen.append(n), real(fn, items, n))[1])
     generate_dataset(_cfg(tmp_path, "++workload.dataset.num_files_eval=0"), progress=False, threads=8)
     assert seen == [3]
+
+
+def test_memory_is_read_only_when_the_files_in_flight_reach_the_floor(tmp_path, monkeypatch):
+    monkeypatch.setattr(preflight, "available_memory_bytes", lambda: 1000)  # far too little for anything
+    generate_dataset(_cfg(tmp_path, "++workload.dataset.num_files_eval=0"), progress=False, threads=8)
+    assert (tmp_path / "data" / "dl-driver-manifest.json").exists()  # 8 x 2 x 4.6 KB: below the floor, not read
+    monkeypatch.setattr(preflight, "MEMORY_CHECK_FLOOR", 8 * 2 * 4096)
+    with pytest.raises(DatasetError, match="of memory is available"):
+        generate_dataset(_cfg(tmp_path / "b", "++workload.dataset.num_files_eval=0"), progress=False, threads=8)
 
 
 def test_a_dataset_larger_than_the_disk_is_refused(tmp_path, monkeypatch):
