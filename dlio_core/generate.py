@@ -180,12 +180,14 @@ class DatasetPlan:
         """Exact bytes of file ``g``, or None when compression makes it data-dependent."""
         return fmt.file_size(self.shape(g), self.dtype, compression=self.compression)
 
-    def manifest(self, sizes: list[int], dataset: Any) -> Manifest:
-        """The manifest for per-file ``sizes`` (indexed by global file, -1 when unknown)."""
+    def manifest(self, sizes: list[int], dataset: Any, names: list[str | None] | None = None) -> Manifest:
+        """The manifest for per-file ``sizes`` (indexed by global file, -1 when unknown); ``names[g]``, when
+        set, is file ``g``'s ``relpath`` already made (by its writer)."""
         lists: list[list[tuple[str, int]]] = [[], []]
         for g in range(self.total):
             sid, i = self.locate(g)
-            lists[sid].append((self.stored_path(self.relpath(sid, i)), int(sizes[g])))
+            rel = names[g] if names is not None and names[g] is not None else self.relpath(sid, i)
+            lists[sid].append((self.stored_path(rel) if self.format == "csv" else rel, int(sizes[g])))
         by_name = [tuple(sorted(fl, key=lambda f: (posixpath.basename(f[0]), f[0]))) for fl in lists]
         return Manifest(format=self.format, train=by_name[0], valid=by_name[1], dataset=dataset)
 
@@ -250,6 +252,7 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
             size_of[shape] = fmt.file_size(shape, plan.dtype, compression=plan.compression)
         expected.append(size_of[shape])
     sizes = [-1 if s is None else s for s in expected]
+    names: list[str | None] = [None] * plan.total  # made by the writers, reused by the manifest
     nthreads = _preflight(cfg, plan, storage, expected, nthreads)  # before anything is written
     for d in plan.directories():  # every rank: makedirs is idempotent and spares us a barrier
         storage.makedirs(d)
@@ -267,7 +270,7 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
 
     def write_one(g: int) -> tuple[int, int]:
         sid, i = plan.locate(g)
-        rel = plan.relpath(sid, i)
+        rel = names[g] = plan.relpath(sid, i)
         key = (CONTENT_SEED, sid, i)
         if rows_writer:  # a batch of rows at a time
             n = fmt.write_rows(storage, rel, plan.samples_per_file, key=key, compression=compression)
@@ -291,7 +294,7 @@ def generate_dataset(cfg: Any, *, rank: int = 0, world: int = 1, threads: int | 
     finally:
         bar.close()
 
-    manifest = plan.manifest(sizes, _dataset_section(cfg))
+    manifest = plan.manifest(sizes, _dataset_section(cfg), names)
     if rank == 0 and min(sizes, default=0) >= 0:
         write_manifest(storage, manifest)
     return manifest

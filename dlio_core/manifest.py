@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from json.encoder import encode_basestring_ascii as _json_str
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +80,8 @@ class Manifest:
         def files(fl: FileList) -> str:
             if not fl:
                 return "[]"
-            return "[\n  " + ",\n  ".join(json.dumps([p, int(s)]) for p, s in fl) + "\n]"
+            # the text json.dumps([p, s]) writes (ensure_ascii), without its 3 us per file
+            return "[\n  " + ",\n  ".join(f"[{_json_str(p)}, {int(s)}]" for p, s in fl) + "\n]"
         return (f'{{"version": {self.version},\n"format": {json.dumps(self.format)},\n'
                 f'"dataset": {json.dumps(dict(self.dataset), sort_keys=True, default=_jsonable)},\n'
                 f'"train": {files(self.train)},\n"valid": {files(self.valid)}}}\n')

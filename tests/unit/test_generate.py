@@ -355,3 +355,16 @@ def test_default_workload_through_the_real_config(tmp_path):
     for rel, size in m.train + m.valid:
         assert os.stat(tmp_path / "d" / rel).st_size == size
     assert dataset_files(cfg, dataset_storage(cfg), "train") == list(m.train)
+
+
+def test_manifest_json_lines_are_what_json_dumps_writes_and_read_back():
+    import json
+
+    from dlio_core.manifest import Manifest
+
+    odd = (('train/a "q" \\ b.npz', 1), ("train/é\u2603.npz", 2**40), ("train/\x01x.npz", 0))
+    m = Manifest(format="npz", train=odd, valid=(("valid/v.npz", -1),), dataset={"k": (1, 2)})
+    text = m.to_json()
+    lines = [line.strip().rstrip(",") for line in text.splitlines()]
+    assert all(json.dumps([p, s]) in lines for p, s in odd)
+    assert Manifest.from_json(text) == m
