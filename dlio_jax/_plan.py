@@ -9,25 +9,11 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from dlio_core.engine.plan_blocks import PlanTail
 
 __all__ = ["Resumed"]
 
 
-class Resumed:
-    """A plan's steps from ``start`` on (the engine takes any object with ``steps`` and ``batch``)."""
-
-    def __init__(self, plan: Any, start: int) -> None:
-        if not 0 <= start <= plan.steps:
-            raise ValueError(f"cannot resume at step {start}: the epoch has {plan.steps} steps")
-        self.plan, self.start = plan, start
-
-    @property
-    def steps(self) -> int:
-        return self.plan.steps - self.start
-
-    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.plan.batch(step + self.start)
-
+class Resumed(PlanTail):
+    """A plan's steps from ``start`` on (the engine takes any object with ``steps`` and ``batch``), planned a
+    block at a time: the engine and the label lookup share each block instead of planning every step twice."""

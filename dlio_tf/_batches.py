@@ -88,6 +88,7 @@ class _Batches:
         self._step_labels: Any = None  # each file's labels read once, kept across passes
 
     def __call__(self) -> Iterator[dict[str, Any]]:
+        from dlio_core.engine.plan_blocks import PlanTail
         from dlio_core.reader import native_reader
 
         src = self.src
@@ -97,6 +98,7 @@ class _Batches:
             self._step_labels = StepLabels.of_files(src.storage, src.files, src.cfg.dataset.num_samples_per_file)
         for plan, steps in zip(self.plans, self.steps):
             engine = native_reader(src.cfg, src.storage, src.files, rank=plan.rank, keep_samples=True)
+            plan = PlanTail(plan)  # steps planned a block at a time, shared by the engine and the labels
             batches = engine.epoch(plan, max_steps=steps)
             try:
                 if self.group > 1:
