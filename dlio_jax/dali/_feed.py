@@ -103,8 +103,10 @@ class EngineFeed:
                         "it is not meant to be pickled into DALI worker processes")
 
 
-def file_labels(storage: Any, files: Any) -> Callable[[Any, Any], np.ndarray]:
-    """``labels(batch, plan)`` for :class:`EngineFeed`: the labels the files carry (npz ``y``)."""
-    from dlio_core.labels import labels_of_step
+def file_labels(storage: Any, files: Any, samples_per_file: int = 0) -> Callable[[Any, Any], np.ndarray]:
+    """``labels(batch, plan)`` for :class:`EngineFeed`: the labels the files carry (npz ``y``), each file's
+    kept once read when ``samples_per_file`` is given (:class:`dlio_core.labels.StepLabels`)."""
+    from dlio_core.labels import StepLabels
 
-    return lambda batch, plan: labels_of_step(storage, files, batch.samples, *plan.batch(batch.step))
+    step_labels = StepLabels.of_files(storage, files, samples_per_file)
+    return lambda batch, plan: step_labels(batch.samples, *plan.batch(batch.step))

@@ -220,13 +220,15 @@ def pipeline(config: Any, *, overrides: Sequence[str] = (), device: str = "cpu",
     if reader == "external":
         from ._feed import EngineFeed, file_labels
 
-        def make_plan(e: int) -> Any:
-            return epoch_plan(cfg, split=split, epoch=e, world=world, rank=rank, random_seed=random_seed)
+        def make_plan(e: int) -> Any:  # planned a block of steps at a time, shared by the engine and the labels
+            from dlio_core.engine.plan_blocks import PlanTail
+
+            return PlanTail(epoch_plan(cfg, split=split, epoch=e, world=world, rank=rank, random_seed=random_seed))
 
         steps = make_plan(epoch).steps if max_steps is None else min(make_plan(epoch).steps, max_steps)
         feed = EngineFeed(native_reader(cfg, storage, files, rank=rank, keep_samples=True), make_plan,
                           first_epoch=epoch, max_steps=max_steps,
-                          labels=file_labels(storage, files) if labels else None)
+                          labels=file_labels(storage, files, cfg.dataset.num_samples_per_file) if labels else None)
         info = DaliInfo("external", steps, 1, None, feed, rank, world)
         dali_batch = batch
     else:
