@@ -7,7 +7,8 @@ away), the least of ``--rounds`` rounds of one 1,024-step epoch, per batch:
 
 - ``prepare`` and ``finish`` of ``WholeFileBatches`` (plan a batch's reads; check and parse them);
 - the runner's step (``run_steps.train_epoch``) over a loader that hands out one ready-made batch;
-- the pooled path's whole epoch with one native reader (most reads then run on the consumer's thread);
+- the pooled path's whole epoch with one native reader (most reads then run on the consumer's thread),
+  and with none (every read on the consumer's thread: less the ReadPool floor below, the loader's Python);
 - the floor: the C extension reading the batch's 4 files (open + read + close each) in one call, and
   the same reads run by a ``ReadPool`` without threads (its files opened relative to their directory).
 
@@ -74,6 +75,8 @@ def pieces(loader, plan, cfg, wf, po, di) -> dict:
     got = whole_file._cread.read_files(prep.paths, prep.bufs)[0]
     one_reader = po.PooledPath(loader.inputs, reads, loader._scratches, loader._pool)
     one_reader.read_threads = 1
+    no_reader = po.PooledPath(loader.inputs, reads, loader._scratches, loader._pool)
+    no_reader.read_threads = 0  # every read on the consumer: minus the ReadPool floor, the loader's Python
     compute = make_compute(cfg, np.random.default_rng(0))
     ready = Batch(0, 4, sum(got), 0, 0.0, 0.0, None)
 
@@ -97,8 +100,13 @@ def pieces(loader, plan, cfg, wf, po, di) -> dict:
         for batch in one_reader.epoch(plan, steps):
             batch.release()
 
+    def pooled_epoch_no_reader():
+        for batch in no_reader.epoch(plan, steps):
+            batch.release()
+
     return {"prepare": prepare, "finish": finish, "runner step": runner_step,
-            "pooled epoch, 1 native reader": pooled_epoch_one_reader}
+            "pooled epoch, 1 native reader": pooled_epoch_one_reader,
+            "pooled epoch, all reads here": pooled_epoch_no_reader}
 
 
 def c_reads(loader, plan) -> callable:
