@@ -74,7 +74,8 @@ def test_content_crc32_matches_zlib_and_a_wrong_one_is_caught(tmp_path):
     from dlio_core.content import content_crc32
     from dlio_core.formats import npz
 
-    for nbytes in (1, 16384, 16385, 65536 + 8, 3 * 65536, 3 * 65536 + 13):
+    for nbytes in (1, 16384, 16385, 65536 + 8, 3 * 65536, 3 * 65536 + 13, 4096, 7 * 4096, 65536 + 3 * 4096 + 1,
+                   362 * 362 * 8, 15 * 65536 + 15 * 4096 + 4095):  # rows, whole 4 KiB pieces, a tail
         a = sample_array((nbytes, 1), "uint8", (CONTENT_SEED, 0, 9))
         assert content_crc32(nbytes, (CONTENT_SEED, 0, 9), 77) == zlib_crc(a, 77)
     st = open_storage(str(tmp_path))
