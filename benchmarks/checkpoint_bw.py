@@ -6,8 +6,10 @@ incompressible content) and loads them back after evicting them from the page ca
 mechanism (clean memory figures; JAX and TensorFlow apart) that this script drives round by round. The ceiling,
 in the same folder: a plain sequential write of the same number of equally unique bytes (made before its clock
 starts, written in ``--piece-mib`` writes, then ``fsync``) and a cold sequential read of that file in reads of
-the same size (evicted with ``POSIX_FADV_DONTNEED`` after its ``fsync``, as the engine evicts a checkpoint, and
-checked with ``mincore``).
+``--piece-mib`` (evicted with ``POSIX_FADV_DONTNEED`` after its ``fsync``, as the engine evicts a checkpoint, and
+checked with ``mincore``): one sequential reader. The engine loads with its own reused read buffer, one read per
+call (``--read-mib``, by default the engine's default, 32 MiB: larger reads than the ceiling's, stated with
+every figure).
 
 The disk this was written for (a VM's virtio disk) gives a plain fsync'd write anywhere from 0.4 to 2 GiB/s from
 one minute to the next, so a ceiling measured once and a mechanism measured later compare two different disks.
@@ -191,7 +193,7 @@ def child(args: argparse.Namespace) -> None:
                  f"++workload.checkpoint.compression={codec or 'none'}"]
     piece = args.piece_mib << 20
     eng = CheckpointEngine(load_config("unet3d_h100", overrides), progress=False, chunk_bytes=piece,
-                           read_buffer_bytes=piece)
+                           read_buffer_bytes=args.read_mib << 20)
     first = None
     if args.warmup:  # one-time costs (lazy framework set-up, first page-cache growth) are not the steady state
         first = eng.save(1, 0).peak_memory_bytes  # the first save allocates the buffers later saves reuse
@@ -214,11 +216,12 @@ def child(args: argparse.Namespace) -> None:
 class Child:
     """One mechanism's process, driven a save or a load at a time (so the ceiling can run between them)."""
 
-    def __init__(self, name: str, folder: str, nbytes: int, piece_mib: int, direct: bool, warmup: bool) -> None:
+    def __init__(self, name: str, folder: str, nbytes: int, piece_mib: int, direct: bool, warmup: bool,
+                 read_mib: int) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
                    TF_CPP_MIN_LOG_LEVEL="3")
         cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--folder", folder, "--bytes", str(nbytes),
-               "--piece-mib", str(piece_mib)] + (["--child-direct"] if direct else []) + ([] if warmup else ["--no-warmup"])
+               "--piece-mib", str(piece_mib), "--read-mib", str(read_mib)] + (["--child-direct"] if direct else []) + ([] if warmup else ["--no-warmup"])
         self.name, self.folder = name, folder
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
@@ -290,14 +293,15 @@ def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool
     return got
 
 
-def measure(name: str, base: str, nbytes: int, piece_mib: int, rounds: int, direct: bool, warmup: bool = True) -> None:
+def measure(name: str, base: str, nbytes: int, piece_mib: int, rounds: int, direct: bool, warmup: bool = True,
+            read_mib: int = 16) -> None:
     """``rounds`` interleaved rounds of ceiling and mechanism (see the module doc); print the paired ratios."""
     piece = piece_mib << 20
     shutil.rmtree(base, ignore_errors=True)
     os.makedirs(base)
     early = name in EARLY_WRITEBACK and not direct
     data = _aligned(nbytes)
-    proc = Child(name, os.path.join(base, "ck"), nbytes, piece_mib, direct, warmup)
+    proc = Child(name, os.path.join(base, "ck"), nbytes, piece_mib, direct, warmup, read_mib)
     w_ratio, w_early_ratio, r_ratio, w_mech, w_plain, r_mech, r_plain = [], [], [], [], [], [], []
     saves, loads, ceiling_cached = [], [], []
     gib = nbytes / GIB
@@ -333,8 +337,10 @@ def measure(name: str, base: str, nbytes: int, piece_mib: int, rounds: int, dire
           f"GiB/s {_spread(r_mech)}, plain {_spread(r_plain)}")
     # the largest growth of any save: the first one (the warm-up's) allocates the pieces later saves reuse
     peak = max([s["peak_memory_bytes"] or 0 for s in saves] + [proc.warmup_peak or 0])
+    load_peak = max([x.get("peak_memory_bytes") or 0 for x in loads])
     print(f"{tag:<24} memory: save peak +{_mib(peak)}, memory ratio {peak / piece:6.1f} x the largest piece "
-          f"({piece_mib} MiB); process peak {_mib(maxrss)}")
+          f"({piece_mib} MiB); load peak +{_mib(load_peak)} (its read buffer: {read_mib} MiB); process peak "
+          f"{_mib(maxrss)}")
     s = saves[len(saves) // 2]
     if s["stored_bytes"] != s["bytes"]:
         print(f"{tag:<24} stored/tensor bytes ratio {s['stored_bytes'] / s['bytes']:.6f} "
@@ -350,11 +356,16 @@ def measure(name: str, base: str, nbytes: int, piece_mib: int, rounds: int, dire
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dlio_core.checkpoint.engine import DEFAULT_READ_BUFFER_BYTES
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gib", type=float, default=1.0, help="checkpoint size (GiB)")
     ap.add_argument("--rounds", "--repeat", type=int, default=5,
                     help="interleaved rounds of ceiling and mechanism (the median paired ratio is the figure)")
     ap.add_argument("--piece-mib", type=int, default=8, help="write/read piece (the engine's chunk)")
+    ap.add_argument("--read-mib", type=int, default=DEFAULT_READ_BUFFER_BYTES >> 20,
+                    help="the engine's load buffer, one read per call (default: the engine's own); the plain read "
+                         "reads --piece-mib at a time")
     ap.add_argument("--dir", default="/var/tmp", help="a folder on the storage to measure (not tmpfs)")
     ap.add_argument("--only", nargs="*", default=None, choices=MECHANISMS)
     ap.add_argument("--direct", action="store_true", help="also raw, stream, torch_save on direct:// (O_DIRECT)")
@@ -373,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     nbytes = int(args.gib * GIB)
     base = tempfile.mkdtemp(prefix="dl-driver-ckpt-bw-", dir=args.dir)
     print(f"checkpoint of {nbytes / GIB:.2f} GiB, one file, fsync, in {args.dir}; {args.rounds} interleaved rounds "
-          f"(ABBA) of plain write/read and mechanism; {args.piece_mib} MiB pieces")
+          f"(ABBA) of plain write/read and mechanism; {args.piece_mib} MiB pieces; the engine loads in "
+          f"{args.read_mib} MiB reads, the plain read in {args.piece_mib} MiB reads (one sequential reader)")
     print(f"content generation {generation_gibps(args.piece_mib << 20):.2f} GiB/s on one thread (raw generates on "
           "the writing thread, stream on a producer thread)")
     failed = 0
@@ -382,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         runs += [(name, True) for name in ("raw", "stream", "torch_save")] if args.direct else []
         for name, direct in runs:
             try:
-                measure(name, os.path.join(base, "run"), nbytes, args.piece_mib, args.rounds, direct, args.warmup)
+                measure(name, os.path.join(base, "run"), nbytes, args.piece_mib, args.rounds, direct, args.warmup,
+                        args.read_mib)
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
                 print(f"{name}{' (direct://)' if direct else ''}: {e}")
                 failed += 1

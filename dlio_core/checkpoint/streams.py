@@ -50,16 +50,13 @@ from .records import CheckpointError
 from .state import FileSpec
 from .writeback import writeback_for
 
-__all__ = ["RawMechanism", "StreamMechanism", "RING", "SLICE", "IN_FLIGHT"]
+__all__ = ["RawMechanism", "StreamMechanism", "RING", "SLICE"]
 
 RING = 4  # pieces in flight for ``stream`` (the fork's num_buffers)
 # ``raw`` through the page cache makes and writes each piece in slices of this size: a slice is still in the
 # CPU's cache when ``write`` copies it (a whole 8 MiB piece is not), which took a fifth off the CPU time of
 # making and copying a piece here (measured: 0.14 against 0.17 s per 0.5 GiB, median of 6)
 SLICE = 2 << 20
-# Uncompressed ``O_DIRECT`` loads keep this many reads in flight, each into its share of the one read buffer:
-# on this VM's virtio disk two beat one (direct reads 1.85 against 1.63 GiB/s, median of 9 interleaved rounds)
-IN_FLIGHT = 2
 
 
 def _direct(ctx: Context) -> bool:
@@ -218,37 +215,23 @@ class StreamMechanism(RawMechanism):
 
 
 class _Source:
-    """Reads of one file through one open descriptor. Uncompressed loads of local files (and of ``direct://``)
-    read with ``O_DIRECT`` into the page-aligned buffer, :data:`IN_FLIGHT` reads at a time (see :func:`_read_all`):
-    a checkpoint restore reads each byte once, so a page-cache copy serves no one, and on the virtio disk this
-    was measured on, direct reads with two in flight beat a buffered sequential reader (``benchmarks/RESULTS.md``,
-    checkpoints, "Session 5: raw reads"). Where ``O_DIRECT`` is refused (tmpfs, some network file systems) or a
-    codec reads frames of any size, the file is read through the page cache with sequential-read advice (the
-    kernel's readahead grows; a fresh open per piece would reset it); object stores go through
-    ``Storage.read_into`` (ranged GETs)."""
+    """Reads of one file through one open descriptor: with sequential-read advice for local files (the kernel's
+    readahead grows; a fresh open per piece would reset it), with ``O_DIRECT`` on ``direct://`` when the reads
+    are whole pieces into an aligned buffer (uncompressed); through ``Storage.read_into`` otherwise (ranged GETs
+    on object stores, and whatever ``O_DIRECT`` cannot do)."""
 
     def __init__(self, ctx: Context, path: str, buffer: memoryview) -> None:
         self.storage, self.path = ctx.storage, path
         local = ctx.storage.local_path(path)
         self.fd: int | None = None
-        self.direct = False
-        aligned = (_O_DIRECT != 0 and ctx.codec is None and buffer.nbytes % ALIGN == 0
-                   and np.frombuffer(buffer, np.uint8).ctypes.data % ALIGN == 0)
         if local is not None:
-            if aligned:
-                try:
-                    self.fd = os.open(local, os.O_RDONLY | _O_DIRECT | getattr(os, "O_CLOEXEC", 0))
-                    self.direct = True
-                except OSError:
-                    self.fd = None  # no O_DIRECT here: through the page cache below
-            if self.fd is None:
-                self.fd = os.open(local, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                if hasattr(os, "posix_fadvise"):
-                    os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        elif aligned and str(ctx.storage.url).startswith("direct://"):
+            self.fd = os.open(local, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        elif (_O_DIRECT and ctx.codec is None and str(ctx.storage.url).startswith("direct://")
+              and buffer.nbytes % ALIGN == 0 and np.frombuffer(buffer, np.uint8).ctypes.data % ALIGN == 0):
             try:
                 self.fd = os.open(os.path.join(os_root(ctx.storage), path), os.O_RDONLY | _O_DIRECT)
-                self.direct = True
             except OSError:
                 self.fd = None  # Storage.read_into will say why, naming the path
 
@@ -294,52 +277,15 @@ def _read(ctx: Context, path: str, spec: FileSpec) -> Moved:
 
 
 def _read_all(src: _Source, mv: memoryview, on_chunk: Any) -> int:
-    """Read the whole file through ``mv`` (overwritten piece by piece); return the bytes read.
-
-    With ``O_DIRECT`` the buffer's two halves are read by two threads (this one and a helper), each taking every
-    other piece, so the device always has a request queued while the other's bytes arrive; ``os.preadv``
-    releases the GIL. Memory stays the one buffer. Elsewhere one sequential reader, as before."""
-    if not src.direct or mv.nbytes < IN_FLIGHT * ALIGN:
-        offset = 0
-        while True:
-            n = src.read_into(mv, offset)
-            offset += n
-            if on_chunk is not None and n:
-                on_chunk(n)
-            if n < mv.nbytes:  # a short read only happens at the end of the file
-                return offset
-    size = src.size()
-    piece = mv.nbytes // IN_FLIGHT // ALIGN * ALIGN
-    got = [0] * IN_FLIGHT
-    failed: list[BaseException] = []
-    lock = threading.Lock()
-
-    def reader(k: int) -> None:
-        part = mv[k * piece:(k + 1) * piece]
-        try:
-            for offset in range(k * piece, size, IN_FLIGHT * piece):
-                if failed:
-                    return
-                n = os.preadv(src.fd, [part], offset)
-                got[k] += n
-                if on_chunk is not None and n:
-                    with lock:
-                        on_chunk(n)
-                if n < min(piece, size - offset):  # the file ended early (truncated while read)
-                    return
-        except BaseException as e:  # noqa: BLE001 - raised on the calling thread
-            failed.append(e)
-
-    helpers = [threading.Thread(target=reader, args=(k,), name="dl-driver-ckpt-reader", daemon=True)
-               for k in range(1, IN_FLIGHT)]
-    for t in helpers:
-        t.start()
-    reader(0)
-    for t in helpers:
-        t.join()
-    if failed:
-        raise failed[0]
-    return sum(got)
+    """Read the whole file through ``mv`` (overwritten piece by piece); return its size."""
+    offset = 0
+    while True:
+        n = src.read_into(mv, offset)
+        offset += n
+        if on_chunk is not None and n:
+            on_chunk(n)
+        if n < mv.nbytes:  # a short read only happens at the end of the file
+            return offset
 
 
 def _read_compressed(ctx: Context, src: _Source, mv: memoryview, spec: FileSpec) -> Moved:
