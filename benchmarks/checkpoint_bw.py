@@ -8,8 +8,7 @@ in the same folder: a plain sequential write of the same number of equally uniqu
 starts, written in ``--piece-mib`` writes, then ``fsync``) and a cold sequential read of that file in reads of
 ``--piece-mib`` (evicted with ``POSIX_FADV_DONTNEED`` after its ``fsync``, as the engine evicts a checkpoint, and
 checked with ``mincore``): one sequential reader. The engine loads with its own reused read buffer, one read per
-call (``--read-mib``, by default the engine's default, 32 MiB: larger reads than the ceiling's, stated with
-every figure).
+call (``--read-mib``, by default the engine's own 32 MiB: larger reads than the ceiling's, said with the figures).
 
 The disk this was written for (a VM's virtio disk) gives a plain fsync'd write anywhere from 0.4 to 2 GiB/s from
 one minute to the next, so a ceiling measured once and a mechanism measured later compare two different disks.
@@ -216,12 +215,13 @@ def child(args: argparse.Namespace) -> None:
 class Child:
     """One mechanism's process, driven a save or a load at a time (so the ceiling can run between them)."""
 
-    def __init__(self, name: str, folder: str, nbytes: int, piece_mib: int, direct: bool, warmup: bool,
-                 read_mib: int) -> None:
+    def __init__(self, name: str, folder: str, nbytes: int, piece_mib: int, direct: bool, warmup: bool, read_mib: int
+                 ) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
                    TF_CPP_MIN_LOG_LEVEL="3")
         cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--folder", folder, "--bytes", str(nbytes),
-               "--piece-mib", str(piece_mib), "--read-mib", str(read_mib)] + (["--child-direct"] if direct else []) + ([] if warmup else ["--no-warmup"])
+               "--piece-mib", str(piece_mib), "--read-mib", str(read_mib)]
+        cmd += (["--child-direct"] if direct else []) + ([] if warmup else ["--no-warmup"])
         self.name, self.folder = name, folder
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
