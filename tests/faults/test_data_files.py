@@ -113,6 +113,13 @@ def test_file_vanished_mid_run(tmp_path, capsys):
     assert code == 2 and str(victim) in line and "No such file" in line, line
 
 
+def _append(victim: Path, data: bytes) -> None:
+    # Appended in place: rewriting the file (truncate, then write) would leave it empty for a moment, and a
+    # read in that moment is a truncated file, not a grown one
+    with victim.open("ab") as f:
+        f.write(b"\0" * 4096)
+
+
 def test_file_grown_mid_run_reads_the_listed_bytes(tmp_path, capsys):
-    code, line, _ = _change_in_epoch_2(tmp_path, capsys, lambda v, d: v.write_bytes(d + b"\0" * 4096))
+    code, line, _ = _change_in_epoch_2(tmp_path, capsys, _append)
     assert code == 0, line
