@@ -5,10 +5,10 @@ zstd) the checkpoint engine saves checkpoints of ``--gib`` GiB (one file, DLIO's
 incompressible content) and loads them back after evicting them from the page cache, in one fresh process per
 mechanism (clean memory figures; JAX and TensorFlow apart) that this script drives round by round. The ceiling,
 in the same folder: a plain sequential write of the same number of equally unique bytes (made before its clock
-starts, written in ``--piece-mib`` writes, then ``fsync``) and a cold sequential read of that file in reads of
-``--piece-mib`` (evicted with ``POSIX_FADV_DONTNEED`` after its ``fsync``, as the engine evicts a checkpoint, and
-checked with ``mincore``): one sequential reader. The engine loads with its own reused read buffer, one read per
-call (``--read-mib``, by default the engine's own 32 MiB: larger reads than the ceiling's, said with the figures).
+starts, written in ``--piece-mib`` writes, then ``fsync``) and a cold sequential read of that file (evicted with
+``POSIX_FADV_DONTNEED`` after its ``fsync``, as the engine evicts a checkpoint, and checked with ``mincore``): one
+sequential reader in reads of ``--read-mib``, the size of the engine's own reused load buffer (by default the
+engine's 32 MiB), so both sides ask the disk for the same requests.
 
 The disk this was written for (a VM's virtio disk) gives a plain fsync'd write anywhere from 0.4 to 2 GiB/s from
 one minute to the next, so a ceiling measured once and a mechanism measured later compare two different disks.
@@ -94,24 +94,17 @@ def evict(path: str) -> int | None:
 
 
 def warm_memory(nbytes: int) -> None:
-    """Touch ``nbytes`` of memory and free it, right before a timed write or read (the ceiling's and the
-    mechanism's alike), so the page cache that operation fills takes pages the host backs already.
-
-    This VM hands memory it has not used for a while back to its host (free page reporting, and DAMON paging
-    out cold pages), and the first touch of such a page costs a host fault: an fsync'd 0.5 GiB write whose
-    page cache had to grow into such memory took 1.8 s instead of 0.12 s to copy, and whichever of two reads came
-    second in a round ran 2-3x slower. Which operation met that cost depended on what ran just before, not on
-    the operation."""
+    """Touch ``nbytes`` of memory and free it, right before a timed write or read (both sides alike), so the page
+    cache that operation fills takes pages the host backs already. This VM hands memory it has not used for a while
+    back to its host (free page reporting, DAMON), and the first touch of such a page costs a host fault: an
+    fsync'd 0.5 GiB write whose page cache grew into such memory took 1.8 s instead of 0.12 s to copy, and whichever
+    of two reads came second in a round ran 2-3x slower, whatever the operation."""
     np.ones(nbytes, dtype=np.uint8)  # allocated, touched and freed at once (a large array is its own mapping)
 
 
 def evict_tree(folder: str) -> None:
-    """Evict every file under ``folder`` (a checkpoint just loaded), as :func:`plain_read` leaves its file.
-
-    Both sides of a round must leave the page cache as they found it: on this VM a read that has to take pages
-    the guest has not used before is 2-3x slower than one that reuses pages just freed (the host backs guest
-    memory on first touch), so the second of two reads in a round was the slow one whichever it was, unless the
-    first one's pages were given back."""
+    """Evict every file under ``folder`` (a checkpoint just loaded), as :func:`plain_read` leaves its file: both
+    sides of a round leave the page cache as they found it (see :func:`warm_memory` for why it matters here)."""
     for d, _, files in os.walk(folder):
         for f in files:
             evict(os.path.join(d, f))
@@ -258,7 +251,7 @@ def _spread(values: list[float]) -> str:
 
 
 def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool, early: bool, step: int,
-              mech_first: bool) -> dict:
+              mech_first: bool, read: int) -> dict:
     """Writes, then reads, of the ceiling and the mechanism (checkpoint step ``step``) in the order asked; every
     file is evicted after it is written and after it is read (see :func:`evict_tree`), and all are deleted at
     the end, outside every timed operation."""
@@ -279,7 +272,7 @@ def one_round(proc: Child, base: str, data: np.ndarray, piece: int, direct: bool
             got["load"] = proc.ask("load", step)["load"]
             evict_tree(folder)
         else:
-            got["plain_read_s"], got["plain_cached"] = plain_read(plain, piece, direct)
+            got["plain_read_s"], got["plain_cached"] = plain_read(plain, read, direct)
             evict(plain)
     # Deleted only now, then settled: this disk discards freed blocks (ext4 -o discard), and a timed write
     # that followed a deletion was 2-3x slower (the mechanism's, in the rounds where it came right after the
@@ -308,11 +301,11 @@ def measure(name: str, base: str, nbytes: int, piece_mib: int, rounds: int, dire
     try:
         if warmup:  # the ceiling's warm-up, as the mechanism had its own: on this VM the first time the page
             make_bytes(data, piece)  # cache grows into memory the guest has not used yet costs 10x (measured)
-            one_round(proc, base, data, piece, direct, early, rounds + 1, False)
+            one_round(proc, base, data, piece, direct, early, rounds + 1, False, read_mib << 20)
         for k in range(1, rounds + 1):
             make_bytes(data, piece)
             mech_first = k % 2 == 0  # ABBA: the ceiling first in odd rounds, the mechanism first in even ones
-            got = one_round(proc, base, data, piece, direct, early, k, mech_first)
+            got = one_round(proc, base, data, piece, direct, early, k, mech_first, read_mib << 20)
             saves.append(got["save"]), loads.append(got["load"]), ceiling_cached.append(got["plain_cached"])
             w, pw = got["save"]["throughput_GiB_per_s"], gib / got["plain_write_s"]
             rd, pr = got["load"]["throughput_GiB_per_s"], gib / got["plain_read_s"]
@@ -364,8 +357,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="interleaved rounds of ceiling and mechanism (the median paired ratio is the figure)")
     ap.add_argument("--piece-mib", type=int, default=8, help="write/read piece (the engine's chunk)")
     ap.add_argument("--read-mib", type=int, default=DEFAULT_READ_BUFFER_BYTES >> 20,
-                    help="the engine's load buffer, one read per call (default: the engine's own); the plain read "
-                         "reads --piece-mib at a time")
+                    help="the engine's load buffer, one read per call, and the plain read's request size "
+                         "(default: the engine's own)")
     ap.add_argument("--dir", default="/var/tmp", help="a folder on the storage to measure (not tmpfs)")
     ap.add_argument("--only", nargs="*", default=None, choices=MECHANISMS)
     ap.add_argument("--direct", action="store_true", help="also raw, stream, torch_save on direct:// (O_DIRECT)")
@@ -385,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     base = tempfile.mkdtemp(prefix="dl-driver-ckpt-bw-", dir=args.dir)
     print(f"checkpoint of {nbytes / GIB:.2f} GiB, one file, fsync, in {args.dir}; {args.rounds} interleaved rounds "
           f"(ABBA) of plain write/read and mechanism; {args.piece_mib} MiB pieces; the engine loads in "
-          f"{args.read_mib} MiB reads, the plain read in {args.piece_mib} MiB reads (one sequential reader)")
+          f"{args.read_mib} MiB reads, the plain read too (one sequential reader)")
     print(f"content generation {generation_gibps(args.piece_mib << 20):.2f} GiB/s on one thread (raw generates on "
           "the writing thread, stream on a producer thread)")
     failed = 0
