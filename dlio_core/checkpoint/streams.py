@@ -167,6 +167,29 @@ class StreamMechanism(RawMechanism):
 
     name = "stream"
 
+    def __init__(self) -> None:
+        # The ring is kept from one save to the next for the mechanism's life, as the engine keeps its load
+        # buffer (release() after each save leaves it): fresh pieces every save cost their page faults inside
+        # the timed save, and on a VM that returns idle memory to its host, far more
+        self._rings: list[tuple[tuple[int, bool], list[np.ndarray]]] = []
+        self._rings_lock = threading.Lock()
+
+    def drop_ring(self) -> None:
+        """Let the kept ring go (the next save makes a new one)."""
+        with self._rings_lock:
+            self._rings.clear()
+
+    def _ring(self, step: int, direct: bool) -> list[np.ndarray]:
+        with self._rings_lock:
+            for i, (shape, ring) in enumerate(self._rings):
+                if shape == (step, direct):
+                    return self._rings.pop(i)[1]
+        return [_buffer(step, direct) for _ in range(RING)]
+
+    def _give_back(self, step: int, direct: bool, ring: list[np.ndarray]) -> None:
+        with self._rings_lock:
+            self._rings = [((step, direct), ring)]  # one ring kept: a rank's saves run one after another
+
     def save(self, ctx: Context, path: str, spec: FileSpec) -> Done:
         key = ctx.source.file_key(path)
         codec = ctx.codec
@@ -174,8 +197,9 @@ class StreamMechanism(RawMechanism):
         def produce(step: int, direct: bool) -> Iterator[tuple[int, Any, int]]:
             free: queue.Queue = queue.Queue()
             full: queue.Queue = queue.Queue()
-            for _ in range(RING):
-                free.put(_buffer(step, direct))
+            ring = self._ring(step, direct)
+            for buf in ring:
+                free.put(buf)
             stop = threading.Event()
 
             def producer() -> None:
@@ -210,6 +234,7 @@ class StreamMechanism(RawMechanism):
                 stop.set()
                 free.put(None)  # wake a producer waiting for a buffer
                 worker.join()
+                self._give_back(step, direct, ring)  # every piece written (or the save abandoned): free to reuse
 
         return Done(_write_loop(ctx, path, spec, produce))
 

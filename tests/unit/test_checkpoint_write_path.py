@@ -105,3 +105,22 @@ def test_a_write_that_runs_out_of_room_leaves_nothing_that_looks_complete(mechan
         import shutil
 
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_stream_keeps_its_ring_between_saves_until_dropped():
+    from dlio_core.checkpoint.mechanisms import Context
+    from dlio_core.checkpoint.streams import RING, StreamMechanism
+
+    ctx = Context.demo(3 * (1 << 20))
+    spec = ctx.plan.rank_specs(0)[0]
+    m = StreamMechanism()
+    m.save(ctx, "a/" + spec.name, spec).wait()
+    (shape, ring), = m._rings
+    assert len(ring) == RING
+    m.save(ctx, "b/" + spec.name, spec).wait()
+    assert m._rings[0][1] is ring  # the second save wrote through the same pieces
+    assert m.load(ctx, "b/" + spec.name, spec).payload_bytes == spec.nbytes
+    m.release()  # what the engine calls after every save and load: the ring stays
+    assert m._rings[0][1] is ring
+    m.drop_ring()
+    assert m._rings == []
