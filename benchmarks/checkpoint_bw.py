@@ -69,10 +69,8 @@ def _aligned(nbytes: int) -> np.ndarray:
 
 
 def make_bytes(data: np.ndarray, piece: int) -> None:
-    """Fill ``data`` with bytes as unique as a checkpoint's (one ChunkSource key per piece, a fresh nonce each
-    call): repeating one buffer would let a storage layer that deduplicates or compresses (a VM's host, a filer)
-    write less than the checkpoint does. The array is made once and refilled each round, so the ceiling's source
-    bytes sit in memory the process already owns, as the mechanism's reused pieces do."""
+    """Fill ``data`` with bytes as unique as a checkpoint's (a ChunkSource key per piece, a fresh nonce per call: a
+    deduplicating or compressing layer must not write less), refilled each round in memory the process owns."""
     from dlio_core.checkpoint import ChunkSource
 
     src = ChunkSource(piece, nonce=int.from_bytes(os.urandom(8), "little") >> 1)
