@@ -171,24 +171,25 @@ class StreamMechanism(RawMechanism):
         # The ring is kept from one save to the next for the mechanism's life, as the engine keeps its load
         # buffer (release() after each save leaves it): fresh pieces every save cost their page faults inside
         # the timed save, and on a VM that returns idle memory to its host, far more
-        self._rings: list[tuple[tuple[int, bool], list[np.ndarray]]] = []
-        self._rings_lock = threading.Lock()
+        self._kept: tuple[tuple[int, bool], list[np.ndarray]] | None = None  # (piece size, O_DIRECT), the ring
+        self._kept_lock = threading.Lock()
 
     def drop_ring(self) -> None:
         """Let the kept ring go (the next save makes a new one)."""
-        with self._rings_lock:
-            self._rings.clear()
+        with self._kept_lock:
+            self._kept = None
 
     def _ring(self, step: int, direct: bool) -> list[np.ndarray]:
-        with self._rings_lock:
-            for i, (shape, ring) in enumerate(self._rings):
-                if shape == (step, direct):
-                    return self._rings.pop(i)[1]
+        """The kept ring if it has this shape (taken, so a concurrent save makes its own), else a new one."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, None
+        if kept is not None and kept[0] == (step, direct):
+            return kept[1]
         return [_buffer(step, direct) for _ in range(RING)]
 
     def _give_back(self, step: int, direct: bool, ring: list[np.ndarray]) -> None:
-        with self._rings_lock:
-            self._rings = [((step, direct), ring)]  # one ring kept: a rank's saves run one after another
+        with self._kept_lock:
+            self._kept = ((step, direct), ring)  # one ring kept: a rank's saves run one after another
 
     def save(self, ctx: Context, path: str, spec: FileSpec) -> Done:
         key = ctx.source.file_key(path)

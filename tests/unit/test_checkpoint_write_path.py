@@ -115,12 +115,12 @@ def test_stream_keeps_its_ring_between_saves_until_dropped():
     spec = ctx.plan.rank_specs(0)[0]
     m = StreamMechanism()
     m.save(ctx, "a/" + spec.name, spec).wait()
-    (shape, ring), = m._rings
+    _, ring = m._kept
     assert len(ring) == RING
     m.save(ctx, "b/" + spec.name, spec).wait()
-    assert m._rings[0][1] is ring  # the second save wrote through the same pieces
+    assert m._kept[1] is ring  # the second save wrote through the same pieces
     assert m.load(ctx, "b/" + spec.name, spec).payload_bytes == spec.nbytes
     m.release()  # what the engine calls after every save and load: the ring stays
-    assert m._rings[0][1] is ring
+    assert m._kept[1] is ring
     m.drop_ring()
-    assert m._rings == []
+    assert m._kept is None
