@@ -281,6 +281,22 @@ class _Run:
         outcome = self.sync.exchange("checkpoints", timeout_s=None)
         return self.sync.end_from(outcome, epoch=0, step=0, phase="checkpoint")
 
+    def until_the_end(self, part: Callable[[], RunEnd]) -> RunEnd:
+        """``part()``'s end; or, when an error escapes it between the guarded pieces, the end every rank
+        agrees on after hearing of that error, so that the result files are still written and say so.
+
+        Such errors are raised wherever the main thread happens to be: torch's SIGCHLD handler raises
+        "DataLoader worker (pid N) is killed by signal" when a worker dies, between epochs as well.
+        """
+        try:
+            return part()
+        except RankLost:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - every rank must hear of it
+            self.sync.note(exc)
+            outcome = self.sync.exchange(f"an error in {self.at.phase} (epoch {self.at.epoch})")
+            return self.sync.end_from(outcome, epoch=self.at.epoch, step=self.at.step, phase=self.at.phase)
+
     def finish(self, end: RunEnd) -> RunResult:
         """Write what was measured (every rank), agree that it is written, raise when the run did not complete."""
         from .report import dlio as dlio_report
@@ -346,9 +362,9 @@ def run(cfg: Any, *, dist: Dist | None = None, quiet: bool = False, log: RunLog 
                     log.output("workflow.train is False: nothing more to do")
                     log.close()
                     return state.result
-                return state.finish(state.checkpoint_only())
+                return state.finish(state.until_the_end(state.checkpoint_only))
             state.prepare_training()
-            return state.finish(state.epochs())
+            return state.finish(state.until_the_end(state.epochs))
         except RankLost as exc:
             state.lost(exc)
             if owns_dist:
