@@ -2,9 +2,9 @@
 
 A training step waits for its batch (``wait``, the data stall), runs the emulated compute, then
 exchanges every rank's status (:meth:`dlio_core.run_end.RunSync.exchange`, DLIO's per-step barrier at
-the same cost, recorded as the step's ``barrier`` time). A rank whose batch failed, or that was
-signalled, does no more work but still makes every exchange, so the ranks stop together at the step
-where the first of them had trouble. Evaluation has no per-step exchange (as in DLIO); a failure
+the same cost, recorded as the step's ``barrier`` time). A rank whose batch failed does no more work
+but still makes every exchange, so the ranks stop together at the step where the first of them had
+trouble; a signal ends the run at the exchange after the step it lands in (every rank ran that step). Evaluation has no per-step exchange (as in DLIO); a failure
 or a signal ends it early and the runner's next exchange tells the other ranks.
 
 Example:
@@ -69,7 +69,10 @@ def train_epoch(rec: PhaseRecord, loader: Any, plan: Any, steps: int, compute: A
             at.step, batch = step, None
             t0 = t1 = perf()
             compute_s = 0.0
-            if sync.clear:
+            # A signal stops the run at the next exchange, after the step it lands in or before: a rank
+            # signalled between two steps still runs the next one, as the other ranks do, so that every
+            # rank records the same steps. Only a failure skips the work.
+            if sync.error is None:
                 try:
                     batch = next(batches)
                     t1 = perf()

@@ -97,6 +97,16 @@ def test_train_epoch_stops_at_the_failing_step_and_keeps_what_it_measured():
     assert "step 3: short read" in out.message
 
 
+def test_a_signal_before_a_step_stops_the_run_after_that_step():
+    """A signal landing between two steps (or before an epoch's first, where the set-up takes a while):
+    the rank still runs that step, as the other ranks do, so every rank records the same steps."""
+    stop = StopSignals()
+    stop.received = signal.SIGTERM
+    rec, at = PhaseRecord(batch_size=2), Progress(epoch=1)
+    out = train_epoch(rec, _loader(), None, 8, SimpleNamespace(step=lambda: 0.0), RunSync(Dist(), stop), at)
+    assert (out.status, at.step, rec.steps) == (RankStatus.INTERRUPTED, 1, 1)
+
+
 def test_train_epoch_checkpoints_after_ok_steps_only():
     saved = []
 
