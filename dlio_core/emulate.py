@@ -27,8 +27,8 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-__all__ = ["Compute", "ComputeUnavailable", "KernelCompute", "TorchMatmul", "busy_sleep", "calibrate", "gpu_kernel",
-           "make_compute"]
+__all__ = ["Compute", "ComputeUnavailable", "KernelCompute", "NoCompute", "TorchMatmul", "busy_sleep", "calibrate",
+           "gpu_kernel", "make_compute"]
 
 GPU_ERROR = "train.computation_device: gpu needs a CUDA device; use cpu"
 
@@ -63,6 +63,21 @@ class Compute:
         start = time.perf_counter()
         busy_sleep(requested)
         return time.perf_counter() - start
+
+
+class NoCompute(Compute):
+    """A phase whose compute time is 0 on every draw (``computation_time: 0``): ``step()`` returns 0.0
+    without drawing or timing anything, so a step costs only its read.
+
+    >>> NoCompute().step()
+    0.0
+    """
+
+    def __init__(self) -> None:  # noqa: D107 - nothing to draw from
+        super().__init__(lambda rng: 0.0, None)
+
+    def step(self) -> float:
+        return 0.0
 
 
 class ComputeUnavailable(RuntimeError):
@@ -257,11 +272,16 @@ def make_compute(cfg: Any, rng: np.random.Generator, *, phase: str = "train") ->
     ...          evaluation=NS(eval_time=NS(sample=lambda rng: 0.0)))
     >>> type(make_compute(cfg, np.random.default_rng(0))).__name__
     'Compute'
+    >>> from dlio_core.config.timespec import TimeSpec
+    >>> cfg.train.computation_time = TimeSpec.parse(0, key="train.computation_time")
+    >>> type(make_compute(cfg, np.random.default_rng(0))).__name__
+    'NoCompute'
     """
     if phase not in ("train", "eval"):
         raise ValueError(f"phase must be 'train' or 'eval', got {phase!r}")
-    draw = cfg.train.computation_time.sample if phase == "train" else cfg.evaluation.eval_time.sample
+    spec = cfg.train.computation_time if phase == "train" else cfg.evaluation.eval_time
     device = str(getattr(cfg.train.computation_device, "value", cfg.train.computation_device)).lower()
     if device != "gpu":
-        return Compute(draw, rng)
+        return NoCompute() if getattr(spec, "is_zero", False) else Compute(spec.sample, rng)
+    draw = spec.sample
     return KernelCompute(draw, rng, gpu_kernel())

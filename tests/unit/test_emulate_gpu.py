@@ -81,3 +81,16 @@ def test_gpu_compute_without_a_gpu_says_use_cpu():
     with pytest.raises(ComputeUnavailable) as exc:
         make_compute(_cfg("gpu"), np.random.default_rng(0))
     assert str(exc.value).startswith(GPU_ERROR)
+
+
+def test_zero_compute_spends_nothing_and_a_nonzero_one_sleeps():
+    from dlio_core.config import load_config
+    from dlio_core.emulate import NoCompute
+
+    zero = make_compute(load_config("default", ["++workload.train.computation_time=0"]), np.random.default_rng(0))
+    assert type(zero) is NoCompute and zero.step() == 0.0
+    some = make_compute(load_config("default", ["++workload.train.computation_time=0.002"]), np.random.default_rng(0))
+    assert type(some) is Compute and some.step() >= 0.002
+    spread = make_compute(load_config("default", ["++workload.train.computation_time={mean: 0, stdev: 0.001}"]),
+                          np.random.default_rng(0))
+    assert type(spread) is Compute  # draws that may be > 0: timed
