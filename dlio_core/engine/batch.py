@@ -20,7 +20,7 @@ class ReadError(RuntimeError):
         return cls(f"cannot read {path}: {exc.strerror or exc}")
 
 
-@dataclass
+@dataclass(slots=True)  # built and read every step: slots make both cheaper (plugins' subclasses add fields)
 class Batch:
     """One step's data as the runner sees it.
 
