@@ -4,6 +4,7 @@ epoch. (The shared read-path tests run it too, as the ``pooled`` mode.)"""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -68,16 +69,23 @@ def test_yields_what_the_threaded_path_yields(dataset, monkeypatch, threads, shu
                                               for s in range(plan.steps)]
 
 
-def test_uses_native_threads_not_python_ones(dataset):
+@pytest.mark.parametrize("cpus, native", [(16, 3), (2, 1)])
+def test_uses_native_threads_not_python_ones(dataset, monkeypatch, cpus, native):
+    """``read_threads`` native threads, but no more than the CPUs less one (the consumer reads too)."""
+    monkeypatch.setattr(pooled, "usable_cpus", lambda: cpus)
     st, paths, sizes = dataset(40, 1)
     py_base, os_base = threading.active_count(), os_threads()
     loader = NativeLoader(st, get_format("npz"), paths, sizes=sizes, read_threads=3)
     it = loader.epoch(_plan(40, 1, 2))
     next(it).release()
-    assert threading.active_count() == py_base and os_threads() == os_base + 3
+    assert threading.active_count() == py_base and os_threads() == os_base + native
     for b in it:
         b.release()
     assert threads_settle_at(os_base)
+
+
+def test_usable_cpus_follows_the_affinity_mask():
+    assert pooled.usable_cpus() == len(os.sched_getaffinity(0))
 
 
 @pytest.mark.parametrize("prefetch", [1, 2, 4])
