@@ -38,7 +38,9 @@ def mode(request, monkeypatch):
     (os.open/os.preadv/os.close)."""
     if request.param == "pooled" and whole_file._cread is None:
         pytest.skip("the C extension dlio_core.engine._cread is not built")
-    if request.param != "pooled":
+    if request.param == "pooled":  # every one of read_threads native threads here (the CPU cap has its test)
+        monkeypatch.setattr(pooled, "usable_cpus", lambda: 64)
+    else:
         monkeypatch.setattr(pooled, "can_pool", lambda inputs, batch_size: False)
     if request.param in ("chunks", "one-by-one"):
         monkeypatch.setattr(whole_file, "BURST_MAX_BYTES", 0)
