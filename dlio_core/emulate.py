@@ -283,5 +283,4 @@ def make_compute(cfg: Any, rng: np.random.Generator, *, phase: str = "train") ->
     device = str(getattr(cfg.train.computation_device, "value", cfg.train.computation_device)).lower()
     if device != "gpu":
         return NoCompute() if getattr(spec, "is_zero", False) else Compute(spec.sample, rng)
-    draw = spec.sample
-    return KernelCompute(draw, rng, gpu_kernel())
+    return KernelCompute(spec.sample, rng, gpu_kernel())

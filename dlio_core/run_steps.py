@@ -4,8 +4,9 @@ A training step waits for its batch (``wait``, the data stall), runs the emulate
 exchanges every rank's status (:meth:`dlio_core.run_end.RunSync.exchange`, DLIO's per-step barrier at
 the same cost, recorded as the step's ``barrier`` time). A rank whose batch failed does no more work
 but still makes every exchange, so the ranks stop together at the step where the first of them had
-trouble; a signal ends the run at the exchange after the step it lands in (every rank ran that step). Evaluation has no per-step exchange (as in DLIO); a failure
-or a signal ends it early and the runner's next exchange tells the other ranks.
+trouble; a signal ends the run at the exchange after the step it lands in (every rank ran that step).
+Evaluation has no per-step exchange (as in DLIO); a failure or a signal ends it early and the runner's
+next exchange tells the other ranks.
 
 Example:
     >>> from types import SimpleNamespace

@@ -21,9 +21,9 @@ Both the pool's idle threads and a consumer waiting on a running step spin for `
 
 The consumer reads too, so the pool has ``read_threads`` threads but never more than the CPUs this
 process may run on, less one for the consumer (:func:`native_threads`): on 2 vCPUs, two native readers
-and the consumer took turns on the CPUs, and a third of the steps waited 50-200 us for a reader that
-had been put aside (1,024 steps of 4 x 4 KiB: 105-174 such steps and 102-185k samples/s with two
-native readers, 15-36 and 167-238k with one; ``read_threads: 2``, fresh runs).
+and the consumer took turns on the CPUs, and many steps waited 50-200 us for a reader that had been put
+aside (fresh runs of 1,024 steps of 4 x 4 KiB, ``read_threads: 2``: 50-149 such steps with two native
+readers, 21-68 with one; benchmarks/RESULTS.md, session 6).
 
 What a run reports is unchanged in meaning: ``io_s`` is the batch's read time (on whichever thread
 read it), ``decode_s`` its parse time, and the runner's ``wait`` is the time ``next()`` blocked. The
