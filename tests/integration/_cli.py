@@ -1,22 +1,48 @@
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 
 BIN = Path(sys.executable).parent
 
+# What Open MPI's launcher prints when its PMIx server cannot start listening, before any rank runs.
+PMIX_START_FAILED = "The PMIx server's listener thread failed to start"
+
+
+def private_tmpdir() -> str:
+    """A new short folder under the system's temporary folder, removed when the tests end: the ``TMPDIR``
+    of one launched command, so that mpirun's session folders (``prted.<pid>``, ``ompi.<host>.<uid>``)
+    are its own. Tests that kill mpirun leave those folders behind, and with 32,768 process ids a later
+    mpirun may get the same pid, and so the same folder."""
+    folder = tempfile.mkdtemp(prefix="dlt-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def launcher_did_not_start(res: subprocess.CompletedProcess) -> bool:
+    """Whether ``res`` failed because mpirun's PMIx server never started (no rank ran): a start-up
+    failure of the launcher on a busy machine, not of the command. Callers run such a command once more."""
+    return res.returncode != 0 and PMIX_START_FAILED in (res.stdout or "") + (res.stderr or "")
+
 
 def dl_driver(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None, timeout: float = 300,
               launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-    """Run the installed console script (as a user would) and capture its output."""
+    """Run the installed console script (as a user would) and capture its output. A command whose mpirun
+    did not start (:func:`launcher_did_not_start`) runs once more, with a fresh ``TMPDIR``."""
     exe = shutil.which("dl-driver", path=str(BIN)) or "dl-driver"
     cmd = [*(launcher or []), exe, *args]
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    for attempt in range(2):
+        full_env = {**os.environ, "TMPDIR": private_tmpdir(), **(env or {})}
+        res = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+        if not launcher_did_not_start(res):
+            break
+    return res
 
 
 

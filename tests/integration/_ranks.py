@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._cli import launcher_did_not_start, private_tmpdir
+
 BIN = Path(sys.executable).parent
 MPIRUN = shutil.which("mpirun", path=str(BIN))
 TORCHRUN = shutil.which("torchrun", path=str(BIN))
@@ -48,7 +50,7 @@ def env(**extra: str) -> dict[str, str]:
             if not k.startswith(("OMPI_", "PMI_", "PMIX_", "PRTE_", "SLURM_", "PALS_", "TORCHELASTIC_"))}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         base.pop(name, None)
-    base.update(OMP_NUM_THREADS="1", DL_DRIVER_RANK_TIMEOUT_S=str(RANK_TIMEOUT_S))
+    base.update(OMP_NUM_THREADS="1", DL_DRIVER_RANK_TIMEOUT_S=str(RANK_TIMEOUT_S), TMPDIR=private_tmpdir())
     base.update(extra)  # may replace the rank timeout
     return base
 
@@ -75,10 +77,15 @@ def ranks(out: Path, world: int) -> list[dict]:
 
 
 def run(cmd: list[str], timeout: float = 90, **kwargs) -> tuple[subprocess.CompletedProcess, float]:
-    """Run ``cmd`` to its end (a hang fails the test at ``timeout``); returns the result and seconds taken."""
-    t0 = time.monotonic()
-    res = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout,
-                         env=kwargs.pop("env", None) or env(), **kwargs)
+    """Run ``cmd`` to its end (a hang fails the test at ``timeout``); returns the result and seconds taken.
+    A launch whose mpirun did not start (``_cli.launcher_did_not_start``) runs once more."""
+    given = kwargs.pop("env", None)
+    for attempt in range(2):
+        t0 = time.monotonic()
+        res = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout,
+                             env={**given, "TMPDIR": private_tmpdir()} if given else env(), **kwargs)
+        if not launcher_did_not_start(res):
+            break
     return res, time.monotonic() - t0
 
 
