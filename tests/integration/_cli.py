@@ -31,18 +31,23 @@ def launcher_did_not_start(res: subprocess.CompletedProcess) -> bool:
     return res.returncode != 0 and PMIX_START_FAILED in (res.stdout or "") + (res.stderr or "")
 
 
-def dl_driver(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None, timeout: float = 300,
-              launcher: list[str] | None = None) -> subprocess.CompletedProcess:
-    """Run the installed console script (as a user would) and capture its output. A command whose mpirun
-    did not start (:func:`launcher_did_not_start`) runs once more, with a fresh ``TMPDIR``."""
-    exe = shutil.which("dl-driver", path=str(BIN)) or "dl-driver"
-    cmd = [*(launcher or []), exe, *args]
-    for attempt in range(2):
-        full_env = {**os.environ, "TMPDIR": private_tmpdir(), **(env or {})}
-        res = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+def run_launched(cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd)`` with its output captured as text, ``env`` with a ``TMPDIR`` of its own
+    (:func:`private_tmpdir`); a command whose mpirun did not start (:func:`launcher_did_not_start`) runs
+    once more, with a fresh ``TMPDIR``."""
+    for _ in range(2):
+        res = subprocess.run(cmd, env={**env, "TMPDIR": private_tmpdir()}, capture_output=True, text=True, **kwargs)
         if not launcher_did_not_start(res):
             break
     return res
+
+
+def dl_driver(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None, timeout: float = 300,
+              launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed console script (as a user would) and capture its output (see :func:`run_launched`)."""
+    exe = shutil.which("dl-driver", path=str(BIN)) or "dl-driver"
+    cmd = [*(launcher or []), exe, *args]
+    return run_launched(cmd, {**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
 
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._cli import launcher_did_not_start, private_tmpdir
+from ._cli import private_tmpdir, run_launched
 
 BIN = Path(sys.executable).parent
 MPIRUN = shutil.which("mpirun", path=str(BIN))
@@ -77,15 +77,10 @@ def ranks(out: Path, world: int) -> list[dict]:
 
 
 def run(cmd: list[str], timeout: float = 90, **kwargs) -> tuple[subprocess.CompletedProcess, float]:
-    """Run ``cmd`` to its end (a hang fails the test at ``timeout``); returns the result and seconds taken.
-    A launch whose mpirun did not start (``_cli.launcher_did_not_start``) runs once more."""
-    given = kwargs.pop("env", None)
-    for attempt in range(2):
-        t0 = time.monotonic()
-        res = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout,
-                             env={**given, "TMPDIR": private_tmpdir()} if given else env(), **kwargs)
-        if not launcher_did_not_start(res):
-            break
+    """Run ``cmd`` to its end (a hang fails the test at ``timeout``); returns the result and seconds taken
+    (a launch whose mpirun did not start runs once more: ``_cli.run_launched``)."""
+    t0 = time.monotonic()
+    res = run_launched(cmd, kwargs.pop("env", None) or env(), errors="replace", timeout=timeout, **kwargs)
     return res, time.monotonic() - t0
 
 
